@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine: `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: serve test install install-test cli clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+## Run the server on 127.0.0.1:8006 with ./config.yaml (SQLite under ./data, no Redis).
+serve: install
+	$(BIN)/claude-proxy serve --config config.yaml
+
+## Install the pinned Claude Code CLI from the npm registry into .cache/ (kept between runs).
+cli: install-test
+	$(BIN)/python -m tests.support.cli
+
+## Run the whole test suite: unit tests and end-to-end tests with the real CLI.
+test: install-test cli
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

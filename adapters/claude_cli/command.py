@@ -1,0 +1,89 @@
+"""Command lines and environments for CLI processes. Nothing a caller wrote goes into argv."""
+
+from __future__ import annotations
+
+import re
+from typing import Mapping
+
+from msgspec import Struct
+
+# Session ids and models reach argv; both are produced by the proxy, and checked once more here.
+_SAFE_ARG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,100}$")
+
+FORCED_ENV = {
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+}
+
+
+class LaunchSpec(Struct, kw_only=True):
+    """Settings shared by every process the pool starts."""
+
+    binary: str
+    bare: bool
+    max_retries: int
+    env: dict[str, str]
+
+
+def safe_arg(value: str) -> str:
+    if not _SAFE_ARG.match(value):
+        raise ValueError(f"refusing to put {value!r} on a command line")
+    return value
+
+
+def build_argv(spec: LaunchSpec, *, model: str, resume_session: str | None = None) -> list[str]:
+    """A print-mode stream-json process with every host-facing feature off."""
+    argv = [
+        spec.binary,
+        "-p",
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--include-partial-messages",
+        "--model",
+        safe_arg(model),
+        "--tools",
+        "",
+        "--strict-mcp-config",
+        "--setting-sources",
+        "",
+        "--no-session-persistence",
+        "--disable-slash-commands",
+        "--system-prompt-snapshot",
+        "off",
+        "--permission-mode",
+        "default",
+    ]
+    if spec.bare:
+        argv.append("--bare")
+    if resume_session is not None:
+        argv += ["--resume", safe_arg(resume_session)]
+    return argv
+
+
+def build_env(
+    environ: Mapping[str, str],
+    *,
+    passthrough: list[str],
+    extra: Mapping[str, str],
+    max_retries: int,
+) -> dict[str, str]:
+    """Only named variables cross from the server to the CLI, plus the forced quiet settings."""
+    env = {key: environ[key] for key in passthrough if key in environ}
+    env.update(extra)
+    env.update(FORCED_ENV)
+    env["CLAUDE_CODE_MAX_RETRIES"] = str(max_retries)
+    return env
+
+
+def decide_bare(setting: str | bool, environ: Mapping[str, str]) -> bool:
+    """`auto`: bare when an API key is there to use and no OAuth login would be lost."""
+    if isinstance(setting, bool):
+        return setting
+    has_key = bool(environ.get("ANTHROPIC_API_KEY"))
+    has_oauth = bool(environ.get("CLAUDE_CODE_OAUTH_TOKEN"))
+    return has_key and not has_oauth

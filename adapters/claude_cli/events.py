@@ -1,0 +1,191 @@
+"""The CLI's stream-json output lines as a msgspec tagged union, and the one parser for them.
+
+Only the fields the proxy uses are declared; the CLI prints many more and adds new line types
+over time, so an unknown line becomes `UnknownLine` instead of an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+from msgspec import Struct
+
+
+class AnthropicUsage(Struct):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+
+
+class MessageStartBody(Struct):
+    id: str = ""
+    model: str = ""
+    usage: AnthropicUsage = msgspec.field(default_factory=AnthropicUsage)
+
+
+class MessageStart(Struct, tag="message_start", tag_field="type"):
+    message: MessageStartBody
+
+
+class ContentBlockStart(Struct, tag="content_block_start", tag_field="type"):
+    index: int
+    content_block: dict[str, Any]
+
+
+class TextDeltaBody(Struct, tag="text_delta", tag_field="type"):
+    text: str
+
+
+class InputJsonDeltaBody(Struct, tag="input_json_delta", tag_field="type"):
+    partial_json: str
+
+
+class ThinkingDeltaBody(Struct, tag="thinking_delta", tag_field="type"):
+    thinking: str = ""
+
+
+class SignatureDeltaBody(Struct, tag="signature_delta", tag_field="type"):
+    signature: str = ""
+
+
+class CitationsDeltaBody(Struct, tag="citations_delta", tag_field="type"):
+    citation: dict[str, Any] = {}
+
+
+DeltaBody = Union[TextDeltaBody, InputJsonDeltaBody, ThinkingDeltaBody, SignatureDeltaBody, CitationsDeltaBody]
+
+
+class ContentBlockDelta(Struct, tag="content_block_delta", tag_field="type"):
+    index: int
+    delta: DeltaBody
+
+
+class ContentBlockStop(Struct, tag="content_block_stop", tag_field="type"):
+    index: int
+
+
+class MessageDeltaBody(Struct):
+    stop_reason: str | None = None
+    stop_sequence: str | None = None
+
+
+class MessageDelta(Struct, tag="message_delta", tag_field="type"):
+    delta: MessageDeltaBody
+    usage: AnthropicUsage = msgspec.field(default_factory=AnthropicUsage)
+
+
+class MessageStop(Struct, tag="message_stop", tag_field="type"):
+    pass
+
+
+class Ping(Struct, tag="ping", tag_field="type"):
+    pass
+
+
+AnthropicEvent = Union[
+    MessageStart, ContentBlockStart, ContentBlockDelta, ContentBlockStop, MessageDelta, MessageStop, Ping
+]
+
+
+class StreamEventLine(Struct, tag="stream_event", tag_field="type"):
+    event: AnthropicEvent
+    parent_tool_use_id: str | None = None
+
+
+class SystemLine(Struct, tag="system", tag_field="type"):
+    subtype: str = ""
+    session_id: str | None = None
+    model: str | None = None
+    tools: list[Any] | None = None
+    attempt: int | None = None
+    max_retries: int | None = None
+    retry_delay_ms: float | None = None
+    error_status: int | None = None
+
+
+class AssistantLine(Struct, tag="assistant", tag_field="type"):
+    message: dict[str, Any]
+    error: str | None = None
+    parent_tool_use_id: str | None = None
+
+
+class ResultUsage(Struct):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+
+class ResultLine(Struct, tag="result", tag_field="type"):
+    subtype: str = ""
+    is_error: bool = False
+    result: str | None = None
+    stop_reason: str | None = None
+    api_error_status: int | None = None
+    usage: ResultUsage = msgspec.field(default_factory=ResultUsage)
+    total_cost_usd: float | None = None
+    modelUsage: dict[str, Any] = {}  # noqa: N815 - the CLI's own key
+    duration_ms: int | None = None
+    duration_api_ms: int | None = None
+    session_id: str | None = None
+    errors: list[str] | None = None
+
+
+class ControlResponseBody(Struct):
+    subtype: str
+    request_id: str
+    error: str | None = None
+    response: dict[str, Any] | None = None
+
+
+class ControlResponseLine(Struct, tag="control_response", tag_field="type"):
+    response: ControlResponseBody
+
+
+class UnknownLine(Struct):
+    type: str
+
+
+CliLine = Union[StreamEventLine, SystemLine, AssistantLine, ResultLine, ControlResponseLine]
+
+_line_decoder = msgspec.json.Decoder(CliLine)
+
+
+class _Head(Struct):
+    type: str = ""
+
+
+_head_decoder = msgspec.json.Decoder(_Head)
+_MUST_PARSE = frozenset({"result", "control_response"})
+
+
+class ProtocolError(ValueError):
+    """A line on the CLI's stdout that is not JSON at all."""
+
+
+def parse_line(raw: bytes) -> CliLine | UnknownLine:
+    """Decode one stdout line. Unknown line or event types come back as `UnknownLine`."""
+    try:
+        return _line_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        invalid = exc
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"not a JSON line: {raw[:200]!r}") from exc
+    try:
+        head = _head_decoder.decode(raw)
+    except msgspec.MsgspecError as exc:
+        raise ProtocolError(f"not a JSON object line: {raw[:200]!r}") from exc
+    # A result or control response we cannot read would lose the outcome: that is an error.
+    if head.type in _MUST_PARSE:
+        raise ProtocolError(f"unreadable {head.type} line: {invalid}") from invalid
+    return UnknownLine(type=head.type)
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode_line(obj: Any) -> bytes:
+    """One stdin line for `--input-format stream-json`."""
+    return _encoder.encode(obj) + b"\n"

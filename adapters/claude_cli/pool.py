@@ -1,0 +1,228 @@
+"""A bounded pool of CLI processes with pre-started spares and a bounded wait queue.
+
+At most `size` processes are alive at once, spares included. A request first takes a slot
+(waiting in FIFO order, at most `max_queue` waiters, each for at most `queue_timeout_s`), then a
+spare if its conversation needs no resumed history, else a freshly started process. Each
+process serves one request and is closed afterwards; spares are refilled in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+from collections import deque
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from adapters.claude_cli.command import LaunchSpec
+from adapters.claude_cli.process import CliProcess
+from adapters.types import Turn
+from proxy.errors import RateLimited, ShuttingDown
+
+log = logging.getLogger("claude_proxy.pool")
+
+
+class CliPool:
+    """Owns every CLI process the server starts; `close()` leaves none behind."""
+
+    def __init__(
+        self,
+        spec: LaunchSpec,
+        *,
+        size: int,
+        spares: int,
+        spare_model: str,
+        max_queue: int,
+        queue_timeout_s: float,
+        retry_after_s: float,
+        config_dir: Path,
+        workroot: Path | None = None,
+    ) -> None:
+        self.spec = spec
+        self.size = size
+        self.target_spares = min(spares, size)
+        self.spare_model = spare_model
+        self.max_queue = max_queue
+        self.queue_timeout_s = queue_timeout_s
+        self.retry_after_s = retry_after_s
+        self.config_dir = config_dir
+        self._workroot_setting = workroot
+        self.workroot: Path | None = None
+        self._serving = 0
+        self._spawning = 0
+        self._spares: deque[CliProcess] = deque()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._live: set[CliProcess] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+        self.started_total = 0
+        self.failed_total = 0
+
+    async def start(self) -> None:
+        root = self._workroot_setting
+        if root is None:
+            self.workroot = Path(tempfile.mkdtemp(prefix="claude-proxy-"))
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            self.workroot = Path(tempfile.mkdtemp(prefix="claude-proxy-", dir=root))
+        self._refill()
+
+    async def close(self) -> None:
+        self._closed = True
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(ShuttingDown("the server is shutting down"))
+        self._waiters.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(proc.close() for proc in list(self._live)), return_exceptions=True)
+        self._live.clear()
+        self._spares.clear()
+        if self.workroot is not None:
+            shutil.rmtree(self.workroot, ignore_errors=True)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "busy": self._serving,
+            "spares": len(self._spares),
+            "starting": self._spawning,
+            "queued": len(self._waiters),
+            "max_queue": self.max_queue,
+            "processes": len(self._live),
+            "started_total": self.started_total,
+            "failed_total": self.failed_total,
+        }
+
+    def live_pids(self) -> list[int]:
+        return [proc.pid for proc in self._live]
+
+    @asynccontextmanager
+    async def lease(self, *, model: str, history: list[Turn] | None = None) -> AsyncIterator[CliProcess]:
+        """A process for one request; it is killed and cleaned up when the block exits."""
+        await self._acquire_slot()
+        proc: CliProcess | None = None
+        try:
+            proc = None if history else self._take_spare()
+            if proc is None:
+                await self._make_room()
+                proc = await self._spawn(model=model, history=history)
+            yield proc
+        finally:
+            try:
+                if proc is not None:
+                    proc.kill()  # at once, even if the await below is cancelled
+                    await asyncio.shield(self._retire(proc))
+            finally:
+                self._release_slot()
+
+    async def _acquire_slot(self) -> None:
+        if self._closed:
+            raise ShuttingDown("the server is shutting down")
+        if self._serving < self.size and not self._waiters:
+            self._serving += 1
+            return
+        if len(self._waiters) >= self.max_queue:
+            raise RateLimited(
+                f"all {self.size} Claude processes are busy and the queue is full; retry shortly",
+                retry_after=self.retry_after_s,
+            )
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout=self.queue_timeout_s)
+        except asyncio.TimeoutError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._release_slot()  # granted just as the wait ran out: hand it on
+            raise RateLimited(
+                f"waited {self.queue_timeout_s:g}s for a free Claude process; retry shortly",
+                retry_after=self.retry_after_s,
+            ) from None
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._release_slot()
+            raise
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            if not waiter.done():
+                waiter.cancel()
+
+    def _release_slot(self) -> None:
+        # The slot passes straight to the next waiter, so the count only drops when none waits.
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._serving -= 1
+        self._refill()
+
+    def _take_spare(self) -> CliProcess | None:
+        while self._spares:
+            proc = self._spares.popleft()
+            if proc.alive:
+                self._refill()
+                return proc
+            self._forget(proc)
+        return None
+
+    async def _make_room(self) -> None:
+        # Spares count toward `size`; a request that needs a new process evicts one.
+        while self._spares and len(self._live) + self._spawning >= self.size:
+            proc = self._spares.pop()
+            await self._retire(proc)
+
+    async def _spawn(self, *, model: str, history: list[Turn] | None) -> CliProcess:
+        if self.workroot is None:
+            raise ShuttingDown("the pool is not running")
+        self._spawning += 1
+        try:
+            proc = await CliProcess.spawn(
+                self.spec, model=model, workroot=self.workroot, config_dir=self.config_dir, history=history
+            )
+        except Exception:
+            self.failed_total += 1
+            raise
+        finally:
+            self._spawning -= 1
+        self.started_total += 1
+        self._live.add(proc)
+        return proc
+
+    async def _retire(self, proc: CliProcess) -> None:
+        try:
+            await proc.close()
+        finally:
+            self._forget(proc)
+
+    def _forget(self, proc: CliProcess) -> None:
+        self._live.discard(proc)
+
+    def _refill(self) -> None:
+        if self._closed:
+            return
+        while (
+            len(self._spares) + self._spawning < self.target_spares
+            and self._serving + len(self._spares) + self._spawning < self.size
+        ):
+            self._spawning += 1  # counted now so the loop sees it; _spawn_spare balances it
+            task = asyncio.get_running_loop().create_task(self._spawn_spare())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _spawn_spare(self) -> None:
+        self._spawning -= 1
+        try:
+            proc = await self._spawn(model=self.spare_model, history=None)
+        except Exception as exc:  # noqa: BLE001 - a failed spare must not kill the server
+            log.warning("could not start a spare Claude process: %s", exc)
+            return
+        if self._closed:
+            await self._retire(proc)
+            return
+        self._spares.append(proc)

@@ -1,0 +1,195 @@
+"""One Claude CLI child process: its own process group, its own throwaway working directory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from adapters.claude_cli.command import LaunchSpec, build_argv
+from adapters.claude_cli.events import (
+    CliLine,
+    ControlResponseLine,
+    ProtocolError,
+    UnknownLine,
+    encode_line,
+    parse_line,
+)
+from adapters.claude_cli.session_file import remove_session, write_session
+from adapters.types import Turn
+from proxy.errors import CliFailed, CliUnavailable
+
+log = logging.getLogger("claude_proxy.cli")
+
+# stream-json lines carry whole messages; a long answer is one long line.
+_LINE_LIMIT = 64 * 1024 * 1024
+_STDERR_KEEP = 40
+
+
+class CliProcess:
+    """A spawned CLI. `close()` kills its whole process group and removes its files."""
+
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        *,
+        workdir: Path,
+        model: str,
+        session_file: Path | None,
+    ) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.workdir = workdir
+        self.model = model
+        self.session_file = session_file
+        self.stderr_tail: deque[str] = deque(maxlen=_STDERR_KEEP)
+        self._stderr_task = asyncio.create_task(self._drain_stderr())
+        self._control_seq = 0
+        self._closed = False
+
+    @classmethod
+    async def spawn(
+        cls,
+        spec: LaunchSpec,
+        *,
+        model: str,
+        workroot: Path,
+        config_dir: Path,
+        history: list[Turn] | None = None,
+    ) -> "CliProcess":
+        workdir = workroot / f"w{uuid.uuid4().hex}"
+        workdir.mkdir(mode=0o700, parents=True)
+        session_id = session_file = None
+        try:
+            if history:
+                session_id, session_file = write_session(config_dir, workdir, history)
+            argv = build_argv(spec, model=model, resume_session=session_id)
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=workdir,
+                env=spec.env,
+                limit=_LINE_LIMIT,
+                start_new_session=True,  # its own process group, so one kill reaches its children
+            )
+        except OSError as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            if session_file is not None:
+                remove_session(session_file)
+            raise CliUnavailable(f"could not start the Claude CLI: {exc}") from exc
+        log.debug("cli started pid=%s model=%s resume=%s", proc.pid, model, bool(history))
+        return cls(proc, workdir=workdir, model=model, session_file=session_file)
+
+    @property
+    def alive(self) -> bool:
+        return not self._closed and self.proc.returncode is None
+
+    async def _drain_stderr(self) -> None:
+        stream = self.proc.stderr
+        if stream is None:
+            return
+        try:
+            while line := await stream.readline():
+                self.stderr_tail.append(line.decode(errors="replace").rstrip())
+        except (ValueError, OSError):
+            pass
+
+    async def send(self, message: Any) -> None:
+        if self.proc.stdin is None or not self.alive:
+            raise CliFailed(self._exit_message("the Claude CLI exited before it was given the request"))
+        try:
+            self.proc.stdin.write(encode_line(message))
+            await self.proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise CliFailed(self._exit_message("the Claude CLI closed its input")) from exc
+
+    async def read(self) -> CliLine | UnknownLine | None:
+        """The next stdout line, or None at end of output."""
+        stdout = self.proc.stdout
+        if stdout is None:
+            return None
+        try:
+            raw = await stdout.readline()
+        except (ValueError, asyncio.LimitOverrunError) as exc:
+            raise CliFailed("the Claude CLI printed a line over the size limit") from exc
+        if not raw:
+            return None
+        try:
+            return parse_line(raw)
+        except ProtocolError as exc:
+            raise CliFailed(f"the Claude CLI broke its output protocol: {exc}") from exc
+
+    async def lines(self) -> AsyncIterator[CliLine | UnknownLine]:
+        while (line := await self.read()) is not None:
+            yield line
+
+    async def control(self, requests: list[dict[str, Any]]) -> list[ControlResponseLine]:
+        """Send control requests and wait for every answer; other lines seen meanwhile are dropped."""
+        pending: dict[str, int] = {}
+        for position, request in enumerate(requests):
+            self._control_seq += 1
+            request_id = f"proxy-{self._control_seq}"
+            pending[request_id] = position
+            await self.send({"type": "control_request", "request_id": request_id, "request": request})
+        answers: list[ControlResponseLine | None] = [None] * len(requests)
+        while pending:
+            line = await self.read()
+            if line is None:
+                raise CliFailed(await self.exit_message("the Claude CLI exited during set-up"))
+            if isinstance(line, ControlResponseLine) and line.response.request_id in pending:
+                position = pending.pop(line.response.request_id)
+                if line.response.subtype != "success":
+                    subtype = requests[position].get("subtype")
+                    raise CliFailed(f"the Claude CLI refused `{subtype}`: {line.response.error}")
+                answers[position] = line
+        return [answer for answer in answers if answer is not None]
+
+    async def close_input(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+
+    def _exit_message(self, what: str) -> str:
+        code = self.proc.returncode
+        tail = " | ".join(line for line in self.stderr_tail if line)[-500:]
+        detail = f" (exit code {code})" if code is not None else ""
+        return f"{what}{detail}" + (f": {tail}" if tail else "")
+
+    async def exit_message(self, what: str) -> str:
+        """Waits briefly for the exit code and stderr so the message says what happened."""
+        try:
+            await asyncio.wait_for(self.proc.wait(), timeout=2.0)
+            await asyncio.wait_for(asyncio.shield(self._stderr_task), timeout=1.0)
+        except asyncio.TimeoutError:
+            pass
+        return self._exit_message(what)
+
+    def kill(self) -> None:
+        """Kill the whole process group now; safe to call more than once."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.kill()
+        try:
+            await asyncio.wait_for(self.proc.wait(), timeout=5.0)
+        except asyncio.TimeoutError:
+            log.warning("cli pid=%s did not exit after SIGKILL", self.pid)
+        self._stderr_task.cancel()
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.session_file is not None:
+            remove_session(self.session_file)

@@ -1,0 +1,25 @@
+"""The contract between the proxy and whatever runs Claude for it."""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Protocol, runtime_checkable
+
+from adapters.types import BackendEvent, CompletionJob
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """Runs completion jobs. Opened and closed by the app's lifespan.
+
+    `stream` yields `TextDelta`s as the model produces them and one `Completed` last. It raises
+    `proxy.errors.ProxyError` subclasses for failures. Closing the iterator early (the caller
+    went away, a stop sequence matched) must release everything the job took at once.
+    """
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def stream(self, job: CompletionJob) -> AsyncIterator[BackendEvent]: ...
+
+    def health(self) -> dict[str, Any]: ...

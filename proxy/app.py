@@ -1,0 +1,104 @@
+"""`create_app`: the Litestar application built from explicit parts."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from litestar import Litestar, Request, Response
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+
+from adapters.protocol import ChatBackend
+from adapters.router import ModelRouter
+from proxy.chat.service import ChatService
+from proxy.errors import (
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    ProxyError,
+    RequestTooLarge,
+)
+from proxy.middleware import add_request_headers
+from proxy.routes import routes
+from proxy.settings import Settings
+
+log = logging.getLogger("claude_proxy")
+
+_JSON = "application/json"
+
+
+def _error_response(error: ProxyError) -> Response[bytes]:
+    from proxy.wire.chat_response import encoder
+
+    return Response(
+        content=encoder.encode(error.to_body()),
+        status_code=error.status,
+        media_type=_JSON,
+        headers=error.headers,
+    )
+
+
+def _translate_http_exception(request: Request, exc: HTTPException) -> ProxyError:
+    status = exc.status_code
+    if status == 404:
+        return NotFound(f"Unknown request URL: {request.method} {request.url.path}.", code="unknown_url")
+    if status == 405:
+        return MethodNotAllowed(f"Method {request.method} is not allowed for {request.url.path}.")
+    if status == 413:
+        return RequestTooLarge("The request body is larger than this server accepts.")
+    if 400 <= status < 500:
+        error = InvalidRequest(str(exc.detail))
+        error.status = status  # keep the framework's status (e.g. 415) with OpenAI's body
+        return error
+    log.error("framework error %s on %s %s: %s", status, request.method, request.url.path, exc.detail)
+    return ProxyError("The server had an error while processing your request.")
+
+
+def handle_exception(request: Request, exc: Exception) -> Response[bytes]:
+    """The one place where exceptions become OpenAI error responses."""
+    if isinstance(exc, ProxyError):
+        error = exc
+    elif isinstance(exc, HTTPException):
+        error = _translate_http_exception(request, exc)
+    else:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        error = ProxyError("The server had an error while processing your request.")
+    return _error_response(error)
+
+
+def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Litestar:
+    """Builds the app. `backend` defaults to the Claude CLI pool; tests may pass another."""
+    if backend is None:
+        from adapters.claude_cli.backend import ClaudeCliBackend
+
+        backend = ClaudeCliBackend(settings)
+    router = ModelRouter(settings.models)
+    service = ChatService(backend, timeout_s=settings.server.request_timeout_s)
+
+    @asynccontextmanager
+    async def backend_lifespan(app: Litestar) -> AsyncIterator[None]:
+        await backend.start()
+        try:
+            yield
+        finally:
+            await backend.close()
+
+    return Litestar(
+        route_handlers=routes,
+        lifespan=[backend_lifespan],
+        dependencies={
+            "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+            "backend": Provide(lambda: backend, use_cache=True, sync_to_thread=False),
+            "router": Provide(lambda: router, use_cache=True, sync_to_thread=False),
+            "chat": Provide(lambda: service, use_cache=True, sync_to_thread=False),
+        },
+        exception_handlers={Exception: handle_exception},
+        before_send=[add_request_headers],
+        request_max_body_size=settings.server.max_body_bytes,
+        state=State({"settings": settings}),
+        openapi_config=None,
+        debug=False,
+    )

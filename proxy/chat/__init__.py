@@ -1,0 +1,1 @@
+"""Chat completions: validation, translation to a backend job, running choices, rendering."""

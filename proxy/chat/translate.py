@@ -1,0 +1,150 @@
+"""Validation of a chat request and its translation into a backend `CompletionJob`."""
+
+from __future__ import annotations
+
+from msgspec import Struct
+
+from adapters.router import Route
+from adapters.types import Block, CompletionJob, TextBlock, Turn
+from proxy.errors import InvalidRequest
+from proxy.wire.chat_request import (
+    AssistantMessage,
+    ChatCompletionRequest,
+    ContentPart,
+    DeveloperMessage,
+    FilePart,
+    FunctionMessage,
+    ImagePart,
+    InputAudioPart,
+    RefusalPart,
+    SystemMessage,
+    TextPart,
+    ToolMessage,
+    UserMessage,
+)
+
+MAX_STOP_SEQUENCES = 4
+MAX_N = 128
+
+
+class Plan(Struct, kw_only=True):
+    """What to run for one request: the job, how many times, and the proxy-side parameters."""
+
+    job: CompletionJob
+    n: int
+    stops: list[str]
+    stream: bool
+    include_usage: bool
+
+
+def _unsupported(message: str, param: str) -> InvalidRequest:
+    return InvalidRequest(message, param=param, code="unsupported_parameter")
+
+
+def _range(value: float | int | None, low: float, high: float, param: str) -> None:
+    if value is not None and not low <= value <= high:
+        raise InvalidRequest(f"Invalid '{param}': must be between {low:g} and {high:g}, got {value}.", param=param)
+
+
+def validate(request: ChatCompletionRequest) -> None:
+    """Checks OpenAI's own bounds, and refuses what this backend cannot do honestly."""
+    if not request.messages:
+        raise InvalidRequest("'messages' must contain at least one message.", param="messages", code="empty_array")
+    _range(request.temperature, 0, 2, "temperature")
+    _range(request.top_p, 0, 1, "top_p")
+    _range(request.frequency_penalty, -2, 2, "frequency_penalty")
+    _range(request.presence_penalty, -2, 2, "presence_penalty")
+    _range(request.top_logprobs, 0, 20, "top_logprobs")
+    _range(request.n, 1, MAX_N, "n")
+    for param in ("max_tokens", "max_completion_tokens"):
+        value = getattr(request, param)
+        if value is not None and value < 1:
+            raise InvalidRequest(f"Invalid '{param}': must be at least 1, got {value}.", param=param)
+    if request.logprobs or request.top_logprobs:
+        raise _unsupported("logprobs are not available from Claude through this proxy.", "logprobs")
+    if request.stream_options is not None and not request.stream:
+        raise InvalidRequest(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.", param="stream_options"
+        )
+    stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
+    if len(stops) > MAX_STOP_SEQUENCES:
+        raise InvalidRequest(f"'stop' takes at most {MAX_STOP_SEQUENCES} sequences.", param="stop")
+    if request.tools or request.functions:
+        raise _unsupported("Function and tool calling is not supported yet.", "tools")
+    if request.response_format and request.response_format.get("type", "text") != "text":
+        raise _unsupported("Only response_format {'type': 'text'} is supported yet.", "response_format")
+    if request.modalities and any(m != "text" for m in request.modalities):
+        raise _unsupported("Only the text modality is supported.", "modalities")
+
+
+def _blocks(content: str | list[ContentPart] | None, param: str) -> list[Block]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [TextBlock(content)] if content else []
+    blocks: list[Block] = []
+    for i, part in enumerate(content):
+        if isinstance(part, TextPart):
+            if part.text:
+                blocks.append(TextBlock(part.text))
+        elif isinstance(part, RefusalPart):
+            blocks.append(TextBlock(part.refusal))
+        elif isinstance(part, ImagePart):
+            raise _unsupported("Image inputs are not supported yet.", f"{param}[{i}]")
+        elif isinstance(part, (InputAudioPart, FilePart)):
+            raise _unsupported("Audio and file content parts are not supported.", f"{param}[{i}]")
+    return blocks
+
+
+def _system_text(content: str | list[ContentPart], param: str) -> str:
+    parts = []
+    for block in _blocks(content, param):
+        parts.append(block.text)
+    return "".join(parts)
+
+
+def build_plan(request: ChatCompletionRequest, route: Route, *, request_id: str = "") -> Plan:
+    """Splits the messages into system prompt, earlier turns and the new user input."""
+    validate(request)
+    system: list[str] = []
+    turns: list[Turn] = []
+    for i, message in enumerate(request.messages):
+        param = f"messages[{i}].content"
+        if isinstance(message, (SystemMessage, DeveloperMessage)):
+            text = _system_text(message.content, param)
+            if text:
+                system.append(text)
+            continue
+        if isinstance(message, (ToolMessage, FunctionMessage)):
+            raise _unsupported("Tool result messages are not supported yet.", f"messages[{i}].role")
+        if isinstance(message, AssistantMessage) and (message.tool_calls or message.function_call):
+            raise _unsupported("Assistant tool calls are not supported yet.", f"messages[{i}].tool_calls")
+        role = "user" if isinstance(message, UserMessage) else "assistant"
+        blocks = _blocks(message.content, param)
+        if not blocks:
+            continue  # an empty turn carries nothing and the upstream rejects empty content
+        if turns and turns[-1].role == role:
+            # Anthropic merges consecutive same-role messages; doing it here keeps turns alternating.
+            turns[-1].content.extend(blocks)
+        else:
+            turns.append(Turn(role=role, content=blocks))
+    if not turns or turns[-1].role != "user":
+        raise InvalidRequest(
+            "The last non-system message must be a user message with content.", param="messages"
+        )
+    stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
+    job = CompletionJob(
+        model=route.claude_model,
+        system="\n\n".join(system),
+        history=turns[:-1],
+        prompt=turns[-1].content,
+        max_output_tokens=request.max_completion_tokens or request.max_tokens,
+        request_id=request_id,
+    )
+    return Plan(
+        job=job,
+        n=request.n or 1,
+        stops=stops,
+        stream=bool(request.stream),
+        include_usage=bool(request.stream and request.stream_options and request.stream_options.include_usage),
+    )

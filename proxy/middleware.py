@@ -1,0 +1,34 @@
+"""Request ids and timing headers on every response, framework errors included."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from litestar.datastructures import MutableScopeHeaders
+from litestar.types import Message, Scope
+
+_STATE_ID = "request_id"
+_STATE_START = "started_at"
+
+
+def request_id(scope: Scope) -> str:
+    """The id of this request, made on first use; it is echoed in `x-request-id`."""
+    state: dict[str, Any] = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    if _STATE_ID not in state:
+        state[_STATE_ID] = "req_" + secrets.token_hex(16)
+        state[_STATE_START] = time.perf_counter()
+    return state[_STATE_ID]
+
+
+async def add_request_headers(message: Message, scope: Scope) -> None:
+    """`before_send` hook: stamps `x-request-id` and `openai-processing-ms` on the response."""
+    if message["type"] != "http.response.start":
+        return
+    rid = request_id(scope)
+    headers = MutableScopeHeaders.from_message(message)
+    headers["x-request-id"] = rid
+    started = scope.get("state", {}).get(_STATE_START)
+    if started is not None:
+        headers["openai-processing-ms"] = str(int((time.perf_counter() - started) * 1000))

@@ -1,0 +1,189 @@
+"""Settings: built once from the config file, the environment and command-line overrides.
+
+Nothing reads configuration at import time; `load_settings` is the one place that does, and the
+result is passed explicitly to `create_app` and to the CLI commands.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import msgspec
+import yaml
+
+ENV_PREFIX = "CLAUDE_PROXY_"
+
+# OpenAI model names callers already use, mapped onto Claude tiers. `haiku`, `sonnet`, `opus` and
+# full `claude-*` ids are always accepted as well (see adapters.router).
+DEFAULT_MODEL_ALIASES: dict[str, str] = {
+    "gpt-4o-mini": "haiku",
+    "gpt-4.1-mini": "haiku",
+    "gpt-4.1-nano": "haiku",
+    "gpt-3.5-turbo": "haiku",
+    "gpt-4o": "sonnet",
+    "gpt-4.1": "sonnet",
+    "gpt-4-turbo": "sonnet",
+    "gpt-4": "sonnet",
+    "o1": "opus",
+    "o3": "opus",
+    "o4-mini": "opus",
+    "gpt-5": "opus",
+}
+
+
+# Server environment variables a CLI process may see; everything else stays with the server.
+DEFAULT_ENV_PASSTHROUGH = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "NODE_EXTRA_CA_CERTS",
+    "SSL_CERT_FILE",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "CLAUDE_CONFIG_DIR",
+)
+
+
+class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """HTTP listener and request limits."""
+
+    host: str = "127.0.0.1"
+    port: int = 8006
+    max_body_bytes: int = 20 * 1024 * 1024
+    request_timeout_s: float = 300.0
+    log_level: str = "info"
+
+
+class ClaudeSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """How the Claude Code CLI is found and run."""
+
+    binary: str | None = None
+    # "auto": --bare when an ANTHROPIC_API_KEY is present and no OAuth token is (bare mode ignores
+    # OAuth logins, and skips CLAUDE.md discovery and the per-machine environment block).
+    bare: Literal["auto", True, False] = "auto"
+    max_retries: int = 0
+    workdir: str | None = None
+    env: dict[str, str] = {}
+    env_passthrough: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_ENV_PASSTHROUGH))
+
+
+class StorageSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Where the SQLite database and stored files live."""
+
+    path: str = "./data"
+
+
+class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Optional Redis; null keeps everything in process memory and SQLite."""
+
+    url: str | None = None
+
+
+class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Administrative credentials."""
+
+    admin_key: str | None = None
+
+
+class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The pool of Claude CLI processes."""
+
+    size: int = 4
+    spares: int = 1
+    spare_model: str = "sonnet"
+    max_queue: int = 32
+    queue_timeout_s: float = 30.0
+    retry_after_s: int = 2
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Everything the server needs, with defaults that run on a fresh machine."""
+
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    claude: ClaudeSettings = msgspec.field(default_factory=ClaudeSettings)
+    storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
+    redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    pool: PoolSettings = msgspec.field(default_factory=PoolSettings)
+    models: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_MODEL_ALIASES))
+
+
+class SettingsError(ValueError):
+    """The configuration file or environment holds a value the server cannot use."""
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build settings from a YAML file, then `CLAUDE_PROXY_SECTION__KEY` variables, then overrides.
+
+    `overrides` uses dotted keys (`{"server.port": 9000}`), as the command line does. A missing
+    file is fine when it is the default path; a named file that does not exist is an error.
+    """
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    if path is not None:
+        file = Path(path)
+        if file.exists():
+            loaded = yaml.safe_load(file.read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise SettingsError(f"{file}: the top level must be a mapping")
+            data = loaded
+        elif str(path) != "config.yaml":
+            raise SettingsError(f"config file not found: {file}")
+    for key, raw in environ.items():
+        if key.startswith(ENV_PREFIX) and "__" in key:
+            dotted = key[len(ENV_PREFIX) :].lower().replace("__", ".")
+            _set_dotted(data, dotted, yaml.safe_load(raw) if raw != "" else None)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, dotted, value)
+    # Aliases from the file extend the defaults; an alias set to null removes a default.
+    models = dict(DEFAULT_MODEL_ALIASES)
+    for alias, target in (data.get("models") or {}).items():
+        if target is None:
+            models.pop(alias, None)
+        else:
+            models[str(alias)] = str(target)
+    data["models"] = models
+    try:
+        settings = msgspec.convert(data, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid configuration: {exc}") from exc
+    _check(settings)
+    return settings
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+
+
+def _check(settings: Settings) -> None:
+    if settings.pool.size < 1:
+        raise SettingsError("pool.size must be at least 1")
+    if settings.pool.spares < 0 or settings.pool.max_queue < 0:
+        raise SettingsError("pool.spares and pool.max_queue must not be negative")
+    if not 0 < settings.server.port < 65536:
+        raise SettingsError("server.port must be between 1 and 65535")
+    if settings.server.max_body_bytes < 1024:
+        raise SettingsError("server.max_body_bytes must be at least 1024")

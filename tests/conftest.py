@@ -1,0 +1,53 @@
+"""Fixtures for end-to-end tests: the pinned CLI, a scripted upstream, and real servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from tests.support.cli import ensure_cli
+from tests.support.server import RunningServer
+from tests.support.upstream import ScriptedUpstream
+
+
+@pytest.fixture(scope="session")
+def cli_binary() -> Path:
+    return ensure_cli()
+
+
+@pytest.fixture(scope="session")
+def upstream_server() -> Iterator[ScriptedUpstream]:
+    upstream = ScriptedUpstream().start()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture()
+def upstream(upstream_server: ScriptedUpstream) -> ScriptedUpstream:
+    upstream_server.reset()
+    return upstream_server
+
+
+@pytest.fixture(scope="session")
+def server(cli_binary: Path, upstream_server: ScriptedUpstream, tmp_path_factory) -> Iterator[RunningServer]:
+    running = RunningServer(tmp_path_factory.mktemp("server"), cli=cli_binary, upstream_url=upstream_server.url)
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture()
+def make_server(cli_binary: Path, upstream_server: ScriptedUpstream, tmp_path) -> Iterator[Callable[..., RunningServer]]:
+    """Starts a server with extra config for one test; all are stopped afterwards."""
+    started: list[RunningServer] = []
+
+    def make(config: dict[str, Any] | None = None, name: str = "srv") -> RunningServer:
+        running = RunningServer(tmp_path / f"{name}{len(started)}", cli=cli_binary, upstream_url=upstream_server.url, config=config)
+        started.append(running)
+        return running.start()
+
+    yield make
+    for running in started:
+        running.stop()

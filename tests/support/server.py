@@ -1,0 +1,144 @@
+"""Runs the real server (`python -m proxy serve`) as a subprocess on a free port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            out.append(child)
+            stack.append(child)
+    return out
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+class RunningServer:
+    """A server process with its own config, storage dir and CLI config dir."""
+
+    def __init__(self, workdir: Path, *, cli: Path, upstream_url: str, config: dict[str, Any] | None = None):
+        self.port = free_port()
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        settings = deep_merge(
+            {
+                "server": {"host": "127.0.0.1", "port": self.port, "request_timeout_s": 30, "log_level": "warning"},
+                "claude": {"binary": str(cli), "workdir": str(workdir / "cli-work")},
+                "storage": {"path": str(workdir / "data")},
+                "pool": {"size": 4, "spares": 1, "spare_model": "sonnet", "max_queue": 16, "queue_timeout_s": 20},
+            },
+            config or {},
+        )
+        self.config_path = workdir / "config.yaml"
+        self.config_path.write_text(yaml.safe_dump(settings))
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("CLAUDE_PROXY_", "ANTHROPIC_"))},
+            "ANTHROPIC_BASE_URL": upstream_url,
+            "ANTHROPIC_API_KEY": "sk-ant-test-key",
+            "CLAUDE_CONFIG_DIR": str(workdir / "claude-config"),
+        }
+        self.log_path = workdir / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    def start(self, timeout: float = 30.0) -> "RunningServer":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "proxy", "serve", "--config", str(self.config_path)],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not become healthy:\n{self.log_path.read_text()[-3000:]}")
+
+    def health(self) -> dict[str, Any]:
+        return httpx.get(self.url + "/health", timeout=5).json()
+
+    def cli_pids(self) -> list[int]:
+        if self.proc is None:
+            return []
+        return [pid for pid in descendants(self.proc.pid) if any("claude" in part for part in cmdline(pid)[:1])]
+
+    def wait_until(self, predicate, timeout: float = 15.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.02)
+        return predicate()
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

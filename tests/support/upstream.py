@@ -1,0 +1,258 @@
+"""A scripted Anthropic Messages API on 127.0.0.1 for driving the real Claude CLI.
+
+The CLI streams `POST /v1/messages`; this server answers with Anthropic SSE events. Tests
+register rules (`upstream.on("keyword", Reply(...))`) matched against the text of the last
+user message; anything unmatched gets an echo reply, so a test can tell which prompt the
+model actually saw. Every request body is recorded for assertions on what the upstream got.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+
+@dataclass
+class Reply:
+    """What the upstream answers to a matching request."""
+
+    text: str | None = None  # None: echo the last user text as "Echo: <text>"
+    chunks: list[str] | None = None  # explicit text deltas; default: split on spaces
+    status: int = 200
+    error_type: str = "api_error"
+    error_message: str = "scripted error"
+    retry_after: str | None = None
+    first_delay: float = 0.0  # seconds before the first event
+    chunk_delay: float = 0.0  # seconds between text deltas
+    hang: bool = False  # send message_start, then nothing until the client goes away
+    input_tokens: int = 11
+    output_tokens: int = 7
+    cache_read: int = 0
+    cache_creation: int = 0
+    stop_reason: str = "end_turn"
+    tool_use: dict[str, Any] | None = None  # {"name":..., "input": {...}}
+    times: int | None = None  # how many requests this rule answers; None: forever
+
+
+@dataclass
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+    @property
+    def system_text(self) -> str:
+        system = self.body.get("system") or []
+        if isinstance(system, str):
+            return system
+        return "\n".join(block.get("text", "") for block in system)
+
+    @property
+    def turns(self) -> list[tuple[str, str]]:
+        """(role, text) of each user/assistant message, text blocks joined."""
+        out = []
+        for message in self.body.get("messages", []):
+            if message["role"] not in ("user", "assistant"):
+                continue
+            out.append((message["role"], content_text(message["content"])))
+        return out
+
+
+def content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(block.get("text", "") for block in content if block.get("type") == "text")
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages", [])):
+        if message.get("role") == "user":
+            return content_text(message["content"])
+    return ""
+
+
+@dataclass
+class _Rule:
+    match: str
+    reply: Reply
+    used: int = 0
+
+
+class ScriptedUpstream:
+    """Threaded HTTP server speaking enough of the Messages API for the Claude CLI."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self._rules: list[_Rule] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "ScriptedUpstream":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def on(self, match: str, reply: Reply) -> None:
+        with self._lock:
+            self._rules.insert(0, _Rule(match, reply))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._rules.clear()
+            self.requests.clear()
+
+    def requests_matching(self, needle: str) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if needle in last_user_text(r.body)]
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.01)
+        return predicate()
+
+    def _record_and_pick(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> Reply:
+        text = last_user_text(body)
+        with self._lock:
+            self.requests.append(Recorded(path, headers, body))
+            for rule in self._rules:
+                if rule.match in text and (rule.reply.times is None or rule.used < rule.reply.times):
+                    rule.used += 1
+                    return rule.reply
+        return Reply()
+
+
+def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server naming
+            length = int(self.headers.get("content-length") or 0)
+            raw = self.rfile.read(length) if length else b"{}"
+            body = json.loads(raw or b"{}")
+            if not self.path.startswith("/v1/messages"):
+                self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
+                return
+            if self.path.startswith("/v1/messages/count_tokens"):
+                self._json(200, {"input_tokens": 10})
+                return
+            reply = upstream._record_and_pick(self.path, dict(self.headers), body)
+            if reply.first_delay:
+                time.sleep(reply.first_delay)
+            if reply.status != 200:
+                extra = {"retry-after": reply.retry_after} if reply.retry_after else {}
+                payload = {"type": "error", "error": {"type": reply.error_type, "message": reply.error_message}}
+                self._json(reply.status, payload, extra)
+                return
+            try:
+                self._stream(body, reply)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.send_header("request-id", "req_scripted")
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _event(self, name: str, data: dict[str, Any]) -> None:
+            self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+            self.wfile.flush()
+
+        def _stream(self, body: dict[str, Any], reply: Reply) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("cache-control", "no-cache")
+            self.send_header("connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            model = body.get("model", "claude-unknown")
+            usage = {
+                "input_tokens": reply.input_tokens,
+                "output_tokens": 1,
+                "cache_read_input_tokens": reply.cache_read,
+                "cache_creation_input_tokens": reply.cache_creation,
+            }
+            message = {
+                "id": "msg_scripted",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": usage,
+            }
+            self._event("message_start", {"type": "message_start", "message": message})
+            if reply.hang:
+                # Hold the connection open until the client gives up or the server stops.
+                while True:
+                    time.sleep(0.05)
+                    try:
+                        self.wfile.write(b": ping\n\n")
+                        self.wfile.flush()
+                    except OSError:
+                        return
+            index = 0
+            text = reply.text if reply.text is not None else "Echo: " + last_user_text(body)
+            chunks = reply.chunks if reply.chunks is not None else _split_words(text)
+            if chunks:
+                self._event(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+                )
+                for n, chunk in enumerate(chunks):
+                    if n and reply.chunk_delay:
+                        time.sleep(reply.chunk_delay)
+                    delta = {"type": "text_delta", "text": chunk}
+                    self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                self._event("content_block_stop", {"type": "content_block_stop", "index": index})
+                index += 1
+            stop_reason = reply.stop_reason
+            if reply.tool_use is not None:
+                stop_reason = "tool_use"
+                block = {"type": "tool_use", "id": "toolu_scripted", "name": reply.tool_use["name"], "input": {}}
+                self._event("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+                delta = {"type": "input_json_delta", "partial_json": json.dumps(reply.tool_use.get("input", {}))}
+                self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                self._event("content_block_stop", {"type": "content_block_stop", "index": index})
+            self._event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                    "usage": {"output_tokens": reply.output_tokens},
+                },
+            )
+            self._event("message_stop", {"type": "message_stop"})
+
+    return Handler
+
+
+def _split_words(text: str) -> list[str]:
+    words = text.split(" ")
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]

@@ -11,7 +11,7 @@ from proxy.errors import ModelNotFound
 
 CLAUDE_TIERS = ("haiku", "sonnet", "opus")
 # Full ids go to the CLI's argv, so only a conservative character set is accepted.
-_CLAUDE_ID = re.compile(r"^claude-[a-z0-9][a-z0-9.\-]{1,80}$")
+_CLAUDE_ID = re.compile(r"claude-[a-z0-9][a-z0-9.\-]{1,80}")
 
 
 class Route(Struct, frozen=True):
@@ -25,13 +25,13 @@ class ModelRouter:
     def __init__(self, aliases: Mapping[str, str]) -> None:
         self._aliases = {}
         for alias, target in aliases.items():
-            if target not in CLAUDE_TIERS and not _CLAUDE_ID.match(target):
+            if target not in CLAUDE_TIERS and not _CLAUDE_ID.fullmatch(target):
                 raise ValueError(f"models.{alias}: {target!r} is not haiku, sonnet, opus or a claude-* id")
             self._aliases[alias] = target
 
     def resolve(self, name: str) -> Route:
         target = self._aliases.get(name)
-        if target is None and (name in CLAUDE_TIERS or _CLAUDE_ID.match(name)):
+        if target is None and (name in CLAUDE_TIERS or _CLAUDE_ID.fullmatch(name)):
             target = name
         if target is None:
             raise ModelNotFound(

@@ -100,5 +100,6 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Lit
         request_max_body_size=settings.server.max_body_bytes,
         state=State({"settings": settings}),
         openapi_config=None,
+        logging_config=None,  # logging is configured once, by the command that runs the server
         debug=False,
     )

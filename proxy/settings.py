@@ -61,6 +61,7 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     port: int = 8006
     max_body_bytes: int = 20 * 1024 * 1024
     request_timeout_s: float = 300.0
+    shutdown_grace_s: float = 10.0
     log_level: str = "info"
 
 
@@ -153,7 +154,10 @@ def load_settings(
             _set_dotted(data, dotted, value)
     # Aliases from the file extend the defaults; an alias set to null removes a default.
     models = dict(DEFAULT_MODEL_ALIASES)
-    for alias, target in (data.get("models") or {}).items():
+    configured = data.get("models") or {}
+    if not isinstance(configured, dict):
+        raise SettingsError("models must be a mapping of alias to Claude model")
+    for alias, target in configured.items():
         if target is None:
             models.pop(alias, None)
         else:

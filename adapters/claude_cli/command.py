@@ -8,7 +8,7 @@ from typing import Mapping
 from msgspec import Struct
 
 # Session ids and models reach argv; both are produced by the proxy, and checked once more here.
-_SAFE_ARG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,100}$")
+_SAFE_ARG = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,100}")
 
 FORCED_ENV = {
     "DISABLE_TELEMETRY": "1",
@@ -28,7 +28,7 @@ class LaunchSpec(Struct, kw_only=True):
 
 
 def safe_arg(value: str) -> str:
-    if not _SAFE_ARG.match(value):
+    if not _SAFE_ARG.fullmatch(value):
         raise ValueError(f"refusing to put {value!r} on a command line")
     return value
 

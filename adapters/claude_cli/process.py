@@ -104,12 +104,12 @@ class CliProcess:
 
     async def send(self, message: Any) -> None:
         if self.proc.stdin is None or not self.alive:
-            raise CliFailed(self._exit_message("the Claude CLI exited before it was given the request"))
+            raise CliFailed(await self.exit_message("the Claude CLI exited before it was given the request"))
         try:
             self.proc.stdin.write(encode_line(message))
             await self.proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as exc:
-            raise CliFailed(self._exit_message("the Claude CLI closed its input")) from exc
+            raise CliFailed(await self.exit_message("the Claude CLI closed its input")) from exc
 
     async def read(self) -> CliLine | UnknownLine | None:
         """The next stdout line, or None at end of output."""
@@ -188,6 +188,7 @@ class CliProcess:
         except asyncio.TimeoutError:
             log.warning("cli pid=%s did not exit after SIGKILL", self.pid)
         self._stderr_task.cancel()
+        log.debug("cli closed pid=%s exit=%s stderr=%s", self.pid, self.proc.returncode, list(self.stderr_tail)[-3:])
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         shutil.rmtree(self.workdir, ignore_errors=True)

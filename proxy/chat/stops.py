@@ -19,11 +19,14 @@ class StopCutter:
         if not self.stops:
             return text, False
         buffer = self._held + text
-        first = min((i for i in (buffer.find(stop) for stop in self.stops) if i >= 0), default=-1)
-        if first >= 0:
+        # The model writes left to right, so the stop that is complete first is the one that
+        # ends earliest; the text is cut where that stop begins.
+        found = [(i + len(stop), i) for stop in self.stops if (i := buffer.find(stop)) >= 0]
+        if found:
+            _, start = min(found)
             self._held = ""
             self.matched = True
-            return buffer[:first], True
+            return buffer[:start], True
         keep = self._partial_suffix(buffer)
         self._held = buffer[len(buffer) - keep :] if keep else ""
         return buffer[: len(buffer) - keep], False

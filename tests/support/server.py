@@ -58,7 +58,8 @@ def cmdline(pid: int) -> list[str]:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    # Arguments end in NUL; empty ones (`--tools ""`) must survive the split.
+    return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
 
 
 class RunningServer:

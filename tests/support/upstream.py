@@ -29,6 +29,7 @@ class Reply:
     first_delay: float = 0.0  # seconds before the first event
     chunk_delay: float = 0.0  # seconds between text deltas
     hang: bool = False  # send message_start, then nothing until the client goes away
+    hang_after: int | None = None  # send this many text deltas, then hang
     input_tokens: int = 11
     output_tokens: int = 7
     cache_read: int = 0
@@ -183,6 +184,16 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
             self.wfile.flush()
 
+        def _hold(self) -> None:
+            # Hold the connection open until the client gives up or the server stops.
+            while True:
+                time.sleep(0.05)
+                try:
+                    self.wfile.write(b": ping\n\n")
+                    self.wfile.flush()
+                except OSError:
+                    return
+
         def _stream(self, body: dict[str, Any], reply: Reply) -> None:
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
@@ -209,14 +220,8 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
             }
             self._event("message_start", {"type": "message_start", "message": message})
             if reply.hang:
-                # Hold the connection open until the client gives up or the server stops.
-                while True:
-                    time.sleep(0.05)
-                    try:
-                        self.wfile.write(b": ping\n\n")
-                        self.wfile.flush()
-                    except OSError:
-                        return
+                self._hold()
+                return
             index = 0
             text = reply.text if reply.text is not None else "Echo: " + last_user_text(body)
             chunks = reply.chunks if reply.chunks is not None else _split_words(text)
@@ -226,6 +231,9 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
                     {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
                 )
                 for n, chunk in enumerate(chunks):
+                    if reply.hang_after is not None and n >= reply.hang_after:
+                        self._hold()
+                        return
                     if n and reply.chunk_delay:
                         time.sleep(reply.chunk_delay)
                     delta = {"type": "text_delta", "text": chunk}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import shutil
 import signal
+import sys
 import uuid
 from collections import deque
 from pathlib import Path
@@ -26,6 +28,18 @@ from adapters.types import Turn
 from proxy.errors import CliFailed, CliUnavailable
 
 log = logging.getLogger("claude_proxy.cli")
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGKILL it if the server dies, even by SIGKILL (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: EOF on stdin still ends the CLI soon after the server is gone
+
+
+_PR_SET_PDEATHSIG = 1
+_PREEXEC = _die_with_parent if sys.platform.startswith("linux") else None
 
 # stream-json lines carry whole messages; a long answer is one long line.
 _LINE_LIMIT = 64 * 1024 * 1024
@@ -79,6 +93,7 @@ class CliProcess:
                 env=spec.env,
                 limit=_LINE_LIMIT,
                 start_new_session=True,  # its own process group, so one kill reaches its children
+                preexec_fn=_PREEXEC,
             )
         except OSError as exc:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import stat
 import threading
 
@@ -170,28 +171,37 @@ def test_disconnect_mid_stream_kills_the_cli(make_server, upstream):
 
 
 def _hold_one_request(server, marker: str):
-    """Starts a streamed request that keeps its CLI busy; returns (started event, release)."""
+    """Starts a streamed request that keeps its CLI busy; returns (started event, release).
+
+    A raw socket, because closing it from this thread interrupts a reader blocked on it at once.
+    """
     started = threading.Event()
-    client = httpx.Client(timeout=60)
+    body = json.dumps(
+        {"model": "gpt-4o", "messages": [{"role": "user", "content": marker}], "stream": True}
+    ).encode()
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    sock.sendall(head.encode() + body)
 
     def run():
+        seen = b""
         try:
-            with client.stream(
-                "POST",
-                server.base_url + "/chat/completions",
-                json={"model": "gpt-4o", "messages": [{"role": "user", "content": marker}], "stream": True},
-            ) as response:
-                for line in response.iter_lines():
-                    if "first" in line:
-                        started.set()
-        except httpx.HTTPError:
-            pass  # released: the connection was closed under it
+            while data := sock.recv(65536):
+                seen += data
+                if b"first" in seen:
+                    started.set()
+        except OSError:
+            pass  # released
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
 
     def release():
-        client.close()
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
         thread.join(15)
 
     return started, release
@@ -291,3 +301,25 @@ def test_missing_cli_degrades_health_and_requests_get_503(make_server, tmp_path)
     assert health["cli"]["found"] is False
     assert "not found" in health["cli"]["error"]
     assert _error(_post(server, {"model": "gpt-4o", "messages": USER}), 503)["code"] == "cli_unavailable"
+
+
+def test_server_killed_with_sigkill_leaves_no_cli_running(make_server, upstream):
+    # The children sit in their own process groups; the parent-death signal ends them.
+    server = make_server({"pool": {"spares": 2}})
+    upstream.on("hold-at-sigkill", Reply(chunks=["first ", "x"], hang_after=1))
+    started, release = _hold_one_request(server, "hold-at-sigkill")
+    assert started.wait(15)
+    assert server.wait_until(lambda: len(server.cli_pids()) == 3)
+    pids = server.cli_pids()
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait()
+    release()
+
+    def running(pid: int) -> bool:
+        try:
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False
+        return state != "Z" and "claude" in " ".join(cmdline(pid))
+
+    assert server.wait_until(lambda: not any(running(pid) for pid in pids), timeout=15)

@@ -24,6 +24,7 @@ from proxy.errors import (
 from proxy.middleware import add_request_headers
 from proxy.routes import routes
 from proxy.settings import Settings
+from proxy.wire.chat_response import encoder
 
 log = logging.getLogger("claude_proxy")
 
@@ -31,8 +32,6 @@ _JSON = "application/json"
 
 
 def _error_response(error: ProxyError) -> Response[bytes]:
-    from proxy.wire.chat_response import encoder
-
     return Response(
         content=encoder.encode(error.to_body()),
         status_code=error.status,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from typing import AsyncIterator
+from typing import AsyncGenerator, AsyncIterator
+
+import msgspec
 
 from adapters.protocol import ChatBackend
 from adapters.types import Completed, TokenUsage
-from proxy.chat.runner import ChoiceDone, ChoiceText, run_choices
+from proxy.chat.runner import ChoiceDone, ChoiceEvent, ChoiceText, run_choices
 from proxy.chat.translate import Plan
 from proxy.errors import ProxyError
 from proxy.sse import sse_done, sse_error, sse_event
@@ -92,36 +94,34 @@ class ChatService:
             raise
         return self._sse(plan, model, first, events)
 
-    async def _sse(self, plan: Plan, model: str, first: object, events: AsyncIterator) -> AsyncIterator[bytes]:
+    async def _sse(
+        self, plan: Plan, model: str, first: ChoiceEvent, events: AsyncGenerator[ChoiceEvent, None]
+    ) -> AsyncIterator[bytes]:
         chunk_id = completion_id()
         created = int(time.time())
-        usage_field = None if plan.include_usage else _UNSET
+        # OpenAI sends `usage: null` on every chunk when include_usage is set, no key otherwise.
+        usage: None | msgspec.UnsetType = None if plan.include_usage else msgspec.UNSET
 
-        def chunk(choices: list[ChunkChoice], **extra: object) -> bytes:
-            fields = {"usage": usage_field} if usage_field is not _UNSET else {}
-            fields.update(extra)
-            return sse_event(ChatCompletionChunk(id=chunk_id, created=created, model=model, choices=choices, **fields))
+        def chunk(choices: list[ChunkChoice], final_usage: Usage | None = None) -> bytes:
+            return sse_event(
+                ChatCompletionChunk(
+                    id=chunk_id, created=created, model=model, choices=choices, usage=final_usage or usage
+                )
+            )
 
         usages: list[TokenUsage] = []
         try:
             for index in range(plan.n):
                 yield chunk([ChunkChoice(index=index, delta=Delta(role="assistant", content="", refusal=None))])
-            pending = [first]
-            while True:
-                for event in pending:
-                    if isinstance(event, ChoiceText):
-                        yield chunk([ChunkChoice(index=event.index, delta=Delta(content=event.text))])
-                    elif isinstance(event, ChoiceDone):
-                        usages.append(event.completed.usage)
-                        yield chunk(
-                            [ChunkChoice(index=event.index, delta=Delta(), finish_reason=event.completed.finish_reason)]
-                        )
-                try:
-                    pending = [await events.__anext__()]
-                except StopAsyncIteration:
-                    break
+            async for event in _prepend(first, events):
+                if isinstance(event, ChoiceText):
+                    yield chunk([ChunkChoice(index=event.index, delta=Delta(content=event.text))])
+                else:
+                    usages.append(event.completed.usage)
+                    done = ChunkChoice(index=event.index, delta=Delta(), finish_reason=event.completed.finish_reason)
+                    yield chunk([done])
             if plan.include_usage:
-                yield chunk([], usage=to_usage(usages))
+                yield chunk([], final_usage=to_usage(usages))
         except ProxyError as exc:
             # Headers are gone: the error travels as a last data object, as OpenAI does.
             log.warning("stream failed after it started: %s", exc.message)
@@ -131,4 +131,7 @@ class ChatService:
         yield sse_done()
 
 
-_UNSET = object()
+async def _prepend(first: ChoiceEvent, rest: AsyncIterator[ChoiceEvent]) -> AsyncIterator[ChoiceEvent]:
+    yield first
+    async for event in rest:
+        yield event

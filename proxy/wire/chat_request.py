@@ -7,7 +7,7 @@ role is one more Struct.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 import msgspec
 from msgspec import Struct

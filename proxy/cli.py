@@ -18,7 +18,65 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default="config.yaml", help="YAML config file (default ./config.yaml)")
     serve.add_argument("--host", help="bind address (overrides server.host)")
     serve.add_argument("--port", type=int, help="port (overrides server.port)")
+    keys = commands.add_parser("keys", help="manage projects and their API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    create = keys.add_parser("create", help="create a key (and the project if new); prints the key last")
+    create.add_argument("--project", required=True)
+    _budget_flags(create)
+    listing = keys.add_parser("list", help="list keys (prefixes only)")
+    listing.add_argument("--project")
+    revoke = keys.add_parser("revoke", help="revoke a key by its id or visible prefix")
+    revoke.add_argument("key", help="key id or prefix as shown by `keys list`")
+    budget = keys.add_parser("set-budget", help="change a project's budget and limits")
+    budget.add_argument("--project", required=True)
+    _budget_flags(budget)
+    for sub in (create, listing, revoke, budget):
+        sub.add_argument("--config", default="config.yaml", help="YAML config file (default ./config.yaml)")
     return parser
+
+
+def _budget_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--budget-usd", type=float)
+    parser.add_argument("--budget-period", choices=["total", "daily", "monthly"])
+    parser.add_argument("--rpm", type=int, help="requests per minute")
+    parser.add_argument("--tpm", type=int, help="tokens per minute")
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from budgets.keys import KeyStore, Project, database_path
+
+    settings = load_settings(args.config)
+    store = KeyStore(database_path(settings.storage.path))
+    out = sys.stdout
+    if args.keys_command in ("create", "set-budget"):
+        current = store.get_project(args.project)
+        if current is None and args.keys_command == "set-budget":
+            sys.stderr.write(f"claude-proxy: no project named {args.project!r}\n")
+            return 1
+        current = current or Project(name=args.project)
+        for field in ("budget_usd", "budget_period", "rpm", "tpm"):
+            if (value := getattr(args, field)) is not None:
+                setattr(current, field, value)
+        project = store.upsert_project(current)
+        out.write(
+            f"project {project.name}: budget_usd={project.budget_usd} period={project.budget_period} "
+            f"rpm={project.rpm} tpm={project.tpm}\n"
+        )
+        if args.keys_command == "create":
+            secret, key = store.create_key(project.name)
+            out.write(f"key id {key.id} for project {key.project}; it is shown only now:\n{secret}\n")
+        return 0
+    if args.keys_command == "list":
+        for key in store.list_keys(args.project):
+            state = "revoked" if key.revoked_at else "active"
+            out.write(f"{key.id}\t{key.prefix}…\t{key.project}\t{state}\n")
+        return 0
+    if args.keys_command == "revoke":
+        count = store.revoke(args.key)
+        out.write(f"revoked {count} key(s)\n")
+        return 0 if count else 1
+    return 1
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -52,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "keys":
+            return _keys(args)
     except SettingsError as exc:
         sys.stderr.write(f"claude-proxy: {exc}\n")
         return 2

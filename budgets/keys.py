@@ -1,0 +1,150 @@
+"""Projects and their API keys in SQLite. Keys are shown once and stored only as sha256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from pathlib import Path
+from typing import Literal
+
+import sqlite_utils
+from msgspec import Struct
+
+KEY_PREFIX = "sk-cp-"
+_VISIBLE = 12  # characters of a key kept in clear for listing ("sk-cp-AbCdEf")
+
+BudgetPeriod = Literal["total", "daily", "monthly"]
+
+
+class Project(Struct, kw_only=True):
+    name: str
+    budget_usd: float | None = None
+    budget_period: BudgetPeriod = "total"
+    rpm: int | None = None
+    tpm: int | None = None
+    created_at: float = 0.0
+
+
+class ApiKey(Struct, kw_only=True):
+    id: int
+    project: str
+    prefix: str
+    created_at: float
+    revoked_at: float | None = None
+
+
+def hash_key(secret: str) -> str:
+    # Keys are 256-bit random secrets, so a plain sha256 is enough (no dictionary to attack).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class KeyStore:
+    """Projects and keys under `storage.path`; one instance per process, opened by its owner."""
+
+    def __init__(self, db_path: str | Path) -> None:
+        path = Path(db_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite_utils.Database(path)
+        self._ensure_schema()
+
+    def _ensure_schema(self) -> None:
+        if "projects" not in self.db.table_names():
+            self.db["projects"].create(
+                {
+                    "name": str,
+                    "budget_usd": float,
+                    "budget_period": str,
+                    "rpm": int,
+                    "tpm": int,
+                    "created_at": float,
+                },
+                pk="name",
+            )
+        if "api_keys" not in self.db.table_names():
+            self.db["api_keys"].create(
+                {
+                    "id": int,
+                    "project": str,
+                    "prefix": str,
+                    "key_hash": str,
+                    "created_at": float,
+                    "revoked_at": float,
+                },
+                pk="id",
+                foreign_keys=[("project", "projects", "name")],
+            )
+            self.db["api_keys"].create_index(["key_hash"], unique=True)
+
+    def upsert_project(self, project: Project) -> Project:
+        existing = self.get_project(project.name)
+        created = existing.created_at if existing else time.time()
+        row = {
+            "name": project.name,
+            "budget_usd": project.budget_usd,
+            "budget_period": project.budget_period,
+            "rpm": project.rpm,
+            "tpm": project.tpm,
+            "created_at": created,
+        }
+        self.db["projects"].upsert(row, pk="name")
+        return Project(**row)
+
+    def get_project(self, name: str) -> Project | None:
+        rows = list(self.db["projects"].rows_where("name = ?", [name]))
+        return Project(**rows[0]) if rows else None
+
+    def create_key(self, project: str) -> tuple[str, ApiKey]:
+        """A new key for an existing project: (the secret, shown once, and its record)."""
+        if self.get_project(project) is None:
+            raise KeyError(project)
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        row = {
+            "project": project,
+            "prefix": secret[:_VISIBLE],
+            "key_hash": hash_key(secret),
+            "created_at": time.time(),
+            "revoked_at": None,
+        }
+        key_id = self.db["api_keys"].insert(row).last_pk
+        return secret, ApiKey(id=key_id, project=project, prefix=row["prefix"], created_at=row["created_at"])
+
+    def verify(self, secret: str) -> ApiKey | None:
+        """The live key matching `secret`, or None for unknown and revoked keys."""
+        digest = hash_key(secret)
+        for row in self.db["api_keys"].rows_where("key_hash = ?", [digest]):
+            # The lookup is by hash; the constant-time compare keeps timing independent of the match.
+            if hmac.compare_digest(row["key_hash"], digest) and row["revoked_at"] is None:
+                return _key(row)
+        return None
+
+    def list_keys(self, project: str | None = None) -> list[ApiKey]:
+        where, args = ("project = ?", [project]) if project else (None, None)
+        return [_key(row) for row in self.db["api_keys"].rows_where(where, args, order_by="id")]
+
+    def revoke(self, prefix_or_id: str) -> int:
+        """Revokes keys by id or visible prefix; returns how many were revoked."""
+        rows = self.db["api_keys"].rows_where(
+            "(prefix = ? or cast(id as text) = ?) and revoked_at is null", [prefix_or_id, prefix_or_id]
+        )
+        ids = [row["id"] for row in rows]
+        now = time.time()
+        for key_id in ids:
+            self.db["api_keys"].update(key_id, {"revoked_at": now})
+        return len(ids)
+
+
+def _key(row: dict) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        project=row["project"],
+        prefix=row["prefix"],
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def database_path(storage_path: str | Path) -> Path:
+    """The SQLite file that holds projects, keys and (later) the usage ledger."""
+    return Path(storage_path) / "claude-proxy.db"

@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import secrets
 import time
-from pathlib import Path
 from typing import Literal
 
 import sqlite_utils
@@ -43,10 +42,8 @@ def hash_key(secret: str) -> str:
 class KeyStore:
     """Projects and keys under `storage.path`; one instance per process, opened by its owner."""
 
-    def __init__(self, db_path: str | Path) -> None:
-        path = Path(db_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite_utils.Database(path)
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
         self._ensure_schema()
 
     def _ensure_schema(self) -> None:
@@ -119,6 +116,9 @@ class KeyStore:
                 return _key(row)
         return None
 
+    def list_projects(self) -> list[Project]:
+        return [Project(**row) for row in self.db["projects"].rows_where(order_by="name")]
+
     def list_keys(self, project: str | None = None) -> list[ApiKey]:
         where, args = ("project = ?", [project]) if project else (None, None)
         return [_key(row) for row in self.db["api_keys"].rows_where(where, args, order_by="id")]
@@ -143,8 +143,3 @@ def _key(row: dict) -> ApiKey:
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
     )
-
-
-def database_path(storage_path: str | Path) -> Path:
-    """The SQLite file that holds projects, keys and (later) the usage ledger."""
-    return Path(storage_path) / "claude-proxy.db"

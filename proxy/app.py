@@ -14,6 +14,8 @@ from litestar.exceptions import HTTPException
 from adapters.protocol import ChatBackend
 from adapters.router import ModelRouter
 from proxy.chat.service import ChatService
+from proxy.metering import Metering
+from proxy.routing import RequestRouter
 from proxy.errors import (
     InvalidRequest,
     MethodNotAllowed,
@@ -75,23 +77,31 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Lit
 
         backend = ClaudeCliBackend(settings)
     router = ModelRouter(settings.models)
+    routing = RequestRouter(router, settings.router)
     service = ChatService(backend, timeout_s=settings.server.request_timeout_s)
+    metering = Metering(settings)
 
     @asynccontextmanager
-    async def backend_lifespan(app: Litestar) -> AsyncIterator[None]:
-        await backend.start()
+    async def resources(app: Litestar) -> AsyncIterator[None]:
+        metering.open()
         try:
-            yield
+            await backend.start()
+            try:
+                yield
+            finally:
+                await backend.close()
         finally:
-            await backend.close()
+            metering.close()
 
     return Litestar(
         route_handlers=routes,
-        lifespan=[backend_lifespan],
+        lifespan=[resources],
         dependencies={
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "backend": Provide(lambda: backend, use_cache=True, sync_to_thread=False),
             "router": Provide(lambda: router, use_cache=True, sync_to_thread=False),
+            "routing": Provide(lambda: routing, use_cache=True, sync_to_thread=False),
+            "metering": Provide(lambda: metering, use_cache=True, sync_to_thread=False),
             "chat": Provide(lambda: service, use_cache=True, sync_to_thread=False),
         },
         exception_handlers={Exception: handle_exception},

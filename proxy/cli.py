@@ -44,10 +44,11 @@ def _budget_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from budgets.keys import KeyStore, Project, database_path
+    from budgets.database import open_database
+    from budgets.keys import KeyStore, Project
 
     settings = load_settings(args.config)
-    store = KeyStore(database_path(settings.storage.path))
+    store = KeyStore(open_database(settings.storage.path))
     out = sys.stdout
     if args.keys_command in ("create", "set-budget"):
         current = store.get_project(args.project)

@@ -146,3 +146,11 @@ class ShuttingDown(ProxyError):
     status = 503
     type = "server_error"
     default_code = "shutting_down"
+
+
+class InsufficientQuota(ProxyError):
+    """The project's budget cannot cover the request's worst-case cost."""
+
+    status = 429
+    type = "insufficient_quota"
+    default_code = "insufficient_quota"

@@ -13,6 +13,8 @@ from typing import Any, Literal, Mapping
 import msgspec
 import yaml
 
+from budgets.pricing import DEFAULT_PRICES, Price
+
 ENV_PREFIX = "CLAUDE_PROXY_"
 
 # OpenAI model names callers already use, mapped onto Claude tiers. `haiku`, `sonnet`, `opus` and
@@ -107,6 +109,50 @@ class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retry_after_s: int = 2
 
 
+class BudgetSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """How requests are priced and reserved against project budgets."""
+
+    default_max_tokens: int = 8192
+    overhead_tokens: int = 500
+    prefer_cli_cost: bool = True
+    prices: dict[str, Price] = msgspec.field(default_factory=lambda: dict(DEFAULT_PRICES))
+
+
+class RouteRule(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One rule of the `auto` model: every condition given must hold; the first matching rule wins."""
+
+    model: str
+    reason: str = ""
+    min_prompt_tokens: int | None = None
+    max_prompt_tokens: int | None = None
+    min_turns: int | None = None
+    max_turns: int | None = None
+    tools: bool | None = None
+    schema: bool | None = None
+    code: bool | None = None
+    math: bool | None = None
+    reasoning: bool | None = None
+
+
+DEFAULT_ROUTE_RULES: tuple[RouteRule, ...] = (
+    RouteRule(model="opus", reason="math or a proof", math=True),
+    RouteRule(model="sonnet", reason="code", code=True),
+    RouteRule(model="sonnet", reason="tools", tools=True),
+    RouteRule(model="sonnet", reason="a response schema", schema=True),
+    RouteRule(model="sonnet", reason="analysis, planning or design", reasoning=True),
+    RouteRule(model="sonnet", reason="a long conversation", min_turns=4),
+    RouteRule(model="haiku", reason="a short prompt", max_prompt_tokens=600),
+)
+
+
+class RouterSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The `auto` model: picks haiku, sonnet or opus per request from cheap signals."""
+
+    auto_model: str = "auto"
+    default: str = "sonnet"
+    rules: list[RouteRule] = msgspec.field(default_factory=lambda: list(DEFAULT_ROUTE_RULES))
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Everything the server needs, with defaults that run on a fresh machine."""
 
@@ -116,6 +162,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     pool: PoolSettings = msgspec.field(default_factory=PoolSettings)
+    budgets: BudgetSettings = msgspec.field(default_factory=BudgetSettings)
+    router: RouterSettings = msgspec.field(default_factory=RouterSettings)
     models: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_MODEL_ALIASES))
 
 
@@ -163,6 +211,10 @@ def load_settings(
         else:
             models[str(alias)] = str(target)
     data["models"] = models
+    # Prices given in the file replace the defaults model by model.
+    budgets = data.get("budgets")
+    if isinstance(budgets, dict) and isinstance(budgets.get("prices"), dict):
+        budgets["prices"] = {**msgspec.to_builtins(DEFAULT_PRICES), **budgets["prices"]}
     try:
         settings = msgspec.convert(data, Settings, strict=False)
     except msgspec.ValidationError as exc:
@@ -189,5 +241,10 @@ def _check(settings: Settings) -> None:
         raise SettingsError("pool.spares and pool.max_queue must not be negative")
     if not 0 < settings.server.port < 65536:
         raise SettingsError("server.port must be between 1 and 65535")
+    for tier in ("haiku", "sonnet", "opus"):
+        if tier not in settings.budgets.prices:
+            raise SettingsError(f"budgets.prices must price {tier}")
+    if settings.budgets.default_max_tokens < 1:
+        raise SettingsError("budgets.default_max_tokens must be at least 1")
     if settings.server.max_body_bytes < 1024:
         raise SettingsError("server.max_body_bytes must be at least 1024")

@@ -39,30 +39,63 @@ class ChoiceFailed(Struct):
 ChoiceEvent = Union[ChoiceText, ChoiceDone]
 
 
+class ChoiceTally:
+    """What one choice consumed so far; read after the run, also when it was cut off."""
+
+    __slots__ = ("started", "produced", "completed")
+
+    def __init__(self) -> None:
+        self.started: TokenUsage | None = None
+        self.produced: list[str] = []
+        self.completed: Completed | None = None
+
+    def usage(self) -> TokenUsage:
+        if self.completed is not None:
+            return self.completed.usage
+        if self.started is None:
+            return TokenUsage()
+        # Cut off before the upstream reported its count: estimate what it generated.
+        return msgspec.structs.replace(self.started, output_tokens=count_tokens("".join(self.produced)))
+
+
+class Tally:
+    """Per-choice consumption of one request, for the ledger and the budget."""
+
+    def __init__(self, n: int) -> None:
+        self.choices = [ChoiceTally() for _ in range(n)]
+
+    def usages(self) -> list[TokenUsage]:
+        return [choice.usage() for choice in self.choices]
+
+    def cli_cost(self) -> float | None:
+        """The CLI's own total, when every choice ran to its result line."""
+        costs = [c.completed.cost_usd if c.completed else None for c in self.choices]
+        return None if any(cost is None for cost in costs) else sum(costs)  # type: ignore[arg-type]
+
+
 async def _run_choice(
-    backend: ChatBackend, job: CompletionJob, index: int, stops: list[str], queue: asyncio.Queue
+    backend: ChatBackend, job: CompletionJob, index: int, stops: list[str], queue: asyncio.Queue, tally: ChoiceTally
 ) -> None:
     cutter = StopCutter(stops)
-    started = TokenUsage()
-    produced: list[str] = []
     events = backend.stream(job)
     try:
         async for event in events:
             if isinstance(event, Started):
-                started = event.usage
+                tally.started = event.usage
             elif isinstance(event, TextDelta):
-                produced.append(event.text)
+                tally.produced.append(event.text)
                 text, matched = cutter.feed(event.text)
                 if text:
                     await queue.put(ChoiceText(index, text))
                 if matched:
                     # The upstream never reports output tokens for a run stopped early: count
                     # what it produced up to the moment the proxy stopped it.
-                    usage = msgspec.structs.replace(started, output_tokens=count_tokens("".join(produced)))
-                    done = Completed(finish_reason="stop", usage=usage, usage_estimated=True)
+                    done = Completed(finish_reason="stop", usage=tally.usage(), usage_estimated=True)
+                    tally.completed = done
                     await queue.put(ChoiceDone(index, done))
                     return
             elif isinstance(event, Completed):
+                tally.completed = event
                 rest = cutter.flush()
                 if rest:
                     await queue.put(ChoiceText(index, rest))
@@ -75,11 +108,15 @@ async def _run_choice(
 
 
 async def run_choices(
-    backend: ChatBackend, job: CompletionJob, *, n: int, stops: list[str], timeout_s: float
+    backend: ChatBackend, job: CompletionJob, *, stops: list[str], timeout_s: float, tally: Tally
 ) -> AsyncIterator[ChoiceEvent]:
     """Yields text and completion events of all choices; raises the first choice failure."""
     queue: asyncio.Queue = asyncio.Queue()
-    tasks = [asyncio.create_task(_run_choice(backend, job, i, stops, queue)) for i in range(n)]
+    n = len(tally.choices)
+    tasks = [
+        asyncio.create_task(_run_choice(backend, job, i, stops, queue, choice))
+        for i, choice in enumerate(tally.choices)
+    ]
     deadline = time.monotonic() + timeout_s
     remaining = n
     finished = False

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from typing import AsyncGenerator, AsyncIterator
+from typing import AsyncGenerator, AsyncIterator, Callable
 
 import msgspec
 
 from adapters.protocol import ChatBackend
-from adapters.types import Completed, TokenUsage
-from proxy.chat.runner import ChoiceDone, ChoiceEvent, ChoiceText, run_choices
+from adapters.types import TokenUsage
+from proxy.chat.runner import ChoiceEvent, ChoiceText, Tally, run_choices
 from proxy.chat.translate import Plan
 from proxy.errors import ProxyError
 from proxy.sse import sse_done, sse_error, sse_event
@@ -46,6 +46,17 @@ def to_usage(parts: list[TokenUsage]) -> Usage:
     )
 
 
+Finish = Callable[[Tally, int], None]
+"""Called exactly once when a request's run is over, with what it consumed and its HTTP status
+(499 when the caller went away); the metering layer records and settles it."""
+
+CLIENT_CLOSED = 499
+
+
+def _status(exc: BaseException) -> int:
+    return exc.status if isinstance(exc, ProxyError) else CLIENT_CLOSED
+
+
 class ChatService:
     """Runs planned requests on a backend. One instance per app, built by `create_app`."""
 
@@ -53,49 +64,62 @@ class ChatService:
         self.backend = backend
         self.timeout_s = timeout_s
 
-    async def complete(self, plan: Plan, *, model: str) -> ChatCompletion:
+    def _run(self, plan: Plan, tally: Tally) -> AsyncGenerator[ChoiceEvent, None]:
+        return run_choices(self.backend, plan.job, stops=plan.stops, timeout_s=self.timeout_s, tally=tally)
+
+    async def complete(self, plan: Plan, *, model: str, finish: Finish) -> ChatCompletion:
+        tally = Tally(plan.n)
         texts: list[list[str]] = [[] for _ in range(plan.n)]
-        finished: list[Completed | None] = [None] * plan.n
-        events = run_choices(self.backend, plan.job, n=plan.n, stops=plan.stops, timeout_s=self.timeout_s)
+        events = self._run(plan, tally)
+        status = 200
         try:
             async for event in events:
                 if isinstance(event, ChoiceText):
                     texts[event.index].append(event.text)
-                elif isinstance(event, ChoiceDone):
-                    finished[event.index] = event.completed
+        except BaseException as exc:
+            status = _status(exc)
+            raise
         finally:
             await events.aclose()
-        done = [item for item in finished if item is not None]
+            finish(tally, status)
         choices = [
             Choice(
                 index=i,
                 message=ResponseMessage(content="".join(texts[i])),
-                finish_reason=finished[i].finish_reason if finished[i] else "stop",
+                finish_reason=choice.completed.finish_reason if choice.completed else "stop",
             )
-            for i in range(plan.n)
+            for i, choice in enumerate(tally.choices)
         ]
         return ChatCompletion(
             id=completion_id(),
             created=int(time.time()),
             model=model,
             choices=choices,
-            usage=to_usage([item.usage for item in done]),
+            usage=to_usage(tally.usages()),
         )
 
-    async def open_stream(self, plan: Plan, *, model: str) -> AsyncIterator[bytes]:
+    async def open_stream(self, plan: Plan, *, model: str, finish: Finish) -> AsyncIterator[bytes]:
         """Starts the run and waits for its first event, so that failures before any output
         (queue full, upstream 429, unknown CLI) still become plain HTTP errors; then returns the
         SSE byte stream."""
-        events = run_choices(self.backend, plan.job, n=plan.n, stops=plan.stops, timeout_s=self.timeout_s)
+        tally = Tally(plan.n)
+        events = self._run(plan, tally)
         try:
             first = await events.__anext__()
-        except BaseException:
+        except BaseException as exc:
             await events.aclose()
+            finish(tally, _status(exc))
             raise
-        return self._sse(plan, model, first, events)
+        return self._sse(plan, model, first, events, tally, finish)
 
     async def _sse(
-        self, plan: Plan, model: str, first: ChoiceEvent, events: AsyncGenerator[ChoiceEvent, None]
+        self,
+        plan: Plan,
+        model: str,
+        first: ChoiceEvent,
+        events: AsyncGenerator[ChoiceEvent, None],
+        tally: Tally,
+        finish: Finish,
     ) -> AsyncIterator[bytes]:
         chunk_id = completion_id()
         created = int(time.time())
@@ -109,7 +133,7 @@ class ChatService:
                 )
             )
 
-        usages: list[TokenUsage] = []
+        status = CLIENT_CLOSED
         try:
             for index in range(plan.n):
                 yield chunk([ChunkChoice(index=index, delta=Delta(role="assistant", content="", refusal=None))])
@@ -117,17 +141,19 @@ class ChatService:
                 if isinstance(event, ChoiceText):
                     yield chunk([ChunkChoice(index=event.index, delta=Delta(content=event.text))])
                 else:
-                    usages.append(event.completed.usage)
                     done = ChunkChoice(index=event.index, delta=Delta(), finish_reason=event.completed.finish_reason)
                     yield chunk([done])
+            status = 200
             if plan.include_usage:
-                yield chunk([], final_usage=to_usage(usages))
+                yield chunk([], final_usage=to_usage(tally.usages()))
         except ProxyError as exc:
             # Headers are gone: the error travels as a last data object, as OpenAI does.
+            status = exc.status
             log.warning("stream failed after it started: %s", exc.message)
             yield sse_error(exc)
         finally:
             await events.aclose()
+            finish(tally, status)
         yield sse_done()
 
 

@@ -103,7 +103,9 @@ def _system_text(content: str | list[ContentPart], param: str) -> str:
     return "".join(parts)
 
 
-def build_plan(request: ChatCompletionRequest, route: Route, *, request_id: str = "") -> Plan:
+def build_plan(
+    request: ChatCompletionRequest, route: Route, *, request_id: str = "", default_max_tokens: int | None = None
+) -> Plan:
     """Splits the messages into system prompt, earlier turns and the new user input."""
     validate(request)
     system: list[str] = []
@@ -138,7 +140,8 @@ def build_plan(request: ChatCompletionRequest, route: Route, *, request_id: str 
         system="\n\n".join(system),
         history=turns[:-1],
         prompt=turns[-1].content,
-        max_output_tokens=request.max_completion_tokens or request.max_tokens,
+        # A default bound keeps the worst case, and so the budget reservation, finite.
+        max_output_tokens=request.max_completion_tokens or request.max_tokens or default_max_tokens,
         request_id=request_id,
     )
     return Plan(

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture()
 def client(server):
-    return openai.OpenAI(base_url=server.base_url, api_key="sk-anything", max_retries=0)
+    return openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
 
 
 def _raw(response) -> dict:
@@ -95,6 +95,7 @@ def test_streaming_chunks_match_schema_and_deliver_usage(server, upstream):
     with httpx.stream(
         "POST",
         server.base_url + "/chat/completions",
+        headers=server.headers,
         json={
             "model": "gpt-4o",
             "messages": [{"role": "user", "content": "stream-usage"}],
@@ -154,7 +155,7 @@ def test_usage_comes_from_the_cli_result(client, upstream):
 
 def test_async_client(server, upstream):
     async def run():
-        client = openai.AsyncOpenAI(base_url=server.base_url, api_key="x", max_retries=0)
+        client = openai.AsyncOpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
         first, second = await asyncio.gather(
             client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "async-a"}]),
             client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "async-b"}]),
@@ -230,14 +231,14 @@ def test_slash_text_reaches_the_model_as_text(client, upstream):
 
 
 def test_models_endpoints(client, server):
-    listing = httpx.get(server.base_url + "/models").json()
+    listing = httpx.get(server.base_url + "/models", headers=server.headers).json()
     openapi.validate(listing, "ListModelsResponse")
     ids = {m["id"] for m in listing["data"]}
-    assert {"gpt-4o", "gpt-4o-mini", "o3", "gpt-5", "haiku", "sonnet", "opus"} <= ids
-    one = httpx.get(server.base_url + "/models/gpt-4.1-mini")
+    assert {"auto", "gpt-4o", "gpt-4o-mini", "o3", "gpt-5", "haiku", "sonnet", "opus"} <= ids
+    one = httpx.get(server.base_url + "/models/gpt-4.1-mini", headers=server.headers)
     assert one.status_code == 200
     openapi.validate(one.json(), "Model")
-    missing = httpx.get(server.base_url + "/models/gpt-nope")
+    missing = httpx.get(server.base_url + "/models/gpt-nope", headers=server.headers)
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "model_not_found"
     assert client.models.retrieve("sonnet").id == "sonnet"

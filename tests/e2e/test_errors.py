@@ -25,7 +25,7 @@ def _post(server, body, **kwargs) -> httpx.Response:
     return httpx.post(
         server.base_url + "/chat/completions",
         content=content,
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **server.headers},
         timeout=30,
         **kwargs,
     )
@@ -83,7 +83,7 @@ def test_deeply_nested_json_is_a_400_not_a_crash(server):
 
 
 def test_unknown_model_is_404_model_not_found(server, upstream):
-    client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
+    client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="gpt-7-ultra", messages=USER)
     assert caught.value.code == "model_not_found"
@@ -93,8 +93,8 @@ def test_unknown_model_is_404_model_not_found(server, upstream):
 
 
 def test_unknown_route_and_method_are_openai_errors(server):
-    assert _error(httpx.get(server.base_url + "/nothing-here"), 404)["type"] == "invalid_request_error"
-    assert _error(httpx.get(server.base_url + "/chat/completions"), 405)["code"] == "method_not_allowed"
+    assert _error(httpx.get(server.base_url + "/nothing-here", headers=server.headers), 404)["type"] == "invalid_request_error"
+    assert _error(httpx.get(server.base_url + "/chat/completions", headers=server.headers), 405)["code"] == "method_not_allowed"
 
 
 def test_body_over_the_limit_is_413(make_server):
@@ -125,7 +125,7 @@ def test_upstream_errors_map_to_openai_statuses(server, upstream, reply, status,
 
 def test_upstream_429_reaches_sdk_within_seconds(server, upstream):
     upstream.on("rate-limited", Reply(status=429, error_type="rate_limit_error", error_message="slow down"))
-    client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=15)
+    client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0, timeout=15)
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "rate-limited"}])
     assert len(upstream.requests_matching("rate-limited")) == 1  # the CLI did not retry on its own
@@ -137,6 +137,7 @@ def test_error_after_stream_started_is_a_final_sse_event(make_server, upstream):
     with httpx.stream(
         "POST",
         server.base_url + "/chat/completions",
+        headers=server.headers,
         json={"model": "gpt-4o", "messages": [{"role": "user", "content": "half-then-hang"}], "stream": True},
         timeout=30,
     ) as response:
@@ -156,6 +157,7 @@ def test_disconnect_mid_stream_kills_the_cli(make_server, upstream):
     with httpx.stream(
         "POST",
         server.base_url + "/chat/completions",
+        headers=server.headers,
         json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hang-for-disconnect"}], "stream": True},
         timeout=30,
     ) as response:
@@ -180,7 +182,10 @@ def _hold_one_request(server, marker: str):
         {"model": "gpt-4o", "messages": [{"role": "user", "content": marker}], "stream": True}
     ).encode()
     sock = socket.create_connection(("127.0.0.1", server.port))
-    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {server.api_key}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     sock.sendall(head.encode() + body)
 
     def run():
@@ -237,6 +242,7 @@ def test_no_user_text_in_any_process_argv(make_server, upstream):
     with httpx.stream(
         "POST",
         server.base_url + "/chat/completions",
+        headers=server.headers,
         json={
             "model": "gpt-4o",
             "messages": [

@@ -14,7 +14,11 @@ from typing import Any
 import httpx
 import yaml
 
+from budgets.database import open_database
+from budgets.keys import KeyStore, Project
+
 REPO = Path(__file__).resolve().parents[2]
+ADMIN_KEY = "admin-key-for-tests"
 
 
 def free_port() -> int:
@@ -75,11 +79,14 @@ class RunningServer:
                 "claude": {"binary": str(cli), "workdir": str(workdir / "cli-work")},
                 "storage": {"path": str(workdir / "data")},
                 "pool": {"size": 4, "spares": 1, "spare_model": "sonnet", "max_queue": 16, "queue_timeout_s": 20},
+                "auth": {"admin_key": ADMIN_KEY},
             },
             config or {},
         )
         self.config_path = workdir / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(settings))
+        self.storage = Path(settings["storage"]["path"])
+        self.api_key = self.create_key("test-project")
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("CLAUDE_PROXY_", "ANTHROPIC_"))},
             "ANTHROPIC_BASE_URL": upstream_url,
@@ -88,6 +95,24 @@ class RunningServer:
         }
         self.log_path = workdir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def create_key(self, project: str, **limits: Any) -> str:
+        """A key for `project` (created with `limits` if new), written straight to the database."""
+        db = open_database(self.storage)
+        try:
+            keys = KeyStore(db)
+            current = keys.get_project(project) or Project(name=project)
+            for field, value in limits.items():
+                setattr(current, field, value)
+            keys.upsert_project(current)
+            secret, _ = keys.create_key(project)
+        finally:
+            db.close()
+        return secret
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     @property
     def url(self) -> str:

@@ -6,13 +6,14 @@ import sqlite3
 
 import pytest
 
-from budgets.keys import KEY_PREFIX, KeyStore, Project, database_path, hash_key
+from budgets.database import database_path, open_database
+from budgets.keys import KEY_PREFIX, KeyStore, Project, hash_key
 from proxy.cli import main
 
 
 @pytest.fixture()
 def store(tmp_path):
-    return KeyStore(database_path(tmp_path))
+    return KeyStore(open_database(tmp_path))
 
 
 def test_created_key_verifies_and_only_its_hash_is_stored(store, tmp_path):
@@ -70,7 +71,7 @@ def test_keys_command_prints_the_key_alone_on_the_last_line(tmp_path, capsys):
     assert main(args) == 0
     secret = capsys.readouterr().out.strip().splitlines()[-1]
     assert secret.startswith(KEY_PREFIX) and " " not in secret
-    store = KeyStore(database_path(tmp_path / "data"))
+    store = KeyStore(open_database(tmp_path / "data"))
     assert store.verify(secret).project == "demo"
     assert store.get_project("demo").budget_usd == 2.5
     assert main(["keys", "set-budget", "--config", str(config), "--project", "demo", "--tpm", "1000"]) == 0

@@ -1,25 +1,24 @@
-"""HTTP routes: chat completions, models, health."""
+"""`POST /v1/chat/completions`, and the JSON decoding every route shares."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, post
 from litestar.response import Stream
 
-from adapters.protocol import ChatBackend
-from adapters.router import CLAUDE_TIERS, ModelRouter
+from proxy.auth import authenticate
 from proxy.chat.service import ChatService
 from proxy.chat.translate import build_plan
-from proxy.errors import InvalidRequest, NotFound
+from proxy.errors import InvalidRequest
+from proxy.metering import Metering
 from proxy.middleware import request_id
+from proxy.routing import RequestRouter
+from proxy.settings import Settings
 from proxy.wire.chat_request import chat_request_decoder
 from proxy.wire.chat_response import encoder
-from proxy.wire.models import Model, ModelList
 
-_STARTED = int(time.time())
 _JSON = "application/json"
 
 
@@ -57,59 +56,27 @@ def _raise(message: str, param: str | None, code: str) -> Any:
     raise InvalidRequest(message, param=param, code=code)
 
 
-def _json(payload: Any, headers: dict[str, str] | None = None) -> Response[bytes]:
+def json_response(payload: Any, headers: dict[str, str] | None = None) -> Response[bytes]:
     return Response(content=encoder.encode(payload), media_type=_JSON, status_code=200, headers=headers)
 
 
 @post("/v1/chat/completions", status_code=200)
-async def chat_completions(request: Request, router: ModelRouter, chat: ChatService) -> Response[Any]:
+async def chat_completions(
+    request: Request, routing: RequestRouter, chat: ChatService, metering: Metering, settings: Settings
+) -> Response[Any]:
     rid = request_id(request.scope)
+    principal = authenticate(request, metering.keys)
     body = decode_json(await request.body(), chat_request_decoder)
-    route = router.resolve(body.model)
-    plan = build_plan(body, route, request_id=rid)
-    headers = {"x-claude-model": route.claude_model}
+    decision = routing.decide(body)
+    plan = build_plan(
+        body, decision.route, request_id=rid, default_max_tokens=settings.budgets.default_max_tokens
+    )
+    admission = metering.admit(principal, plan, decision.route, request_id=rid)
+    headers = {"x-claude-model": decision.route.claude_model, **admission.headers}
     if plan.stream:
-        stream = await chat.open_stream(plan, model=body.model)
+        stream = await chat.open_stream(plan, model=body.model, finish=admission.finish)
         headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
         return Stream(stream, media_type="text/event-stream", headers=headers, status_code=200)
-    return _json(await chat.complete(plan, model=body.model), headers)
+    return json_response(await chat.complete(plan, model=body.model, finish=admission.finish), headers)
 
 
-def _models(router: ModelRouter) -> list[Model]:
-    return [
-        Model(id=name, created=_STARTED, owned_by="anthropic" if name in CLAUDE_TIERS else "claude-proxy")
-        for name in router.model_ids()
-    ]
-
-
-@get("/v1/models")
-async def list_models(request: Request, router: ModelRouter) -> Response[bytes]:
-    request_id(request.scope)
-    return _json(ModelList(data=_models(router)))
-
-
-@get("/v1/models/{model_id:str}")
-async def retrieve_model(request: Request, model_id: str, router: ModelRouter) -> Response[bytes]:
-    request_id(request.scope)
-    for model in _models(router):
-        if model.id == model_id:
-            return _json(model)
-    route = router.resolve(model_id)  # full claude-* ids are valid without being listed
-    if route.claude_model == model_id:
-        return _json(Model(id=model_id, created=_STARTED, owned_by="anthropic"))
-    raise NotFound(f"The model '{model_id}' does not exist", param="model", code="model_not_found")
-
-
-@get("/health")
-async def health(request: Request, backend: ChatBackend) -> Response[bytes]:
-    request_id(request.scope)
-    state = backend.health()
-    ok = bool(state.get("cli", {}).get("found"))
-    return Response(
-        content=encoder.encode({"status": "ok" if ok else "degraded", **state}),
-        media_type=_JSON,
-        status_code=200,
-    )
-
-
-routes = [chat_completions, list_models, retrieve_model, health]

@@ -1,0 +1,106 @@
+"""Budget reservations that hold under concurrency.
+
+Before a request runs, its worst-case cost is reserved; the reservation is refused when spend
+plus everything already reserved plus it would pass the budget. When the request ends it is
+settled to the real cost. Check and reservation happen with no await in between, so on one
+event loop they are atomic; the Redis issue provides a shared implementation of the protocol.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Protocol
+
+from msgspec import Struct
+
+from budgets.keys import Project
+from budgets.ledger import UsageLedger
+from budgets.periods import period_end, period_start
+from proxy.errors import InsufficientQuota
+
+_TOLERANCE_USD = 1e-9
+
+
+class Reservation(Struct, kw_only=True):
+    id: int
+    project: str
+    amount: float
+    period: str
+
+
+class BudgetStatus(Struct, kw_only=True):
+    budget_usd: float | None
+    period: str
+    spent_usd: float
+    reserved_usd: float
+    remaining_usd: float | None
+    period_start: float
+    period_end: float | None
+
+
+class BudgetGuard(Protocol):
+    """Reserves worst-case costs against project budgets and settles them to real costs."""
+
+    def reserve(self, project: Project, amount: float) -> Reservation: ...
+
+    def settle(self, reservation: Reservation, actual_cost: float) -> None: ...
+
+    def status(self, project: Project) -> BudgetStatus: ...
+
+
+class LocalBudgetGuard:
+    """In-process reservations over the SQLite ledger (the ledger is the record of spend)."""
+
+    def __init__(self, ledger: UsageLedger) -> None:
+        self.ledger = ledger
+        self._ids = itertools.count(1)
+        self._reserved: dict[str, float] = {}
+        self._spent: dict[tuple[str, float], float] = {}
+
+    def _spent_since(self, project: str, start: float) -> float:
+        key = (project, start)
+        if key not in self._spent:
+            self._spent[key] = self.ledger.spent(project, since=start)
+        return self._spent[key]
+
+    def reserve(self, project: Project, amount: float) -> Reservation:
+        start = period_start(project.budget_period, time.time())
+        reservation = Reservation(id=next(self._ids), project=project.name, amount=amount, period=project.budget_period)
+        if project.budget_usd is not None:
+            committed = self._spent_since(project.name, start) + self._reserved.get(project.name, 0.0)
+            # A hair of tolerance, so that three reservations of 0.1 fit a budget of 0.3.
+            if committed + amount - project.budget_usd > _TOLERANCE_USD:
+                left = max(project.budget_usd - committed, 0.0)
+                raise InsufficientQuota(
+                    f"Project '{project.name}' has ${left:.6f} of its {project.budget_period} budget of "
+                    f"${project.budget_usd:.2f} left, and this request may cost up to ${amount:.6f}. "
+                    "Lower max_tokens, or raise the budget."
+                )
+        self._reserved[project.name] = self._reserved.get(project.name, 0.0) + amount
+        return reservation
+
+    def settle(self, reservation: Reservation, actual_cost: float) -> None:
+        left = self._reserved.get(reservation.project, 0.0) - reservation.amount
+        self._reserved[reservation.project] = max(left, 0.0)
+        # The ledger dates the cost now, so it belongs to the period running now, which may be a
+        # new one if the request ran across midnight.
+        key = (reservation.project, period_start(reservation.period, time.time()))
+        if key in self._spent:
+            self._spent[key] += actual_cost
+
+    def status(self, project: Project) -> BudgetStatus:
+        now = time.time()
+        start = period_start(project.budget_period, now)
+        spent = self._spent_since(project.name, start)
+        reserved = self._reserved.get(project.name, 0.0)
+        remaining = None if project.budget_usd is None else max(project.budget_usd - spent - reserved, 0.0)
+        return BudgetStatus(
+            budget_usd=project.budget_usd,
+            period=project.budget_period,
+            spent_usd=spent,
+            reserved_usd=reserved,
+            remaining_usd=remaining,
+            period_start=start,
+            period_end=period_end(project.budget_period, now),
+        )

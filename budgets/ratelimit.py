@@ -1,0 +1,120 @@
+"""Requests-per-minute and tokens-per-minute limits per key, with OpenAI's rate-limit headers.
+
+Tokens are counted at admission as the prompt estimate plus the maximum output (as OpenAI does),
+then corrected to what the request really used when it ends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from typing import Protocol
+
+from msgspec import Struct
+
+from proxy.errors import RateLimited
+
+WINDOW_S = 60.0
+
+
+class RateTicket(Struct, kw_only=True):
+    id: int
+    key: str
+    tokens: int
+    headers: dict[str, str]
+
+
+class RateLimiter(Protocol):
+    """Admits or refuses a request for a key; the Redis issue provides a shared implementation."""
+
+    def admit(self, key: str, *, rpm: int | None, tpm: int | None, tokens: int) -> RateTicket: ...
+
+    def adjust(self, ticket: RateTicket, actual_tokens: int) -> None: ...
+
+
+def format_reset(seconds: float) -> str:
+    """OpenAI's reset format: `20ms`, `1s`, `6m0s`."""
+    if seconds < 1:
+        return f"{max(int(seconds * 1000), 1)}ms"
+    whole = int(seconds + 0.999)
+    minutes, rest = divmod(whole, 60)
+    return f"{minutes}m{rest}s" if minutes else f"{rest}s"
+
+
+class _Window:
+    def __init__(self) -> None:
+        self.requests: deque[float] = deque()
+        self.tokens: deque[list] = deque()  # [time, tokens, ticket id]
+
+    def trim(self, now: float) -> None:
+        while self.requests and self.requests[0] <= now - WINDOW_S:
+            self.requests.popleft()
+        while self.tokens and self.tokens[0][0] <= now - WINDOW_S:
+            self.tokens.popleft()
+
+    def token_sum(self) -> int:
+        return sum(entry[1] for entry in self.tokens)
+
+
+class LocalRateLimiter:
+    """Sliding one-minute windows in process memory."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, _Window] = {}
+        self._ids = itertools.count(1)
+
+    def admit(self, key: str, *, rpm: int | None, tpm: int | None, tokens: int) -> RateTicket:
+        now = time.monotonic()
+        window = self._windows.setdefault(key, _Window())
+        window.trim(now)
+        headers: dict[str, str] = {}
+        if rpm is not None:
+            used = len(window.requests)
+            reset = window.requests[0] + WINDOW_S - now if window.requests else 0.0
+            if used + 1 > rpm:
+                raise _limited("requests", rpm, used, reset, headers)
+            headers |= _headers("requests", rpm, rpm - used - 1, reset if used else WINDOW_S / max(rpm, 1))
+        if tpm is not None:
+            used_tokens = window.token_sum()
+            reset = window.tokens[0][0] + WINDOW_S - now if window.tokens else 0.0
+            if tokens > tpm:
+                raise RateLimited(
+                    f"This request may use {tokens} tokens, more than the limit of {tpm} tokens per minute; "
+                    "lower max_tokens.",
+                    retry_after=WINDOW_S,
+                )
+            if used_tokens + tokens > tpm:
+                raise _limited("tokens", tpm, used_tokens, reset, headers)
+            headers |= _headers("tokens", tpm, tpm - used_tokens - tokens, reset or WINDOW_S * tokens / tpm)
+        ticket = RateTicket(id=next(self._ids), key=key, tokens=tokens, headers=headers)
+        window.requests.append(now)
+        if tpm is not None:
+            window.tokens.append([now, tokens, ticket.id])
+        return ticket
+
+    def adjust(self, ticket: RateTicket, actual_tokens: int) -> None:
+        window = self._windows.get(ticket.key)
+        if window is None:
+            return
+        for entry in window.tokens:
+            if entry[2] == ticket.id:
+                entry[1] = actual_tokens
+                return
+
+
+def _headers(kind: str, limit: int, remaining: int, reset: float) -> dict[str, str]:
+    return {
+        f"x-ratelimit-limit-{kind}": str(limit),
+        f"x-ratelimit-remaining-{kind}": str(max(remaining, 0)),
+        f"x-ratelimit-reset-{kind}": format_reset(max(reset, 0.0)),
+    }
+
+
+def _limited(kind: str, limit: int, used: int, reset: float, headers: dict[str, str]) -> RateLimited:
+    error = RateLimited(
+        f"Rate limit reached: {used} of {limit} {kind} per minute used. Retry after {format_reset(reset)}.",
+        retry_after=max(reset, 0.001),
+    )
+    error.headers |= headers | _headers(kind, limit, limit - used, reset)
+    return error

@@ -1,0 +1,153 @@
+"""Admission and settlement of metered requests: rate limits, budget reservations, the ledger.
+
+`Metering` is opened and closed by the app's lifespan; it owns the SQLite database and the
+stores on it. `admit` runs before any CLI work and raises 429s; the returned `Admission` is
+finished exactly once when the run is over, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import sqlite_utils
+
+from adapters.router import Route
+from budgets.database import open_database
+from budgets.guard import BudgetGuard, LocalBudgetGuard, Reservation
+from budgets.keys import KeyStore
+from budgets.ledger import LedgerEntry, UsageLedger
+from budgets.pricing import Price, cost_of, price_for, worst_case_cost
+from budgets.ratelimit import LocalRateLimiter, RateLimiter, RateTicket
+from proxy.auth import Principal
+from proxy.chat.runner import Tally
+from proxy.chat.service import to_usage
+from proxy.chat.translate import Plan
+from proxy.settings import Settings
+from proxy.tokens import count_tokens
+
+log = logging.getLogger("claude_proxy.metering")
+
+
+def estimate_prompt_tokens(plan: Plan, overhead: int) -> int:
+    texts = [plan.job.system]
+    for turn in plan.job.history:
+        texts += [getattr(block, "text", "") for block in turn.content]
+    texts += [getattr(block, "text", "") for block in plan.job.prompt]
+    return count_tokens("\n".join(texts)) + overhead
+
+
+class Admission:
+    """A request that passed its limits and holds a budget reservation until `finish`."""
+
+    def __init__(
+        self,
+        metering: "Metering",
+        *,
+        principal: Principal,
+        route: Route,
+        request_id: str,
+        price: Price,
+        reservation: Reservation,
+        ticket: RateTicket,
+    ) -> None:
+        self.metering = metering
+        self.principal = principal
+        self.route = route
+        self.request_id = request_id
+        self.price = price
+        self.reservation = reservation
+        self.ticket = ticket
+        self.started = time.perf_counter()
+        self.finished = False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.ticket.headers
+
+    def finish(self, tally: Tally, status: int) -> None:
+        """Records the request and settles its reservation to the real cost. Never raises."""
+        if self.finished:
+            return
+        self.finished = True
+        usages = tally.usages()
+        cli_cost = tally.cli_cost()
+        if self.metering.settings.budgets.prefer_cli_cost and cli_cost is not None:
+            cost, source = cli_cost, "cli"
+        else:
+            cost, source = sum(cost_of(usage, self.price) for usage in usages), "table"
+        returned = to_usage(usages) if status == 200 else None
+        try:
+            self.metering.ledger.record(
+                LedgerEntry(
+                    request_id=self.request_id,
+                    project=self.principal.project.name,
+                    key_prefix=self.principal.key.prefix,
+                    requested_model=self.route.requested,
+                    resolved_model=self.route.claude_model,
+                    input_tokens=sum(u.input_tokens for u in usages),
+                    output_tokens=sum(u.output_tokens for u in usages),
+                    cache_read_tokens=sum(u.cache_read_tokens for u in usages),
+                    cache_creation_tokens=sum(u.cache_creation_tokens for u in usages),
+                    prompt_tokens=returned.prompt_tokens if returned else 0,
+                    completion_tokens=returned.completion_tokens if returned else 0,
+                    cost_usd=cost,
+                    cost_source=source,
+                    latency_ms=int((time.perf_counter() - self.started) * 1000),
+                    status=status,
+                )
+            )
+        except Exception:  # noqa: BLE001 - a ledger failure must not keep the reservation
+            log.exception("could not record usage of request %s", self.request_id)
+        finally:
+            self.metering.guard.settle(self.reservation, cost)
+            self.metering.limiter.adjust(self.ticket, sum(u.prompt_tokens + u.output_tokens for u in usages))
+
+
+class Metering:
+    """Keys, ledger, budget guard and rate limiter over the database under `storage.path`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db: sqlite_utils.Database | None = None
+        self.keys: KeyStore
+        self.ledger: UsageLedger
+        self.guard: BudgetGuard
+        self.limiter: RateLimiter
+
+    def open(self) -> None:
+        self.db = open_database(self.settings.storage.path)
+        self.keys = KeyStore(self.db)
+        self.ledger = UsageLedger(self.db)
+        self.guard = LocalBudgetGuard(self.ledger)
+        self.limiter = LocalRateLimiter()
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+    def admit(self, principal: Principal, plan: Plan, route: Route, *, request_id: str) -> Admission:
+        """Checks the key's rate limits, then reserves the worst-case cost; raises 429s."""
+        budgets = self.settings.budgets
+        prompt = estimate_prompt_tokens(plan, budgets.overhead_tokens)
+        max_output = plan.job.max_output_tokens or budgets.default_max_tokens
+        price = price_for(route.claude_model, budgets.prices)
+        project = principal.project
+        ticket = self.limiter.admit(
+            str(principal.key.id), rpm=project.rpm, tpm=project.tpm, tokens=plan.n * (prompt + max_output)
+        )
+        try:
+            reservation = self.guard.reserve(project, plan.n * worst_case_cost(prompt, max_output, price))
+        except Exception:
+            self.limiter.adjust(ticket, 0)  # refused requests spend no tokens
+            raise
+        return Admission(
+            self,
+            principal=principal,
+            route=route,
+            request_id=request_id,
+            price=price,
+            reservation=reservation,
+            ticket=ticket,
+        )

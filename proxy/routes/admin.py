@@ -1,0 +1,151 @@
+"""`/admin/*`: projects, keys, budgets and usage of any project, for the admin key only."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, patch, post
+from msgspec import Struct
+
+from budgets.keys import ApiKey, Project
+from proxy.auth import require_admin
+from proxy.errors import InvalidRequest, NotFound, ProxyError
+from proxy.metering import Metering
+from proxy.middleware import request_id
+from proxy.routes.chat import decode_json, json_response
+from proxy.routes.usage import usage_report
+from proxy.settings import Settings
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}\Z")
+
+
+class Conflict(ProxyError):
+    status = 409
+    type = "invalid_request_error"
+    default_code = "conflict"
+
+
+class ProjectCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    budget_usd: float | None = None
+    budget_period: str = "total"
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+class ProjectUpdate(Struct, forbid_unknown_fields=True, kw_only=True):
+    budget_usd: float | None | msgspec.UnsetType = msgspec.UNSET
+    budget_period: str | msgspec.UnsetType = msgspec.UNSET
+    rpm: int | None | msgspec.UnsetType = msgspec.UNSET
+    tpm: int | None | msgspec.UnsetType = msgspec.UNSET
+
+
+class CreatedKey(Struct, kw_only=True):
+    key: str
+    id: int
+    prefix: str
+    project: str
+    object: str = "api_key"
+
+
+_create_decoder = msgspec.json.Decoder(ProjectCreate)
+_update_decoder = msgspec.json.Decoder(ProjectUpdate)
+
+
+def _admin(request: Request, metering: Metering, settings: Settings) -> None:
+    request_id(request.scope)
+    require_admin(request, settings.auth.admin_key, metering.keys)
+
+
+def _project(metering: Metering, name: str) -> Project:
+    project = metering.keys.get_project(name)
+    if project is None:
+        raise NotFound(f"No project named '{name}'.", param="name")
+    return project
+
+
+def _check(project: Project) -> None:
+    if not _NAME.match(project.name):
+        raise InvalidRequest("Project names are 1-64 letters, digits, '.', '_' or '-'.", param="name")
+    if project.budget_period not in ("total", "daily", "monthly"):
+        raise InvalidRequest("budget_period must be total, daily or monthly.", param="budget_period")
+    for field in ("budget_usd", "rpm", "tpm"):
+        value = getattr(project, field)
+        if value is not None and value < 0:
+            raise InvalidRequest(f"{field} must not be negative.", param=field)
+
+
+def _view(metering: Metering, project: Project) -> dict[str, Any]:
+    return {"object": "project", **msgspec.to_builtins(project), "budget": metering.guard.status(project)}
+
+
+@get("/admin/projects")
+async def list_projects(request: Request, metering: Metering, settings: Settings) -> Response[bytes]:
+    _admin(request, metering, settings)
+    data = [_view(metering, project) for project in metering.keys.list_projects()]
+    return json_response({"object": "list", "data": data})
+
+
+@post("/admin/projects", status_code=200)
+async def create_project(request: Request, metering: Metering, settings: Settings) -> Response[bytes]:
+    _admin(request, metering, settings)
+    body = decode_json(await request.body(), _create_decoder)
+    project = Project(**msgspec.structs.asdict(body))
+    _check(project)
+    if metering.keys.get_project(project.name) is not None:
+        raise Conflict(f"A project named '{project.name}' already exists.", param="name")
+    return json_response(_view(metering, metering.keys.upsert_project(project)))
+
+
+@get("/admin/projects/{name:str}")
+async def get_project(request: Request, name: str, metering: Metering, settings: Settings) -> Response[bytes]:
+    _admin(request, metering, settings)
+    return json_response(_view(metering, _project(metering, name)))
+
+
+@patch("/admin/projects/{name:str}", status_code=200)
+async def update_project(request: Request, name: str, metering: Metering, settings: Settings) -> Response[bytes]:
+    _admin(request, metering, settings)
+    project = _project(metering, name)
+    changes = decode_json(await request.body(), _update_decoder)
+    for field in msgspec.structs.fields(changes):
+        value = getattr(changes, field.name)
+        if value is not msgspec.UNSET:
+            setattr(project, field.name, value)
+    _check(project)
+    return json_response(_view(metering, metering.keys.upsert_project(project)))
+
+
+@post("/admin/projects/{name:str}/keys", status_code=200)
+async def create_key(request: Request, name: str, metering: Metering, settings: Settings) -> Response[bytes]:
+    _admin(request, metering, settings)
+    _project(metering, name)
+    secret, key = metering.keys.create_key(name)
+    return json_response(CreatedKey(key=secret, id=key.id, prefix=key.prefix, project=key.project))
+
+
+@get("/admin/keys")
+async def list_keys(request: Request, metering: Metering, settings: Settings) -> Response[bytes]:
+    _admin(request, metering, settings)
+    keys: list[ApiKey] = metering.keys.list_keys(request.query_params.get("project"))
+    return json_response({"object": "list", "data": keys})
+
+
+@post("/admin/keys/{ref:str}/revoke", status_code=200)
+async def revoke_key(request: Request, ref: str, metering: Metering, settings: Settings) -> Response[bytes]:
+    _admin(request, metering, settings)
+    revoked = metering.keys.revoke(ref)
+    if not revoked:
+        raise NotFound(f"No active key with id or prefix '{ref}'.", param="ref")
+    return json_response({"object": "api_key.revoked", "revoked": revoked})
+
+
+@get("/admin/usage/{name:str}")
+async def project_usage(request: Request, name: str, metering: Metering, settings: Settings) -> Response[bytes]:
+    _admin(request, metering, settings)
+    return json_response(usage_report(metering, _project(metering, name), request))
+
+
+routes = [list_projects, create_project, get_project, update_project, create_key, list_keys, revoke_key, project_usage]

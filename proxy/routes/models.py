@@ -1,0 +1,64 @@
+"""`GET /v1/models`, `GET /v1/models/{id}` and `GET /health`."""
+
+from __future__ import annotations
+
+import time
+
+from litestar import Request, Response, get
+
+from adapters.protocol import ChatBackend
+from adapters.router import CLAUDE_TIERS, ModelRouter
+from proxy.auth import authenticate
+from proxy.errors import NotFound
+from proxy.metering import Metering
+from proxy.middleware import request_id
+from proxy.routes.chat import json_response
+from proxy.routing import RequestRouter
+from proxy.wire.chat_response import encoder
+from proxy.wire.models import Model, ModelList
+
+_STARTED = int(time.time())
+_JSON = "application/json"
+
+
+def _models(router: ModelRouter, routing: RequestRouter) -> list[Model]:
+    return [Model(id=routing.auto_model, created=_STARTED, owned_by="claude-proxy")] + [
+        Model(id=name, created=_STARTED, owned_by="anthropic" if name in CLAUDE_TIERS else "claude-proxy")
+        for name in router.model_ids()
+    ]
+
+
+@get("/v1/models")
+async def list_models(
+    request: Request, router: ModelRouter, routing: RequestRouter, metering: Metering
+) -> Response[bytes]:
+    request_id(request.scope)
+    authenticate(request, metering.keys)
+    return json_response(ModelList(data=_models(router, routing)))
+
+
+@get("/v1/models/{model_id:str}")
+async def retrieve_model(
+    request: Request, model_id: str, router: ModelRouter, routing: RequestRouter, metering: Metering
+) -> Response[bytes]:
+    request_id(request.scope)
+    authenticate(request, metering.keys)
+    for model in _models(router, routing):
+        if model.id == model_id:
+            return json_response(model)
+    route = router.resolve(model_id)  # full claude-* ids are valid without being listed
+    if route.claude_model == model_id:
+        return json_response(Model(id=model_id, created=_STARTED, owned_by="anthropic"))
+    raise NotFound(f"The model '{model_id}' does not exist", param="model", code="model_not_found")
+
+
+@get("/health")
+async def health(request: Request, backend: ChatBackend) -> Response[bytes]:
+    request_id(request.scope)
+    state = backend.health()
+    ok = bool(state.get("cli", {}).get("found"))
+    return Response(
+        content=encoder.encode({"status": "ok" if ok else "degraded", **state}),
+        media_type=_JSON,
+        status_code=200,
+    )

@@ -1,0 +1,106 @@
+"""`GET /v1/usage` (the caller's project) and `POST /v1/route` (the router's decision, dry)."""
+
+from __future__ import annotations
+
+import time
+
+from litestar import Request, Response, get, post
+from msgspec import Struct
+
+from budgets.keys import Project
+from budgets.ledger import ModelTotals
+from proxy.auth import authenticate
+from proxy.errors import InvalidRequest
+from proxy.metering import Metering
+from proxy.middleware import request_id
+from proxy.routes.chat import decode_json, json_response
+from proxy.routing import Features, RequestRouter
+from proxy.wire.chat_request import chat_request_decoder
+
+
+class UsageReport(Struct, kw_only=True):
+    project: str
+    start: float
+    end: float
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    total_cost_usd: float
+    period: str
+    period_start: float
+    period_end: float | None
+    period_spent_usd: float
+    reserved_usd: float
+    budget_usd: float | None
+    budget_remaining_usd: float | None
+    rpm: int | None
+    tpm: int | None
+    by_model: dict[str, ModelTotals]
+    object: str = "usage"
+
+
+class RouteReport(Struct, kw_only=True):
+    model: str
+    claude_model: str
+    reasons: list[str]
+    features: Features | None
+
+
+def _time_param(request: Request, name: str, default: float) -> float:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidRequest(f"'{name}' must be a Unix time in seconds.", param=name) from None
+
+
+def usage_report(metering: Metering, project: Project, request: Request) -> UsageReport:
+    """Totals over `start`..`end` (Unix seconds; default all time) and the budget right now."""
+    start = _time_param(request, "start", 0.0)
+    end = _time_param(request, "end", time.time() + 1)
+    if end < start:
+        raise InvalidRequest("'end' must not be before 'start'.", param="end")
+    totals = metering.ledger.totals(project.name, start, end)
+    budget = metering.guard.status(project)
+    return UsageReport(
+        project=project.name,
+        start=start,
+        end=end,
+        requests=totals.requests,
+        prompt_tokens=totals.prompt_tokens,
+        completion_tokens=totals.completion_tokens,
+        total_tokens=totals.prompt_tokens + totals.completion_tokens,
+        total_cost_usd=totals.total_cost_usd,
+        period=budget.period,
+        period_start=budget.period_start,
+        period_end=budget.period_end,
+        period_spent_usd=budget.spent_usd,
+        reserved_usd=budget.reserved_usd,
+        budget_usd=budget.budget_usd,
+        budget_remaining_usd=budget.remaining_usd,
+        rpm=project.rpm,
+        tpm=project.tpm,
+        by_model=totals.by_model,
+    )
+
+
+@get("/v1/usage")
+async def usage(request: Request, metering: Metering) -> Response[bytes]:
+    request_id(request.scope)
+    principal = authenticate(request, metering.keys)
+    return json_response(usage_report(metering, principal.project, request))
+
+
+@post("/v1/route", status_code=200)
+async def route(request: Request, routing: RequestRouter, metering: Metering) -> Response[bytes]:
+    request_id(request.scope)
+    authenticate(request, metering.keys)
+    body = decode_json(await request.body(), chat_request_decoder)
+    decision = routing.decide(body)
+    report = RouteReport(
+        model=body.model, claude_model=decision.route.claude_model, reasons=decision.reasons, features=decision.features
+    )
+    return json_response(report, {"x-claude-model": decision.route.claude_model})

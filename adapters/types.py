@@ -20,6 +20,13 @@ class Turn(Struct):
     content: list[Block]
 
 
+class Priority:
+    """Pool priority: interactive requests are served before batch lines."""
+
+    INTERACTIVE = 0
+    BATCH = 1
+
+
 class CompletionJob(Struct, kw_only=True):
     """One completion: the conversation so far, the new user input, and limits."""
 
@@ -29,6 +36,7 @@ class CompletionJob(Struct, kw_only=True):
     prompt: list[Block]
     max_output_tokens: int | None = None
     request_id: str = ""
+    priority: int = Priority.INTERACTIVE
 
 
 class TokenUsage(Struct):

@@ -116,6 +116,10 @@ class KeyStore:
                 return _key(row)
         return None
 
+    def get_key(self, key_id: int) -> ApiKey | None:
+        rows = list(self.db["api_keys"].rows_where("id = ?", [key_id]))
+        return _key(rows[0]) if rows else None
+
     def list_projects(self) -> list[Project]:
         return [Project(**row) for row in self.db["projects"].rows_where(order_by="name")]
 

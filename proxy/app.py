@@ -13,6 +13,8 @@ from litestar.exceptions import HTTPException
 
 from adapters.protocol import ChatBackend
 from adapters.router import ModelRouter
+from proxy.batches.runner import BatchRunner
+from proxy.batches.store import BatchStore
 from proxy.chat.service import ChatService
 from proxy.metering import Metering
 from proxy.routing import RequestRouter
@@ -24,7 +26,7 @@ from proxy.errors import (
     RequestTooLarge,
 )
 from proxy.middleware import add_request_headers
-from proxy.routes import routes
+from proxy.routes import files_router, routes
 from proxy.settings import Settings
 from proxy.wire.chat_response import encoder
 
@@ -70,6 +72,13 @@ def handle_exception(request: Request, exc: Exception) -> Response[bytes]:
     return _error_response(error)
 
 
+class _Batches:
+    """The batch store and runner, which exist once the lifespan has opened the database."""
+
+    store: BatchStore
+    runner: BatchRunner
+
+
 def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Litestar:
     """Builds the app. `backend` defaults to the Claude CLI pool; tests may pass another."""
     if backend is None:
@@ -80,6 +89,7 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Lit
     routing = RequestRouter(router, settings.router)
     service = ChatService(backend, timeout_s=settings.server.request_timeout_s)
     metering = Metering(settings)
+    batches = _Batches()
 
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
@@ -87,14 +97,22 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Lit
         try:
             await backend.start()
             try:
-                yield
+                batches.store = BatchStore(metering.db, settings.storage.path)
+                batches.runner = BatchRunner(
+                    store=batches.store, metering=metering, routing=routing, chat=service, settings=settings
+                )
+                await batches.runner.start()
+                try:
+                    yield
+                finally:
+                    await batches.runner.close()
             finally:
                 await backend.close()
         finally:
             metering.close()
 
     return Litestar(
-        route_handlers=routes,
+        route_handlers=[*routes, files_router(settings)],
         lifespan=[resources],
         dependencies={
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
@@ -102,6 +120,8 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Lit
             "router": Provide(lambda: router, use_cache=True, sync_to_thread=False),
             "routing": Provide(lambda: routing, use_cache=True, sync_to_thread=False),
             "metering": Provide(lambda: metering, use_cache=True, sync_to_thread=False),
+            "batch_store": Provide(lambda: batches.store, use_cache=True, sync_to_thread=False),
+            "batch_runner": Provide(lambda: batches.runner, use_cache=True, sync_to_thread=False),
             "chat": Provide(lambda: service, use_cache=True, sync_to_thread=False),
         },
         exception_handlers={Exception: handle_exception},

@@ -31,7 +31,18 @@ def _parser() -> argparse.ArgumentParser:
     budget = keys.add_parser("set-budget", help="change a project's budget and limits")
     budget.add_argument("--project", required=True)
     _budget_flags(budget)
-    for sub in (create, listing, revoke, budget):
+    batches = commands.add_parser("batches", help="inspect and cancel batches").add_subparsers(
+        dest="batches_command", required=True
+    )
+    batch_list = batches.add_parser("list", help="batches of every project, newest first")
+    batch_list.add_argument("--project")
+    batch_list.add_argument("--limit", type=int, default=20)
+    show = batches.add_parser("show", help="one batch with its progress")
+    show.add_argument("batch_id")
+    show.add_argument("--watch", action="store_true", help="redraw until the batch ends")
+    cancel = batches.add_parser("cancel", help="cancel a batch (the server stops it on its next look)")
+    cancel.add_argument("batch_id")
+    for sub in (create, listing, revoke, budget, batch_list, show, cancel):
         sub.add_argument("--config", default="config.yaml", help="YAML config file (default ./config.yaml)")
     return parser
 
@@ -113,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "keys":
             return _keys(args)
+        if args.command == "batches":
+            from proxy.batches.console import run_batches_command
+
+            return run_batches_command(args, load_settings(args.config))
     except SettingsError as exc:
         sys.stderr.write(f"claude-proxy: {exc}\n")
         return 2

@@ -153,6 +153,21 @@ class RouterSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rules: list[RouteRule] = msgspec.field(default_factory=lambda: list(DEFAULT_ROUTE_RULES))
 
 
+class FilesSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Uploaded files (`/v1/files`)."""
+
+    max_bytes: int = 100 * 1024 * 1024
+
+
+class BatchSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Batches (`/v1/batches`): how much of the pool they may use and how they are checked."""
+
+    concurrency: int = 2
+    max_lines: int = 50_000
+    completion_windows: list[str] = msgspec.field(default_factory=lambda: ["24h"])
+    poll_s: float = 1.0
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Everything the server needs, with defaults that run on a fresh machine."""
 
@@ -164,6 +179,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pool: PoolSettings = msgspec.field(default_factory=PoolSettings)
     budgets: BudgetSettings = msgspec.field(default_factory=BudgetSettings)
     router: RouterSettings = msgspec.field(default_factory=RouterSettings)
+    files: FilesSettings = msgspec.field(default_factory=FilesSettings)
+    batches: BatchSettings = msgspec.field(default_factory=BatchSettings)
     models: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_MODEL_ALIASES))
 
 
@@ -244,7 +261,21 @@ def _check(settings: Settings) -> None:
     for tier in ("haiku", "sonnet", "opus"):
         if tier not in settings.budgets.prices:
             raise SettingsError(f"budgets.prices must price {tier}")
+    if settings.batches.concurrency < 1:
+        raise SettingsError("batches.concurrency must be at least 1")
+    for window in settings.batches.completion_windows:
+        if parse_window(window) is None:
+            raise SettingsError(f"batches.completion_windows: {window!r} is not like 24h, 30m or 90s")
     if settings.budgets.default_max_tokens < 1:
         raise SettingsError("budgets.default_max_tokens must be at least 1")
     if settings.server.max_body_bytes < 1024:
         raise SettingsError("server.max_body_bytes must be at least 1024")
+
+
+def parse_window(window: str) -> int | None:
+    """Seconds in a completion window such as `24h`, `30m` or `90s`; None when malformed."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    if len(window) < 2 or window[-1] not in units or not window[:-1].isdigit():
+        return None
+    seconds = int(window[:-1]) * units[window[-1]]
+    return seconds if seconds > 0 else None

@@ -100,7 +100,7 @@ class ClaudeCliBackend:
     async def stream(self, job: CompletionJob) -> AsyncIterator[BackendEvent]:
         if self.pool is None:
             raise CliUnavailable(self.cli_error or "the Claude CLI is not available")
-        async with self.pool.lease(model=job.model, history=job.history) as proc:
+        async with self.pool.lease(model=job.model, history=job.history, priority=job.priority) as proc:
             await _prepare(proc, job)
             await proc.send({"type": "user", "message": {"role": "user", "content": _stdin_content(job.prompt)}})
             async for event in _translate(proc):

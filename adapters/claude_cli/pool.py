@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator
 
 from adapters.claude_cli.command import LaunchSpec
 from adapters.claude_cli.process import CliProcess
-from adapters.types import Turn
+from adapters.types import Priority, Turn
 from proxy.errors import RateLimited, ShuttingDown
 
 log = logging.getLogger("claude_proxy.pool")
@@ -54,7 +54,8 @@ class CliPool:
         self._serving = 0
         self._spawning = 0
         self._spares: deque[CliProcess] = deque()
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        # One FIFO per priority; interactive waiters are always served first.
+        self._waiters: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
         self._live: set[CliProcess] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -72,10 +73,11 @@ class CliPool:
 
     async def close(self) -> None:
         self._closed = True
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_exception(ShuttingDown("the server is shutting down"))
-        self._waiters.clear()
+        for queue in self._waiters:
+            for waiter in queue:
+                if not waiter.done():
+                    waiter.set_exception(ShuttingDown("the server is shutting down"))
+            queue.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -91,7 +93,8 @@ class CliPool:
             "busy": self._serving,
             "spares": len(self._spares),
             "starting": self._spawning,
-            "queued": len(self._waiters),
+            "queued": len(self._waiters[Priority.INTERACTIVE]),
+            "queued_batch": len(self._waiters[Priority.BATCH]),
             "max_queue": self.max_queue,
             "processes": len(self._live),
             "started_total": self.started_total,
@@ -102,9 +105,11 @@ class CliPool:
         return [proc.pid for proc in self._live]
 
     @asynccontextmanager
-    async def lease(self, *, model: str, history: list[Turn] | None = None) -> AsyncIterator[CliProcess]:
+    async def lease(
+        self, *, model: str, history: list[Turn] | None = None, priority: int = Priority.INTERACTIVE
+    ) -> AsyncIterator[CliProcess]:
         """A process for one request; it is killed and cleaned up when the block exits."""
-        await self._acquire_slot()
+        await self._acquire_slot(priority)
         proc: CliProcess | None = None
         try:
             proc = None if history else self._take_spare()
@@ -120,21 +125,24 @@ class CliPool:
             finally:
                 self._release_slot()
 
-    async def _acquire_slot(self) -> None:
+    async def _acquire_slot(self, priority: int) -> None:
         if self._closed:
             raise ShuttingDown("the server is shutting down")
-        if self._serving < self.size and not self._waiters:
+        if self._serving < self.size and not any(self._waiters):
             self._serving += 1
             return
-        if len(self._waiters) >= self.max_queue:
+        queue = self._waiters[priority]
+        interactive = priority == Priority.INTERACTIVE
+        # Batch lines are bounded by batches.concurrency, and they wait as long as it takes.
+        if interactive and len(queue) >= self.max_queue:
             raise RateLimited(
                 f"all {self.size} Claude processes are busy and the queue is full; retry shortly",
                 retry_after=self.retry_after_s,
             )
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        queue.append(waiter)
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), timeout=self.queue_timeout_s)
+            await asyncio.wait_for(asyncio.shield(waiter), timeout=self.queue_timeout_s if interactive else None)
         except asyncio.TimeoutError:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self._release_slot()  # granted just as the wait ran out: hand it on
@@ -147,18 +155,19 @@ class CliPool:
                 self._release_slot()
             raise
         finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+            if waiter in queue:
+                queue.remove(waiter)
             if not waiter.done():
                 waiter.cancel()
 
     def _release_slot(self) -> None:
         # The slot passes straight to the next waiter, so the count only drops when none waits.
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        for queue in self._waiters:
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    return
         self._serving -= 1
         self._refill()
 

@@ -1,6 +1,7 @@
 """Every HTTP route of the proxy."""
 
-from proxy.routes import admin, chat, models, usage
+from proxy.routes import admin, batches, chat, models, usage
+from proxy.routes.files import files_router
 
 routes = [
     chat.chat_completions,
@@ -10,4 +11,7 @@ routes = [
     usage.usage,
     usage.route,
     *admin.routes,
+    *batches.routes,
 ]
+
+__all__ = ["routes", "files_router"]

@@ -242,3 +242,24 @@ def test_auto_model_routes_by_request_and_says_why(server, upstream):
     assert raw.headers["x-claude-model"] == "haiku"
     assert raw.parse().model == "auto"
     assert upstream.requests_matching("auto-short")[0].body["model"] == "claude-haiku-5-5"
+
+
+def test_disconnect_mid_stream_settles_the_reservation(make_server, upstream):
+    server = make_server(PRICED)
+    key = server.create_key("leaver", budget_usd=10_000.0)
+    upstream.on("leave-early", Reply(chunks=["first ", "second"], hang_after=1))
+    with httpx.stream(
+        "POST",
+        server.base_url + "/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "leave-early"}], "stream": True},
+        timeout=30,
+    ) as response:
+        for line in response.iter_lines():
+            if "first" in line:
+                assert _usage(server, key)["reserved_usd"] > 0
+                break
+    assert server.wait_until(lambda: _usage(server, key)["reserved_usd"] == 0)
+    usage = _usage(server, key)
+    assert usage["requests"] == 1
+    assert usage["total_cost_usd"] > 0  # the prompt and the text produced before the cut are charged

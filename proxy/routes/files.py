@@ -1,0 +1,110 @@
+"""`/v1/files`: upload, list, retrieve, download and delete, each project seeing only its own."""
+
+from __future__ import annotations
+
+from litestar import Request, Response, Router, delete, get, post
+from litestar.datastructures import UploadFile
+
+from proxy.auth import authenticate
+from proxy.batches.store import BatchStore
+from proxy.batches.wire import FILE_PURPOSES, FileDeleted, FileList, FileObject
+from proxy.errors import InvalidRequest, NotFound
+from proxy.metering import Metering
+from proxy.middleware import request_id
+from proxy.routes.chat import json_response
+from proxy.settings import Settings
+
+
+def _not_found(file_id: str) -> NotFound:
+    return NotFound(f"No such File object: {file_id}", param="id")
+
+
+@post("/", status_code=200)
+async def upload_file(request: Request, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
+    request_id(request.scope)
+    principal = authenticate(request, metering.keys)
+    form = await request.form()
+    purpose = form.get("purpose")
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise InvalidRequest("Missing required parameter: 'file' (a multipart file part).", param="file")
+    if purpose not in FILE_PURPOSES:
+        raise InvalidRequest(f"'purpose' must be one of {', '.join(FILE_PURPOSES)}.", param="purpose")
+    content = await upload.read()
+    created = batch_store.add_file(principal.project.name, upload.filename or "upload", purpose, content)
+    return json_response(created)
+
+
+@get("/")
+async def list_files(request: Request, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
+    request_id(request.scope)
+    principal = authenticate(request, metering.keys)
+    params = request.query_params
+    order = params.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise InvalidRequest("'order' must be asc or desc.", param="order")
+    limit = _limit(params.get("limit"), default=10_000, most=10_000)
+    files, more = batch_store.list_files(
+        principal.project.name, purpose=params.get("purpose"), limit=limit, order=order, after=params.get("after")
+    )
+    return json_response(
+        FileList(data=files, first_id=_first(files), last_id=_last(files), has_more=more)
+    )
+
+
+@get("/{file_id:str}")
+async def retrieve_file(request: Request, file_id: str, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
+    request_id(request.scope)
+    principal = authenticate(request, metering.keys)
+    found = batch_store.get_file(principal.project.name, file_id)
+    if found is None:
+        raise _not_found(file_id)
+    return json_response(found)
+
+
+@get("/{file_id:str}/content")
+async def file_content(request: Request, file_id: str, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
+    request_id(request.scope)
+    principal = authenticate(request, metering.keys)
+    found = batch_store.get_file(principal.project.name, file_id)
+    if found is None:
+        raise _not_found(file_id)
+    return Response(
+        content=batch_store.read_file(file_id),
+        media_type="application/octet-stream",
+        headers={"content-disposition": f'attachment; filename="{found.filename}"'},
+    )
+
+
+@delete("/{file_id:str}", status_code=200)
+async def delete_file(request: Request, file_id: str, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
+    request_id(request.scope)
+    principal = authenticate(request, metering.keys)
+    if not batch_store.delete_file(principal.project.name, file_id):
+        raise _not_found(file_id)
+    return json_response(FileDeleted(id=file_id))
+
+
+def _limit(raw: str | None, *, default: int, most: int) -> int:
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise InvalidRequest(f"'limit' must be an integer from 1 to {most}.", param="limit")
+    return int(raw)
+
+
+def _first(items: list[FileObject]) -> str | None:
+    return items[0].id if items else None
+
+
+def _last(items: list[FileObject]) -> str | None:
+    return items[-1].id if items else None
+
+
+def files_router(settings: Settings) -> Router:
+    """The routes under /v1/files, with the upload size limit from `files.max_bytes`."""
+    return Router(
+        path="/v1/files",
+        route_handlers=[upload_file, list_files, retrieve_file, file_content, delete_file],
+        request_max_body_size=settings.files.max_bytes,
+    )

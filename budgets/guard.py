@@ -40,13 +40,17 @@ class BudgetStatus(Struct, kw_only=True):
 
 
 class BudgetGuard(Protocol):
-    """Reserves worst-case costs against project budgets and settles them to real costs."""
+    """Reserves worst-case costs against project budgets and settles them to real costs.
 
-    def reserve(self, project: Project, amount: float) -> Reservation: ...
+    `reserve` must check and reserve atomically with respect to every other caller that shares
+    the budget (one event loop for `InProcessBudgetGuard`, all servers for the Redis one).
+    """
 
-    def settle(self, reservation: Reservation, actual_cost: float) -> None: ...
+    async def reserve(self, project: Project, amount: float) -> Reservation: ...
 
-    def status(self, project: Project) -> BudgetStatus: ...
+    async def settle(self, reservation: Reservation, actual_cost: float) -> None: ...
+
+    async def status(self, project: Project) -> BudgetStatus: ...
 
 
 class LocalBudgetGuard:
@@ -104,3 +108,19 @@ class LocalBudgetGuard:
             period_start=start,
             period_end=period_end(project.budget_period, now),
         )
+
+
+class InProcessBudgetGuard:
+    """`BudgetGuard` for one server process: the synchronous `LocalBudgetGuard` behind it."""
+
+    def __init__(self, ledger: UsageLedger) -> None:
+        self.local = LocalBudgetGuard(ledger)
+
+    async def reserve(self, project: Project, amount: float) -> Reservation:
+        return self.local.reserve(project, amount)
+
+    async def settle(self, reservation: Reservation, actual_cost: float) -> None:
+        self.local.settle(reservation, actual_cost)
+
+    async def status(self, project: Project) -> BudgetStatus:
+        return self.local.status(project)

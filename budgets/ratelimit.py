@@ -26,11 +26,11 @@ class RateTicket(Struct, kw_only=True):
 
 
 class RateLimiter(Protocol):
-    """Admits or refuses a request for a key; the Redis issue provides a shared implementation."""
+    """Admits or refuses a request for a key (raising `RateLimited`), then corrects its tokens."""
 
-    def admit(self, key: str, *, rpm: int | None, tpm: int | None, tokens: int) -> RateTicket: ...
+    async def admit(self, key: str, *, rpm: int | None, tpm: int | None, tokens: int) -> RateTicket: ...
 
-    def adjust(self, ticket: RateTicket, actual_tokens: int) -> None: ...
+    async def adjust(self, ticket: RateTicket, actual_tokens: int) -> None: ...
 
 
 def format_reset(seconds: float) -> str:
@@ -118,3 +118,16 @@ def _limited(kind: str, limit: int, used: int, reset: float, headers: dict[str, 
     )
     error.headers |= headers | _headers(kind, limit, limit - used, reset)
     return error
+
+
+class InProcessRateLimiter:
+    """`RateLimiter` for one server process: the synchronous `LocalRateLimiter` behind it."""
+
+    def __init__(self) -> None:
+        self.local = LocalRateLimiter()
+
+    async def admit(self, key: str, *, rpm: int | None, tpm: int | None, tokens: int) -> RateTicket:
+        return self.local.admit(key, rpm=rpm, tpm=tpm, tokens=tokens)
+
+    async def adjust(self, ticket: RateTicket, actual_tokens: int) -> None:
+        self.local.adjust(ticket, actual_tokens)

@@ -14,15 +14,16 @@ import sqlite_utils
 
 from adapters.router import Route
 from budgets.database import open_database
-from budgets.guard import BudgetGuard, LocalBudgetGuard, Reservation
+from budgets.guard import BudgetGuard, InProcessBudgetGuard, Reservation
 from budgets.keys import KeyStore
 from budgets.ledger import LedgerEntry, UsageLedger
 from budgets.pricing import Price, cost_of, price_for, worst_case_cost
-from budgets.ratelimit import LocalRateLimiter, RateLimiter, RateTicket
+from budgets.ratelimit import InProcessRateLimiter, RateLimiter, RateTicket
 from proxy.auth import Principal
 from proxy.chat.runner import Tally
 from proxy.chat.service import to_usage
 from proxy.chat.translate import Plan
+from proxy.errors import ProxyError
 from proxy.settings import Settings
 from proxy.tokens import count_tokens
 
@@ -65,7 +66,7 @@ class Admission:
     def headers(self) -> dict[str, str]:
         return self.ticket.headers
 
-    def finish(self, tally: Tally, status: int) -> None:
+    async def finish(self, tally: Tally, status: int) -> None:
         """Records the request and settles its reservation to the real cost. Never raises."""
         if self.finished:
             return
@@ -99,9 +100,11 @@ class Admission:
             )
         except Exception:  # noqa: BLE001 - a ledger failure must not keep the reservation
             log.exception("could not record usage of request %s", self.request_id)
-        finally:
-            self.metering.guard.settle(self.reservation, cost)
-            self.metering.limiter.adjust(self.ticket, sum(u.prompt_tokens + u.output_tokens for u in usages))
+        try:
+            await self.metering.guard.settle(self.reservation, cost)
+            await self.metering.limiter.adjust(self.ticket, sum(u.prompt_tokens + u.output_tokens for u in usages))
+        except ProxyError as exc:  # Redis gone: its reservations expire on their own
+            log.error("could not settle request %s: %s", self.request_id, exc.message)
 
 
 class Metering:
@@ -119,28 +122,28 @@ class Metering:
         self.db = open_database(self.settings.storage.path)
         self.keys = KeyStore(self.db)
         self.ledger = UsageLedger(self.db)
-        self.guard = LocalBudgetGuard(self.ledger)
-        self.limiter = LocalRateLimiter()
+        self.guard = InProcessBudgetGuard(self.ledger)
+        self.limiter = InProcessRateLimiter()
 
     def close(self) -> None:
         if self.db is not None:
             self.db.close()
             self.db = None
 
-    def admit(self, principal: Principal, plan: Plan, route: Route, *, request_id: str) -> Admission:
+    async def admit(self, principal: Principal, plan: Plan, route: Route, *, request_id: str) -> Admission:
         """Checks the key's rate limits, then reserves the worst-case cost; raises 429s."""
         budgets = self.settings.budgets
         prompt = estimate_prompt_tokens(plan, budgets.overhead_tokens)
         max_output = plan.job.max_output_tokens or budgets.default_max_tokens
         price = price_for(route.claude_model, budgets.prices)
         project = principal.project
-        ticket = self.limiter.admit(
+        ticket = await self.limiter.admit(
             str(principal.key.id), rpm=project.rpm, tpm=project.tpm, tokens=plan.n * (prompt + max_output)
         )
         try:
-            reservation = self.guard.reserve(project, plan.n * worst_case_cost(prompt, max_output, price))
+            reservation = await self.guard.reserve(project, plan.n * worst_case_cost(prompt, max_output, price))
         except Exception:
-            self.limiter.adjust(ticket, 0)  # refused requests spend no tokens
+            await self.limiter.adjust(ticket, 0)  # refused requests spend no tokens
             raise
         return Admission(
             self,

@@ -68,7 +68,7 @@ async def execute_line(
             request, decision.route, request_id=request_id, default_max_tokens=settings.budgets.default_max_tokens
         )
         plan.job.priority = Priority.BATCH
-        admission = metering.admit(principal, plan, decision.route, request_id=request_id)
+        admission = await metering.admit(principal, plan, decision.route, request_id=request_id)
         completion = await chat.complete(plan, model=request.model, finish=admission.finish)
     except ProxyError as exc:
         return LineOutcome(False, _output_line(custom_id, request_id, exc.status, exc.to_body()))

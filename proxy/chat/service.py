@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
-from typing import AsyncGenerator, AsyncIterator, Callable
+from typing import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import msgspec
 
@@ -46,9 +47,10 @@ def to_usage(parts: list[TokenUsage]) -> Usage:
     )
 
 
-Finish = Callable[[Tally, int], None]
-"""Called exactly once when a request's run is over, with what it consumed and its HTTP status
-(499 when the caller went away); the metering layer records and settles it."""
+Finish = Callable[[Tally, int], Awaitable[None]]
+"""Awaited exactly once when a request's run is over, with what it consumed and its HTTP status
+(499 when the caller went away); the metering layer records and settles it. It is shielded, so
+a caller who goes away cannot interrupt the settlement."""
 
 CLIENT_CLOSED = 499
 
@@ -81,7 +83,7 @@ class ChatService:
             raise
         finally:
             await events.aclose()
-            finish(tally, status)
+            await asyncio.shield(finish(tally, status))
         choices = [
             Choice(
                 index=i,
@@ -108,7 +110,7 @@ class ChatService:
             first = await events.__anext__()
         except BaseException as exc:
             await events.aclose()
-            finish(tally, _status(exc))
+            await asyncio.shield(finish(tally, _status(exc)))
             raise
         return self._sse(plan, model, first, events, tally, finish)
 
@@ -153,7 +155,7 @@ class ChatService:
             yield sse_error(exc)
         finally:
             await events.aclose()
-            finish(tally, status)
+            await asyncio.shield(finish(tally, status))
         yield sse_done()
 
 

@@ -77,14 +77,15 @@ def _check(project: Project) -> None:
             raise InvalidRequest(f"{field} must not be negative.", param=field)
 
 
-def _view(metering: Metering, project: Project) -> dict[str, Any]:
-    return {"object": "project", **msgspec.to_builtins(project), "budget": metering.guard.status(project)}
+async def _view(metering: Metering, project: Project) -> dict[str, Any]:
+    budget = await metering.guard.status(project)
+    return {"object": "project", **msgspec.to_builtins(project), "budget": budget}
 
 
 @get("/admin/projects")
 async def list_projects(request: Request, metering: Metering, settings: Settings) -> Response[bytes]:
     _admin(request, metering, settings)
-    data = [_view(metering, project) for project in metering.keys.list_projects()]
+    data = [await _view(metering, project) for project in metering.keys.list_projects()]
     return json_response({"object": "list", "data": data})
 
 
@@ -96,13 +97,13 @@ async def create_project(request: Request, metering: Metering, settings: Setting
     _check(project)
     if metering.keys.get_project(project.name) is not None:
         raise Conflict(f"A project named '{project.name}' already exists.", param="name")
-    return json_response(_view(metering, metering.keys.upsert_project(project)))
+    return json_response(await _view(metering, metering.keys.upsert_project(project)))
 
 
 @get("/admin/projects/{name:str}")
 async def get_project(request: Request, name: str, metering: Metering, settings: Settings) -> Response[bytes]:
     _admin(request, metering, settings)
-    return json_response(_view(metering, _project(metering, name)))
+    return json_response(await _view(metering, _project(metering, name)))
 
 
 @patch("/admin/projects/{name:str}", status_code=200)
@@ -115,7 +116,7 @@ async def update_project(request: Request, name: str, metering: Metering, settin
         if value is not msgspec.UNSET:
             setattr(project, field.name, value)
     _check(project)
-    return json_response(_view(metering, metering.keys.upsert_project(project)))
+    return json_response(await _view(metering, metering.keys.upsert_project(project)))
 
 
 @post("/admin/projects/{name:str}/keys", status_code=200)
@@ -145,7 +146,7 @@ async def revoke_key(request: Request, ref: str, metering: Metering, settings: S
 @get("/admin/usage/{name:str}")
 async def project_usage(request: Request, name: str, metering: Metering, settings: Settings) -> Response[bytes]:
     _admin(request, metering, settings)
-    return json_response(usage_report(metering, _project(metering, name), request))
+    return json_response(await usage_report(metering, _project(metering, name), request))
 
 
 routes = [list_projects, create_project, get_project, update_project, create_key, list_keys, revoke_key, project_usage]

@@ -71,7 +71,7 @@ async def chat_completions(
     plan = build_plan(
         body, decision.route, request_id=rid, default_max_tokens=settings.budgets.default_max_tokens
     )
-    admission = metering.admit(principal, plan, decision.route, request_id=rid)
+    admission = await metering.admit(principal, plan, decision.route, request_id=rid)
     headers = {"x-claude-model": decision.route.claude_model, **admission.headers}
     if plan.stream:
         stream = await chat.open_stream(plan, model=body.model, finish=admission.finish)

@@ -57,14 +57,14 @@ def _time_param(request: Request, name: str, default: float) -> float:
         raise InvalidRequest(f"'{name}' must be a Unix time in seconds.", param=name) from None
 
 
-def usage_report(metering: Metering, project: Project, request: Request) -> UsageReport:
+async def usage_report(metering: Metering, project: Project, request: Request) -> UsageReport:
     """Totals over `start`..`end` (Unix seconds; default all time) and the budget right now."""
     start = _time_param(request, "start", 0.0)
     end = _time_param(request, "end", time.time() + 1)
     if end < start:
         raise InvalidRequest("'end' must not be before 'start'.", param="end")
     totals = metering.ledger.totals(project.name, start, end)
-    budget = metering.guard.status(project)
+    budget = await metering.guard.status(project)
     return UsageReport(
         project=project.name,
         start=start,
@@ -91,7 +91,7 @@ def usage_report(metering: Metering, project: Project, request: Request) -> Usag
 async def usage(request: Request, metering: Metering) -> Response[bytes]:
     request_id(request.scope)
     principal = authenticate(request, metering.keys)
-    return json_response(usage_report(metering, principal.project, request))
+    return json_response(await usage_report(metering, principal.project, request))
 
 
 @post("/v1/route", status_code=200)

@@ -68,25 +68,15 @@ class LocalRateLimiter:
         now = time.monotonic()
         window = self._windows.setdefault(key, _Window())
         window.trim(now)
-        headers: dict[str, str] = {}
-        if rpm is not None:
-            used = len(window.requests)
-            reset = window.requests[0] + WINDOW_S - now if window.requests else 0.0
-            if used + 1 > rpm:
-                raise _limited("requests", rpm, used, reset, headers)
-            headers |= _headers("requests", rpm, rpm - used - 1, reset if used else WINDOW_S / max(rpm, 1))
-        if tpm is not None:
-            used_tokens = window.token_sum()
-            reset = window.tokens[0][0] + WINDOW_S - now if window.tokens else 0.0
-            if tokens > tpm:
-                raise RateLimited(
-                    f"This request may use {tokens} tokens, more than the limit of {tpm} tokens per minute; "
-                    "lower max_tokens.",
-                    retry_after=WINDOW_S,
-                )
-            if used_tokens + tokens > tpm:
-                raise _limited("tokens", tpm, used_tokens, reset, headers)
-            headers |= _headers("tokens", tpm, tpm - used_tokens - tokens, reset or WINDOW_S * tokens / tpm)
+        headers = evaluate(
+            rpm=rpm,
+            tpm=tpm,
+            tokens=tokens,
+            used_requests=len(window.requests),
+            request_reset=window.requests[0] + WINDOW_S - now if window.requests else 0.0,
+            used_tokens=window.token_sum(),
+            token_reset=window.tokens[0][0] + WINDOW_S - now if window.tokens else 0.0,
+        )
         ticket = RateTicket(id=next(self._ids), key=key, tokens=tokens, headers=headers)
         window.requests.append(now)
         if tpm is not None:
@@ -101,6 +91,40 @@ class LocalRateLimiter:
             if entry[2] == ticket.id:
                 entry[1] = actual_tokens
                 return
+
+
+def evaluate(
+    *,
+    rpm: int | None,
+    tpm: int | None,
+    tokens: int,
+    used_requests: int,
+    request_reset: float,
+    used_tokens: int,
+    token_reset: float,
+) -> dict[str, str]:
+    """The headers of an admitted request, given the window before it; raises when it does not fit.
+
+    `*_reset` is how long until the oldest entry leaves the window (0 when it is empty). Every
+    implementation decides with these same comparisons, so they refuse exactly alike.
+    """
+    headers: dict[str, str] = {}
+    if rpm is not None:
+        if used_requests + 1 > rpm:
+            raise _limited("requests", rpm, used_requests, request_reset, headers)
+        reset = request_reset if used_requests else WINDOW_S / max(rpm, 1)
+        headers |= _headers("requests", rpm, rpm - used_requests - 1, reset)
+    if tpm is not None:
+        if tokens > tpm:
+            raise RateLimited(
+                f"This request may use {tokens} tokens, more than the limit of {tpm} tokens per minute; "
+                "lower max_tokens.",
+                retry_after=WINDOW_S,
+            )
+        if used_tokens + tokens > tpm:
+            raise _limited("tokens", tpm, used_tokens, token_reset, headers)
+        headers |= _headers("tokens", tpm, tpm - used_tokens - tokens, token_reset or WINDOW_S * tokens / tpm)
+    return headers
 
 
 def _headers(kind: str, limit: int, remaining: int, reset: float) -> dict[str, str]:

@@ -17,6 +17,7 @@ from proxy.batches.runner import BatchRunner
 from proxy.batches.store import BatchStore
 from proxy.chat.service import ChatService
 from proxy.metering import Metering
+from proxy.redis_conn import connect
 from proxy.routing import RequestRouter
 from proxy.errors import (
     InvalidRequest,
@@ -93,7 +94,8 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Lit
 
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
-        metering.open()
+        redis = connect(settings.redis) if settings.redis.url else None
+        metering.open(redis)
         try:
             await backend.start()
             try:
@@ -110,6 +112,8 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Lit
                 await backend.close()
         finally:
             metering.close()
+            if redis is not None:
+                await redis.aclose()
 
     return Litestar(
         route_handlers=[*routes, files_router(settings)],

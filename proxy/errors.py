@@ -154,3 +154,11 @@ class InsufficientQuota(ProxyError):
     status = 429
     type = "insufficient_quota"
     default_code = "insufficient_quota"
+
+
+class RedisUnavailable(ProxyError):
+    """Redis is configured but cannot be reached; nothing that needs it can proceed."""
+
+    status = 503
+    type = "server_error"
+    default_code = "redis_unavailable"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
+import redis.asyncio as aioredis
 import sqlite_utils
 
 from adapters.router import Route
@@ -19,6 +20,7 @@ from budgets.keys import KeyStore
 from budgets.ledger import LedgerEntry, UsageLedger
 from budgets.pricing import Price, cost_of, price_for, worst_case_cost
 from budgets.ratelimit import InProcessRateLimiter, RateLimiter, RateTicket
+from budgets.redis_limits import RedisBudgetGuard, RedisRateLimiter
 from proxy.auth import Principal
 from proxy.chat.runner import Tally
 from proxy.chat.service import to_usage
@@ -113,17 +115,26 @@ class Metering:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db: sqlite_utils.Database | None = None
+        self.redis: aioredis.Redis | None = None
         self.keys: KeyStore
         self.ledger: UsageLedger
         self.guard: BudgetGuard
         self.limiter: RateLimiter
 
-    def open(self) -> None:
+    def open(self, redis: aioredis.Redis | None = None) -> None:
+        """Opens the database; with a Redis client, limits and budgets are shared through it."""
         self.db = open_database(self.settings.storage.path)
         self.keys = KeyStore(self.db)
         self.ledger = UsageLedger(self.db)
-        self.guard = InProcessBudgetGuard(self.ledger)
-        self.limiter = InProcessRateLimiter()
+        self.redis = redis
+        if redis is None:
+            self.guard = InProcessBudgetGuard(self.ledger)
+            self.limiter = InProcessRateLimiter()
+        else:
+            prefix = self.settings.redis.prefix
+            hold = self.settings.server.request_timeout_s + 60
+            self.guard = RedisBudgetGuard(redis, prefix, self.ledger, hold_s=hold)
+            self.limiter = RedisRateLimiter(redis, prefix)
 
     def close(self) -> None:
         if self.db is not None:

@@ -90,6 +90,8 @@ class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Optional Redis; null keeps everything in process memory and SQLite."""
 
     url: str | None = None
+    timeout_s: float = 2.0
+    prefix: str = "claude-proxy:"
 
 
 class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

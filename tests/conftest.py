@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import os
+import uuid
+
 import pytest
 
 from tests.support.cli import ensure_cli
+from tests.support.redis_server import PrivateRedis
 from tests.support.server import RunningServer
 from tests.support.upstream import ScriptedUpstream
 
@@ -51,3 +55,21 @@ def make_server(cli_binary: Path, upstream_server: ScriptedUpstream, tmp_path) -
     yield make
     for running in started:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """REDIS_URL when given, else a private redis-server started for this test run."""
+    given = os.environ.get("REDIS_URL")
+    if given:
+        yield given
+        return
+    server = PrivateRedis(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture()
+def redis_config(redis_url: str) -> dict[str, Any]:
+    """Config that points servers at Redis under a key prefix of their own test."""
+    return {"redis": {"url": redis_url, "prefix": f"test-{uuid.uuid4().hex[:8]}:"}}

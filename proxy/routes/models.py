@@ -12,6 +12,7 @@ from proxy.auth import authenticate
 from proxy.errors import NotFound
 from proxy.metering import Metering
 from proxy.middleware import request_id
+from proxy.redis_conn import ping
 from proxy.routes.chat import json_response
 from proxy.routing import RequestRouter
 from proxy.wire.chat_response import encoder
@@ -53,10 +54,16 @@ async def retrieve_model(
 
 
 @get("/health")
-async def health(request: Request, backend: ChatBackend) -> Response[bytes]:
+async def health(request: Request, backend: ChatBackend, metering: Metering) -> Response[bytes]:
     request_id(request.scope)
     state = backend.health()
     ok = bool(state.get("cli", {}).get("found"))
+    if metering.redis is not None:
+        error = await ping(metering.redis)
+        state["redis"] = {"configured": True, "ok": error is None, **({"error": error} if error else {})}
+        ok = ok and error is None
+    else:
+        state["redis"] = {"configured": False}
     return Response(
         content=encoder.encode({"status": "ok" if ok else "degraded", **state}),
         media_type=_JSON,

@@ -15,6 +15,7 @@ from adapters.protocol import ChatBackend
 from adapters.router import ModelRouter
 from proxy.batches.runner import BatchRunner
 from proxy.batches.store import BatchStore
+from proxy.cache import MemoryCache, RedisCache, ResponseCache
 from proxy.chat.service import ChatService
 from proxy.metering import Metering
 from proxy.redis_conn import connect
@@ -73,6 +74,12 @@ def handle_exception(request: Request, exc: Exception) -> Response[bytes]:
     return _error_response(error)
 
 
+class _Caching:
+    """The response cache, when `cache.enabled`; built once Redis (if any) is connected."""
+
+    cache: ResponseCache | None = None
+
+
 class _Batches:
     """The batch store and runner, which exist once the lifespan has opened the database."""
 
@@ -91,11 +98,18 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Lit
     service = ChatService(backend, timeout_s=settings.server.request_timeout_s)
     metering = Metering(settings)
     batches = _Batches()
+    caching = _Caching()
 
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
         redis = connect(settings.redis) if settings.redis.url else None
         metering.open(redis)
+        if settings.cache.enabled:
+            caching.cache = (
+                RedisCache(redis, settings.redis.prefix, ttl_s=settings.cache.ttl_s)
+                if redis is not None
+                else MemoryCache(ttl_s=settings.cache.ttl_s, max_entries=settings.cache.max_entries)
+            )
         try:
             await backend.start()
             try:
@@ -124,6 +138,7 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Lit
             "router": Provide(lambda: router, use_cache=True, sync_to_thread=False),
             "routing": Provide(lambda: routing, use_cache=True, sync_to_thread=False),
             "metering": Provide(lambda: metering, use_cache=True, sync_to_thread=False),
+            "cache": Provide(lambda: caching.cache, use_cache=True, sync_to_thread=False),
             "batch_store": Provide(lambda: batches.store, use_cache=True, sync_to_thread=False),
             "batch_runner": Provide(lambda: batches.runner, use_cache=True, sync_to_thread=False),
             "chat": Provide(lambda: service, use_cache=True, sync_to_thread=False),

@@ -109,6 +109,23 @@ class Admission:
             log.error("could not settle request %s: %s", self.request_id, exc.message)
 
 
+def cached_entry(principal: Principal, route: Route, request_id: str, usages: list) -> LedgerEntry:
+    """The ledger row of an answer replayed from the cache: the caller's usage, no cost."""
+    returned = to_usage(usages)
+    return LedgerEntry(
+        request_id=request_id,
+        project=principal.project.name,
+        key_prefix=principal.key.prefix,
+        requested_model=route.requested,
+        resolved_model=route.claude_model,
+        prompt_tokens=returned.prompt_tokens,
+        completion_tokens=returned.completion_tokens,
+        cost_usd=0.0,
+        cost_source="cache",
+        status=200,
+    )
+
+
 class Metering:
     """Keys, ledger, budget guard and rate limiter over the database under `storage.path`."""
 

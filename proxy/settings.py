@@ -155,6 +155,14 @@ class RouterSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rules: list[RouteRule] = msgspec.field(default_factory=lambda: list(DEFAULT_ROUTE_RULES))
 
 
+class CacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The opt-in response cache (in Redis when `redis.url` is set, else in process memory)."""
+
+    enabled: bool = False
+    ttl_s: int = 3600
+    max_entries: int = 10_000
+
+
 class FilesSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Uploaded files (`/v1/files`)."""
 
@@ -181,6 +189,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pool: PoolSettings = msgspec.field(default_factory=PoolSettings)
     budgets: BudgetSettings = msgspec.field(default_factory=BudgetSettings)
     router: RouterSettings = msgspec.field(default_factory=RouterSettings)
+    cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
     files: FilesSettings = msgspec.field(default_factory=FilesSettings)
     batches: BatchSettings = msgspec.field(default_factory=BatchSettings)
     models: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_MODEL_ALIASES))

@@ -42,11 +42,12 @@ ChoiceEvent = Union[ChoiceText, ChoiceDone]
 class ChoiceTally:
     """What one choice consumed so far; read after the run, also when it was cut off."""
 
-    __slots__ = ("started", "produced", "completed")
+    __slots__ = ("started", "produced", "emitted", "completed")
 
     def __init__(self) -> None:
         self.started: TokenUsage | None = None
-        self.produced: list[str] = []
+        self.produced: list[str] = []  # everything the model wrote
+        self.emitted: list[str] = []  # what the caller was given (stop sequences cut)
         self.completed: Completed | None = None
 
     def usage(self) -> TokenUsage:
@@ -86,6 +87,7 @@ async def _run_choice(
                 tally.produced.append(event.text)
                 text, matched = cutter.feed(event.text)
                 if text:
+                    tally.emitted.append(text)
                     await queue.put(ChoiceText(index, text))
                 if matched:
                     # The upstream never reports output tokens for a run stopped early: count
@@ -98,6 +100,7 @@ async def _run_choice(
                 tally.completed = event
                 rest = cutter.flush()
                 if rest:
+                    tally.emitted.append(rest)
                     await queue.put(ChoiceText(index, rest))
                 await queue.put(ChoiceDone(index, event))
                 return

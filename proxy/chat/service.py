@@ -14,6 +14,7 @@ from adapters.protocol import ChatBackend
 from adapters.types import TokenUsage
 from proxy.chat.runner import ChoiceEvent, ChoiceText, Tally, run_choices
 from proxy.chat.translate import Plan
+from proxy.cache import CachedAnswer
 from proxy.errors import ProxyError
 from proxy.sse import sse_done, sse_error, sse_event
 from proxy.wire.chat_response import (
@@ -123,31 +124,19 @@ class ChatService:
         tally: Tally,
         finish: Finish,
     ) -> AsyncIterator[bytes]:
-        chunk_id = completion_id()
-        created = int(time.time())
-        # OpenAI sends `usage: null` on every chunk when include_usage is set, no key otherwise.
-        usage: None | msgspec.UnsetType = None if plan.include_usage else msgspec.UNSET
-
-        def chunk(choices: list[ChunkChoice], final_usage: Usage | None = None) -> bytes:
-            return sse_event(
-                ChatCompletionChunk(
-                    id=chunk_id, created=created, model=model, choices=choices, usage=final_usage or usage
-                )
-            )
-
+        chunks = ChunkWriter(model, include_usage=plan.include_usage)
         status = CLIENT_CLOSED
         try:
             for index in range(plan.n):
-                yield chunk([ChunkChoice(index=index, delta=Delta(role="assistant", content="", refusal=None))])
+                yield chunks.role(index)
             async for event in _prepend(first, events):
                 if isinstance(event, ChoiceText):
-                    yield chunk([ChunkChoice(index=event.index, delta=Delta(content=event.text))])
+                    yield chunks.text(event.index, event.text)
                 else:
-                    done = ChunkChoice(index=event.index, delta=Delta(), finish_reason=event.completed.finish_reason)
-                    yield chunk([done])
+                    yield chunks.finish(event.index, event.completed.finish_reason)
             status = 200
             if plan.include_usage:
-                yield chunk([], final_usage=to_usage(tally.usages()))
+                yield chunks.usage(tally.usages())
         except ProxyError as exc:
             # Headers are gone: the error travels as a last data object, as OpenAI does.
             status = exc.status
@@ -157,6 +146,64 @@ class ChatService:
             await events.aclose()
             await asyncio.shield(finish(tally, status))
         yield sse_done()
+
+
+def replay_completion(answer: CachedAnswer, *, model: str) -> ChatCompletion:
+    """A stored answer as a new chat.completion object."""
+    return ChatCompletion(
+        id=completion_id(),
+        created=int(time.time()),
+        model=model,
+        choices=[
+            Choice(index=i, message=ResponseMessage(content=choice.text), finish_reason=choice.finish_reason)
+            for i, choice in enumerate(answer.choices)
+        ],
+        usage=to_usage(answer.usage),
+    )
+
+
+async def replay_stream(answer: CachedAnswer, plan: Plan, *, model: str) -> AsyncIterator[bytes]:
+    """A stored answer as the chunks a live stream would have sent, all at once."""
+    chunks = ChunkWriter(model, include_usage=plan.include_usage)
+    for index in range(len(answer.choices)):
+        yield chunks.role(index)
+    for index, choice in enumerate(answer.choices):
+        if choice.text:
+            yield chunks.text(index, choice.text)
+        yield chunks.finish(index, choice.finish_reason)
+    if plan.include_usage:
+        yield chunks.usage(answer.usage)
+    yield sse_done()
+
+
+class ChunkWriter:
+    """Encodes the chunks of one stream: same id and creation time on every chunk."""
+
+    def __init__(self, model: str, *, include_usage: bool) -> None:
+        self.id = completion_id()
+        self.created = int(time.time())
+        self.model = model
+        # OpenAI sends `usage: null` on every chunk when include_usage is set, no key otherwise.
+        self._usage: None | msgspec.UnsetType = None if include_usage else msgspec.UNSET
+
+    def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None) -> bytes:
+        return sse_event(
+            ChatCompletionChunk(
+                id=self.id, created=self.created, model=self.model, choices=choices, usage=usage or self._usage
+            )
+        )
+
+    def role(self, index: int) -> bytes:
+        return self._chunk([ChunkChoice(index=index, delta=Delta(role="assistant", content="", refusal=None))])
+
+    def text(self, index: int, text: str) -> bytes:
+        return self._chunk([ChunkChoice(index=index, delta=Delta(content=text))])
+
+    def finish(self, index: int, reason: str) -> bytes:
+        return self._chunk([ChunkChoice(index=index, delta=Delta(), finish_reason=reason)])  # type: ignore[arg-type]
+
+    def usage(self, parts: list[TokenUsage]) -> bytes:
+        return self._chunk([], usage=to_usage(parts))
 
 
 async def _prepend(first: ChoiceEvent, rest: AsyncIterator[ChoiceEvent]) -> AsyncIterator[ChoiceEvent]:

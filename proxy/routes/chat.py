@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, AsyncIterator
 
 import msgspec
 from litestar import Request, Response, post
 from litestar.response import Stream
 
 from proxy.auth import authenticate
-from proxy.chat.service import ChatService
+from proxy.cache import ResponseCache, answer_from, cache_key
+from proxy.chat.runner import Tally
+from proxy.chat.service import ChatService, Finish, replay_completion, replay_stream
 from proxy.chat.translate import build_plan
-from proxy.errors import InvalidRequest
-from proxy.metering import Metering
+from proxy.errors import InvalidRequest, ProxyError
+from proxy.metering import Metering, cached_entry
 from proxy.middleware import request_id
 from proxy.routing import RequestRouter
 from proxy.settings import Settings
@@ -20,6 +23,7 @@ from proxy.wire.chat_request import chat_request_decoder
 from proxy.wire.chat_response import encoder
 
 _JSON = "application/json"
+log = logging.getLogger("claude_proxy.chat")
 
 
 def _param_from_path(message: str) -> str | None:
@@ -62,7 +66,12 @@ def json_response(payload: Any, headers: dict[str, str] | None = None) -> Respon
 
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(
-    request: Request, routing: RequestRouter, chat: ChatService, metering: Metering, settings: Settings
+    request: Request,
+    routing: RequestRouter,
+    chat: ChatService,
+    metering: Metering,
+    settings: Settings,
+    cache: ResponseCache | None,
 ) -> Response[Any]:
     rid = request_id(request.scope)
     principal = authenticate(request, metering.keys)
@@ -71,12 +80,44 @@ async def chat_completions(
     plan = build_plan(
         body, decision.route, request_id=rid, default_max_tokens=settings.budgets.default_max_tokens
     )
+    headers = {"x-claude-model": decision.route.claude_model}
+    key = None
+    if cache is not None:
+        directives = request.headers.get("cache-control", "").lower()
+        key = cache_key(principal.project.name, plan, body)
+        hit = None if "no-cache" in directives else await cache.get(key)
+        if hit is not None:
+            metering.ledger.record(cached_entry(principal, decision.route, rid, hit.usage))
+            headers["x-cache"] = "hit"
+            if plan.stream:
+                return _sse_response(replay_stream(hit, plan, model=body.model), headers)
+            return json_response(replay_completion(hit, model=body.model), headers)
+        headers["x-cache"] = "miss"
+        if "no-store" in directives:
+            key = None
     admission = await metering.admit(principal, plan, decision.route, request_id=rid)
-    headers = {"x-claude-model": decision.route.claude_model, **admission.headers}
+    headers.update(admission.headers)
+    finish = admission.finish if key is None or cache is None else _storing(admission.finish, cache, key)
     if plan.stream:
-        stream = await chat.open_stream(plan, model=body.model, finish=admission.finish)
-        headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
-        return Stream(stream, media_type="text/event-stream", headers=headers, status_code=200)
-    return json_response(await chat.complete(plan, model=body.model, finish=admission.finish), headers)
+        return _sse_response(await chat.open_stream(plan, model=body.model, finish=finish), headers)
+    return json_response(await chat.complete(plan, model=body.model, finish=finish), headers)
 
 
+def _sse_response(stream: AsyncIterator[bytes], headers: dict[str, str]) -> Stream:
+    headers = {**headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
+    return Stream(stream, media_type="text/event-stream", headers=headers, status_code=200)
+
+
+def _storing(finish: Finish, cache: ResponseCache, key: str) -> Finish:
+    """Settles as usual, then stores a complete answer for the next identical request."""
+
+    async def finish_and_store(tally: Tally, status: int) -> None:
+        await finish(tally, status)
+        answer = answer_from(tally) if status == 200 else None
+        if answer is not None:
+            try:
+                await cache.put(key, answer)
+            except ProxyError as exc:  # a cache that cannot be written is only a missed saving
+                log.warning("could not store a response in the cache: %s", exc.message)
+
+    return finish_and_store

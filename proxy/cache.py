@@ -1,0 +1,120 @@
+"""The opt-in response cache: whole completions keyed by project and a canonical request.
+
+A hit replays the stored completion, as JSON or as SSE chunks, without touching the CLI, and
+costs the project nothing. The store is Redis when configured (shared by every server), else
+a bounded in-process LRU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from typing import Protocol, runtime_checkable
+
+import msgspec
+import redis.asyncio as aioredis
+
+from adapters.types import TokenUsage
+from proxy.chat.runner import Tally
+from proxy.chat.translate import Plan
+from proxy.redis_conn import redis_errors
+from proxy.wire.chat_request import ChatCompletionRequest
+
+_encoder = msgspec.json.Encoder(order="deterministic")
+
+
+class CachedChoice(msgspec.Struct):
+    text: str
+    finish_reason: str
+
+
+class CachedAnswer(msgspec.Struct):
+    choices: list[CachedChoice]
+    usage: list[TokenUsage]
+    created: int
+
+
+
+_decoder = msgspec.json.Decoder(CachedAnswer)
+
+
+@runtime_checkable
+class ResponseCache(Protocol):
+    async def get(self, key: str) -> CachedAnswer | None: ...
+
+    async def put(self, key: str, answer: CachedAnswer) -> None: ...
+
+
+def cache_key(project: str, plan: Plan, request: ChatCompletionRequest) -> str:
+    """Everything that decides the answer: the resolved model, the conversation, the limits."""
+    job = plan.job
+    canonical = {
+        "project": project,
+        "model": job.model,
+        "system": job.system,
+        "history": job.history,
+        "prompt": job.prompt,
+        "max_output_tokens": job.max_output_tokens,
+        "stops": plan.stops,
+        "n": plan.n,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "seed": request.seed,
+        "response_format": request.response_format,
+    }
+    return hashlib.sha256(_encoder.encode(canonical)).hexdigest()
+
+
+def answer_from(tally: Tally) -> CachedAnswer | None:
+    """The answer to store, or None when some choice did not finish."""
+    choices = []
+    for choice in tally.choices:
+        if choice.completed is None:
+            return None
+        choices.append(CachedChoice("".join(choice.emitted), choice.completed.finish_reason))
+    return CachedAnswer(choices=choices, usage=tally.usages(), created=int(time.time()))
+
+
+class MemoryCache:
+    """A bounded LRU with expiry, for a single server without Redis."""
+
+    def __init__(self, *, ttl_s: int, max_entries: int) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    async def get(self, key: str) -> CachedAnswer | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        expires, raw = item
+        if expires < time.monotonic():
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return _decoder.decode(raw)
+
+    async def put(self, key: str, answer: CachedAnswer) -> None:
+        self._items[key] = (time.monotonic() + self.ttl_s, _encoder.encode(answer))
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_entries:
+            self._items.popitem(last=False)
+
+
+class RedisCache:
+    """Shared by every server on the same Redis; entries expire after `cache.ttl_s`."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str, *, ttl_s: int) -> None:
+        self.client = client
+        self.prefix = prefix + "cache:"
+        self.ttl_s = ttl_s
+
+    async def get(self, key: str) -> CachedAnswer | None:
+        async with redis_errors("read the response cache"):
+            raw = await self.client.get(self.prefix + key)
+        return _decoder.decode(raw) if raw is not None else None
+
+    async def put(self, key: str, answer: CachedAnswer) -> None:
+        async with redis_errors("write the response cache"):
+            await self.client.set(self.prefix + key, _encoder.encode(answer), ex=self.ttl_s)

@@ -6,6 +6,7 @@ import logging
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
+import redis.asyncio as aioredis
 from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -87,12 +88,33 @@ class _Batches:
     runner: BatchRunner
 
 
+def _default_backend(settings: Settings, redis: aioredis.Redis | None) -> ChatBackend:
+    """The CLI pool, Redis workers (`pool.size: 0`), or both (`workers.overflow`)."""
+    from adapters.claude_cli.backend import ClaudeCliBackend
+    from adapters.redis_queue.backend import RedisQueueBackend
+    from adapters.redis_queue.hybrid import OverflowBackend
+
+    if redis is None:
+        return ClaudeCliBackend(settings)
+    remote = RedisQueueBackend(
+        redis,
+        settings.redis.prefix,
+        claim_timeout_s=settings.pool.queue_timeout_s,
+        retry_after_s=settings.pool.retry_after_s,
+        block_ms=max(int(settings.redis.timeout_s * 500), 50),
+    )
+    if settings.pool.size == 0:
+        return remote
+    if settings.workers.overflow:
+        return OverflowBackend(ClaudeCliBackend(settings), remote)
+    return ClaudeCliBackend(settings)
+
+
 def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Litestar:
     """Builds the app. `backend` defaults to the Claude CLI pool; tests may pass another."""
+    redis = connect(settings.redis) if settings.redis.url else None
     if backend is None:
-        from adapters.claude_cli.backend import ClaudeCliBackend
-
-        backend = ClaudeCliBackend(settings)
+        backend = _default_backend(settings, redis)
     router = ModelRouter(settings.models)
     routing = RequestRouter(router, settings.router)
     service = ChatService(backend, timeout_s=settings.server.request_timeout_s)
@@ -102,7 +124,6 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Lit
 
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
-        redis = connect(settings.redis) if settings.redis.url else None
         metering.open(redis)
         if settings.cache.enabled:
             caching.cache = (

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from proxy.settings import SettingsError, load_settings
+from proxy.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("claude_proxy")
 
@@ -18,6 +18,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default="config.yaml", help="YAML config file (default ./config.yaml)")
     serve.add_argument("--host", help="bind address (overrides server.host)")
     serve.add_argument("--port", type=int, help="port (overrides server.port)")
+    worker = commands.add_parser("worker", help="serve requests from Redis on this host's CLI pool")
+    worker.add_argument("--config", default="config.yaml", help="YAML config file (default ./config.yaml)")
     keys = commands.add_parser("keys", help="manage projects and their API keys").add_subparsers(
         dest="keys_command", required=True
     )
@@ -91,16 +93,58 @@ def _keys(args: argparse.Namespace) -> int:
     return 1
 
 
+def _worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from adapters.claude_cli.backend import ClaudeCliBackend
+    from adapters.redis_queue.worker import Worker
+    from proxy.redis_conn import connect
+
+    settings = load_settings(args.config)
+    _configure_logging(settings)
+    if not settings.redis.url or settings.pool.size < 1:
+        sys.stderr.write("claude-proxy: a worker needs redis.url and a pool.size of at least 1\n")
+        return 2
+
+    async def run() -> None:
+        client = connect(settings.redis)
+        backend = ClaudeCliBackend(settings)
+        await backend.start()
+        worker = Worker(
+            client,
+            settings.redis.prefix,
+            backend,
+            capacity=settings.pool.size,
+            claim_idle_ms=settings.workers.claim_idle_ms,
+        )
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, worker.stop)
+        try:
+            await worker.run()
+        finally:
+            await backend.close()
+            await client.aclose()
+
+    asyncio.run(run())
+    return 0
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from proxy.app import create_app
 
     settings = load_settings(args.config, overrides={"server.host": args.host, "server.port": args.port})
-    logging.basicConfig(
-        level=settings.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    _configure_logging(settings)
     if settings.server.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning(
             "listening on %s: anyone who can reach this address can spend your Claude quota",
@@ -124,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "keys":
             return _keys(args)
+        if args.command == "worker":
+            return _worker(args)
         if args.command == "batches":
             from proxy.batches.console import run_batches_command
 

@@ -155,6 +155,13 @@ class RouterSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rules: list[RouteRule] = msgspec.field(default_factory=lambda: list(DEFAULT_ROUTE_RULES))
 
 
+class WorkerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """CLI workers on other hosts, fed through Redis Streams (`claude-proxy worker`)."""
+
+    overflow: bool = False
+    claim_idle_ms: int = 30_000
+
+
 class CacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The opt-in response cache (in Redis when `redis.url` is set, else in process memory)."""
 
@@ -190,6 +197,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     budgets: BudgetSettings = msgspec.field(default_factory=BudgetSettings)
     router: RouterSettings = msgspec.field(default_factory=RouterSettings)
     cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
+    workers: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
     files: FilesSettings = msgspec.field(default_factory=FilesSettings)
     batches: BatchSettings = msgspec.field(default_factory=BatchSettings)
     models: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_MODEL_ALIASES))
@@ -263,8 +271,12 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _check(settings: Settings) -> None:
-    if settings.pool.size < 1:
-        raise SettingsError("pool.size must be at least 1")
+    if settings.pool.size < 0:
+        raise SettingsError("pool.size must not be negative")
+    if settings.pool.size == 0 and not settings.redis.url:
+        raise SettingsError("pool.size 0 hands every request to workers, which needs redis.url")
+    if settings.workers.overflow and not settings.redis.url:
+        raise SettingsError("workers.overflow needs redis.url")
     if settings.pool.spares < 0 or settings.pool.max_queue < 0:
         raise SettingsError("pool.spares and pool.max_queue must not be negative")
     if not 0 < settings.server.port < 65536:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.cli import ensure_cli
 from tests.support.redis_server import PrivateRedis
-from tests.support.server import RunningServer
+from tests.support.server import RunningServer, RunningWorker
 from tests.support.upstream import ScriptedUpstream
 
 
@@ -73,3 +73,20 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
 def redis_config(redis_url: str) -> dict[str, Any]:
     """Config that points servers at Redis under a key prefix of their own test."""
     return {"redis": {"url": redis_url, "prefix": f"test-{uuid.uuid4().hex[:8]}:"}}
+
+
+@pytest.fixture()
+def make_worker(cli_binary: Path, upstream_server: ScriptedUpstream, tmp_path) -> Iterator[Callable[..., RunningWorker]]:
+    """Starts `claude-proxy worker` processes for one test; all are stopped afterwards."""
+    started: list[RunningWorker] = []
+
+    def make(config: dict[str, Any] | None = None, name: str = "worker") -> RunningWorker:
+        running = RunningWorker(
+            tmp_path / f"{name}{len(started)}", cli=cli_binary, upstream_url=upstream_server.url, config=config
+        )
+        started.append(running)
+        return running.start()
+
+    yield make
+    for running in started:
+        running.stop()

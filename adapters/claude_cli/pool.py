@@ -101,6 +101,9 @@ class CliPool:
             "failed_total": self.failed_total,
         }
 
+    def has_free_slot(self) -> bool:
+        return self._serving < self.size and not any(self._waiters)
+
     def live_pids(self) -> list[int]:
         return [proc.pid for proc in self._live]
 

@@ -140,5 +140,6 @@ async def run_choices(
         if not finished:
             for task in tasks:
                 task.cancel()
-        # Let every choice release its process before the request is over.
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Let every choice release what it holds before the request is over; shielded so that a
+        # second cancellation of this request does not interrupt the choices' own clean-up.
+        await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))

@@ -57,7 +57,8 @@ async def retrieve_model(
 async def health(request: Request, backend: ChatBackend, metering: Metering) -> Response[bytes]:
     request_id(request.scope)
     state = backend.health()
-    ok = bool(state.get("cli", {}).get("found"))
+    # A gateway without a pool of its own has no CLI to find.
+    ok = bool(state["cli"].get("found")) if "cli" in state else True
     if metering.redis is not None:
         error = await ping(metering.redis)
         state["redis"] = {"configured": True, "ok": error is None, **({"error": error} if error else {})}

@@ -122,26 +122,33 @@ class RunningServer:
     def base_url(self) -> str:
         return self.url + "/v1"
 
+    command = "serve"
+
     def start(self, timeout: float = 30.0) -> "RunningServer":
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child process owns it
+        start = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "proxy", "serve", "--config", str(self.config_path)],
+            [sys.executable, "-m", "proxy", self.command, "--config", str(self.config_path)],
             cwd=REPO,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
+                raise RuntimeError(f"{self.command} exited early:\n{self.log_path.read_text()[-3000:]}")
+            if self.ready(start):
+                return self
             time.sleep(0.05)
-        raise RuntimeError(f"server did not become healthy:\n{self.log_path.read_text()[-3000:]}")
+        raise RuntimeError(f"{self.command} did not become ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def ready(self, log_offset: int) -> bool:
+        try:
+            return httpx.get(self.url + "/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def health(self) -> dict[str, Any]:
         return httpx.get(self.url + "/health", timeout=5).json()
@@ -168,3 +175,19 @@ class RunningServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+class RunningWorker(RunningServer):
+    """`claude-proxy worker` with its own CLI pool, fed through Redis."""
+
+    command = "worker"
+
+    def __init__(self, workdir: Path, *, cli: Path, upstream_url: str, config: dict[str, Any] | None = None):
+        super().__init__(
+            workdir, cli=cli, upstream_url=upstream_url, config=deep_merge({"server": {"log_level": "info"}}, config or {})
+        )
+
+    def ready(self, log_offset: int) -> bool:
+        with open(self.log_path, "rb") as log:
+            log.seek(log_offset)
+            return b" ready: " in log.read()

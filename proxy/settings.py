@@ -183,6 +183,8 @@ class BatchSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_lines: int = 50_000
     completion_windows: list[str] = msgspec.field(default_factory=lambda: ["24h"])
     poll_s: float = 1.0
+    max_attempts: int = 5
+    retry_backoff_s: float = 2.0
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

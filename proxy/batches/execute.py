@@ -23,6 +23,12 @@ _encoder = msgspec.json.Encoder()
 class LineOutcome(msgspec.Struct):
     ok: bool
     line: bytes  # one line of the output or error file, without the newline
+    retry: bool = False  # a transient failure: worth running again later
+
+
+def transient(error: ProxyError) -> bool:
+    """Busy or unreachable parts (upstream 429/529, no worker, Redis down) pass; an empty budget does not."""
+    return error.status == 503 or (error.status == 429 and error.code != "insufficient_quota")
 
 
 def _output_line(custom_id: str, request_id: str, status: int, body: Any) -> bytes:
@@ -71,5 +77,5 @@ async def execute_line(
         admission = await metering.admit(principal, plan, decision.route, request_id=request_id)
         completion = await chat.complete(plan, model=request.model, finish=admission.finish)
     except ProxyError as exc:
-        return LineOutcome(False, _output_line(custom_id, request_id, exc.status, exc.to_body()))
+        return LineOutcome(False, _output_line(custom_id, request_id, exc.status, exc.to_body()), transient(exc))
     return LineOutcome(True, _output_line(custom_id, request_id, 200, completion))

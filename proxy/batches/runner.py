@@ -153,6 +153,13 @@ class BatchRunner:
         except asyncio.CancelledError:
             self.store.release_line(batch_id, line["line"])
             raise
+        settings = self.settings.batches
+        if outcome.retry and (line.get("attempts") or 0) + 1 < settings.max_attempts:
+            attempts = self.store.retry_line(batch_id, line["line"])
+            # The line keeps its place in the running set while it waits, which also slows the
+            # batch down while the cause (a rate limit, Redis, no worker) lasts.
+            await asyncio.sleep(min(settings.retry_backoff_s * 2 ** (attempts - 1), 60.0))
+            return
         self.store.finish_line(batch_id, line["line"], ok=outcome.ok, result=outcome.line)
 
     def _principal(self, row: dict[str, Any]) -> Principal:

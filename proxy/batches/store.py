@@ -76,10 +76,13 @@ class BatchStore:
                     "state": str,  # pending | running | done | failed
                     "result": str,  # the output or error line, as JSON
                     "finished_at": float,
+                    "attempts": int,
                 },
                 pk=("batch_id", "line"),
             )
             db["batch_lines"].create_index(["batch_id", "state"])
+        elif "attempts" not in db["batch_lines"].columns_dict:
+            db["batch_lines"].add_column("attempts", int)
 
     # Files
 
@@ -218,7 +221,7 @@ class BatchStore:
             self.db["batch_lines"].insert_all(
                 (
                     {"batch_id": batch_id, "line": n, "custom_id": cid, "body": body, "state": "pending",
-                     "result": None, "finished_at": None}
+                     "result": None, "finished_at": None, "attempts": 0}
                     for n, cid, body in lines
                 ),
                 batch_size=500,
@@ -250,6 +253,19 @@ class BatchStore:
                 "update batch_lines set state = ?, result = ?, finished_at = ? where batch_id = ? and line = ?",
                 ["done" if ok else "failed", result.decode(), time.time(), batch_id, line],
             )
+
+    def retry_line(self, batch_id: str, line: int) -> int:
+        """Back to pending after a transient failure; returns the attempts made so far."""
+        with self.db.conn:
+            self.db.execute(
+                "update batch_lines set state = 'pending', attempts = coalesce(attempts, 0) + 1 "
+                "where batch_id = ? and line = ?",
+                [batch_id, line],
+            )
+        row = self.db.execute(
+            "select attempts from batch_lines where batch_id = ? and line = ?", [batch_id, line]
+        ).fetchone()
+        return int(row[0])
 
     def release_line(self, batch_id: str, line: int) -> None:
         """A line stopped before its result was stored goes back to pending."""

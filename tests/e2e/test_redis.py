@@ -9,6 +9,7 @@ import pytest
 
 from tests.support import openapi
 from tests.support.server import free_port
+from tests.support.upstream import Reply
 
 pytestmark = pytest.mark.e2e
 
@@ -78,3 +79,49 @@ def test_redis_down_is_a_clear_503_and_health_says_so(make_server, upstream):
     openapi.validate(body, "ErrorResponse")
     assert body["error"]["code"] == "redis_unavailable"
     assert upstream.requests == []
+
+
+def test_redis_down_mid_batch_loses_nothing(make_server, upstream, tmp_path):
+    import io
+    import json
+
+    import openai
+
+    from tests.support.redis_server import PrivateRedis
+
+    redis_server = PrivateRedis(tmp_path / "own-redis")
+    try:
+        server = make_server(
+            {
+                "redis": {"url": redis_server.url, "timeout_s": 0.5},
+                "batches": {"retry_backoff_s": 0.2, "max_attempts": 30, "concurrency": 1},
+                "pool": {"spares": 0},
+            }
+        )
+        client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
+        upstream.on("outage line", Reply(chunk_delay=0.2, chunks=["o ", "k"]))
+        lines = [
+            {
+                "custom_id": f"o-{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {"model": "gpt-4o", "messages": [{"role": "user", "content": f"outage line {i}"}]},
+            }
+            for i in range(6)
+        ]
+        source = client.files.create(
+            file=("in.jsonl", io.BytesIO(("\n".join(map(json.dumps, lines)) + "\n").encode())), purpose="batch"
+        )
+        batch = client.batches.create(input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h")
+        assert upstream.wait_for(lambda: len(upstream.requests_matching("outage line")) >= 1, timeout=30)
+        port = redis_server.port
+        redis_server.stop()
+        assert server.wait_until(lambda: server.health()["redis"]["ok"] is False, timeout=10)
+        redis_server = PrivateRedis(tmp_path / "own-redis-again", port=port)
+        assert server.wait_until(lambda: client.batches.retrieve(batch.id).status == "completed", timeout=60)
+        done = client.batches.retrieve(batch.id)
+        assert done.error_file_id is None
+        outputs = [json.loads(x) for x in client.files.content(done.output_file_id).text.splitlines()]
+        assert sorted(o["custom_id"] for o in outputs) == sorted(line["custom_id"] for line in lines)
+    finally:
+        redis_server.stop()

@@ -13,11 +13,11 @@ from tests.support.server import free_port
 
 
 class PrivateRedis:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (.ci/run installs it)")
-        self.port = free_port()
+        self.port = port or free_port()
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
 from msgspec import Struct
 
@@ -37,6 +37,9 @@ class CompletionJob(Struct, kw_only=True):
     max_output_tokens: int | None = None
     request_id: str = ""
     priority: int = Priority.INTERACTIVE
+    # A JSON schema the answer must match: the CLI offers it as its StructuredOutput tool and
+    # validates the model's output against it.
+    json_schema: dict[str, Any] | None = None
 
 
 class TokenUsage(Struct):

@@ -162,3 +162,11 @@ class RedisUnavailable(ProxyError):
     status = 503
     type = "server_error"
     default_code = "redis_unavailable"
+
+
+class StructuredOutputFailed(ProxyError):
+    """The model did not produce an answer that matches the requested JSON schema."""
+
+    status = 502
+    type = "server_error"
+    default_code = "structured_output_failed"

@@ -31,6 +31,7 @@ from proxy.errors import (
     CliUnavailable,
     ProxyError,
     RateLimited,
+    StructuredOutputFailed,
     UpstreamError,
     UpstreamOverloaded,
     UpstreamRejected,
@@ -103,13 +104,16 @@ class ClaudeCliBackend:
         async with self.pool.lease(model=job.model, history=job.history, priority=job.priority) as proc:
             await _prepare(proc, job)
             await proc.send({"type": "user", "message": {"role": "user", "content": _stdin_content(job.prompt)}})
-            async for event in _translate(proc):
+            async for event in _translate(proc, structured=job.json_schema is not None):
                 yield event
 
 
 async def _prepare(proc: CliProcess, job: CompletionJob) -> None:
     """System prompt, model and output limit go over stdin as control requests, never argv."""
-    requests: list[dict[str, Any]] = [{"subtype": "initialize", "systemPrompt": job.system}]
+    initialize: dict[str, Any] = {"subtype": "initialize", "systemPrompt": job.system}
+    if job.json_schema is not None:
+        initialize["jsonSchema"] = job.json_schema
+    requests: list[dict[str, Any]] = [initialize]
     if job.model != proc.model:
         requests.append({"subtype": "set_model", "model": job.model})
     if job.max_output_tokens is not None:
@@ -128,7 +132,9 @@ def _stdin_content(blocks: list[Block]) -> list[dict[str, Any]]:
     return content
 
 
-async def _translate(proc: CliProcess) -> AsyncIterator[BackendEvent]:
+async def _translate(proc: CliProcess, *, structured: bool) -> AsyncIterator[BackendEvent]:
+    """CLI lines to backend events. With a schema, the answer is the validated JSON of the
+    result line, so the model's own text (if any) is not passed on."""
     started = TokenUsage()
     model: str | None = None
     async for line in proc.lines():
@@ -137,7 +143,7 @@ async def _translate(proc: CliProcess) -> AsyncIterator[BackendEvent]:
                 continue
             event = line.event
             if isinstance(event, ContentBlockDelta) and isinstance(event.delta, TextDeltaBody):
-                if event.delta.text:
+                if event.delta.text and not structured:
                     yield TextDelta(event.delta.text)
             elif isinstance(event, MessageStart):
                 usage = event.message.usage
@@ -157,6 +163,13 @@ async def _translate(proc: CliProcess) -> AsyncIterator[BackendEvent]:
         elif isinstance(line, ResultLine):
             if line.is_error:
                 raise _result_error(line)
+            if structured:
+                if line.structured_output is None:
+                    raise StructuredOutputFailed(
+                        "The model did not produce JSON matching the requested schema: "
+                        + (line.result or "no answer")[:500]
+                    )
+                yield TextDelta(_json_text(line.structured_output))
             yield Completed(
                 finish_reason="length" if line.stop_reason == "max_tokens" else "stop",
                 usage=TokenUsage(
@@ -174,6 +187,10 @@ async def _translate(proc: CliProcess) -> AsyncIterator[BackendEvent]:
         elif isinstance(line, AssistantLine) and line.error:
             log.info("cli reported assistant error %s", line.error)
     raise CliFailed(await proc.exit_message("the Claude CLI exited without a result"))
+
+
+def _json_text(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
 
 
 def _result_error(line: ResultLine) -> ProxyError:

@@ -131,6 +131,7 @@ class ResultLine(Struct, tag="result", tag_field="type"):
     duration_api_ms: int | None = None
     session_id: str | None = None
     errors: list[str] | None = None
+    structured_output: Any = None
 
 
 class ControlResponseBody(Struct):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from msgspec import Struct
 
 from adapters.router import Route
@@ -71,10 +73,33 @@ def validate(request: ChatCompletionRequest) -> None:
         raise InvalidRequest(f"'stop' takes at most {MAX_STOP_SEQUENCES} sequences.", param="stop")
     if request.tools or request.functions:
         raise _unsupported("Function and tool calling is not supported yet.", "tools")
-    if request.response_format and request.response_format.get("type", "text") != "text":
-        raise _unsupported("Only response_format {'type': 'text'} is supported yet.", "response_format")
+    response_schema(request.response_format)  # raises on a malformed response_format
     if request.modalities and any(m != "text" for m in request.modalities):
         raise _unsupported("Only the text modality is supported.", "modalities")
+
+
+ANY_JSON_OBJECT: dict[str, Any] = {"type": "object"}
+
+
+def response_schema(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The JSON schema the answer must match, from OpenAI's `response_format`; None for text."""
+    if not response_format:
+        return None
+    kind = response_format.get("type", "text")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return ANY_JSON_OBJECT
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise InvalidRequest(
+                "response_format json_schema needs 'json_schema': {'name': ..., 'schema': {...}}.",
+                param="response_format.json_schema",
+            )
+        return schema
+    raise InvalidRequest(f"Unknown response_format type '{kind}'.", param="response_format.type")
 
 
 def _blocks(content: str | list[ContentPart] | None, param: str) -> list[Block]:
@@ -143,6 +168,7 @@ def build_plan(
         # A default bound keeps the worst case, and so the budget reservation, finite.
         max_output_tokens=request.max_completion_tokens or request.max_tokens or default_max_tokens,
         request_id=request_id,
+        json_schema=response_schema(request.response_format),
     )
     return Plan(
         job=job,

@@ -256,11 +256,25 @@ def test_legacy_functions_present():
     assert refused(functions=[{"name": "f"}]).param == "tools"
 
 
-@pytest.mark.parametrize("kind", ["json_object", "json_schema"])
-def test_response_format_not_text(kind):
-    err = refused(response_format={"type": kind})
-    assert err.param == "response_format"
-    assert err.code == "unsupported_parameter"
+def test_response_format_json_schema_becomes_the_jobs_schema():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    job = plan(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}).job
+    assert job.json_schema == schema
+    assert plan(response_format={"type": "json_object"}).job.json_schema == {"type": "object"}
+    assert plan(response_format={"type": "text"}).job.json_schema is None
+    assert plan().job.json_schema is None
+
+
+@pytest.mark.parametrize(
+    ("response_format", "param"),
+    [
+        ({"type": "json_schema"}, "response_format.json_schema"),
+        ({"type": "json_schema", "json_schema": {"name": "x"}}, "response_format.json_schema"),
+        ({"type": "yaml"}, "response_format.type"),
+    ],
+)
+def test_malformed_response_format(response_format, param):
+    assert refused(response_format=response_format).param == param
 
 
 def test_audio_modality():

@@ -117,6 +117,7 @@ def _worker(args: argparse.Namespace) -> int:
             backend,
             capacity=settings.pool.size,
             claim_idle_ms=settings.workers.claim_idle_ms,
+            block_ms=max(int(settings.redis.timeout_s * 500), 50),
         )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -165,8 +165,10 @@ class Metering:
         max_output = plan.job.max_output_tokens or budgets.default_max_tokens
         price = price_for(route.claude_model, budgets.prices)
         project = principal.project
+        # The visible prefix keeps windows apart when hosts with separate databases share Redis.
+        window = f"{principal.key.prefix}:{principal.key.id}"
         ticket = await self.limiter.admit(
-            str(principal.key.id), rpm=project.rpm, tpm=project.tpm, tokens=plan.n * (prompt + max_output)
+            window, rpm=project.rpm, tpm=project.tpm, tokens=plan.n * (prompt + max_output)
         )
         try:
             reservation = await self.guard.reserve(project, plan.n * worst_case_cost(prompt, max_output, price))

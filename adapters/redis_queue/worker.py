@@ -52,6 +52,7 @@ class Worker:
         *,
         capacity: int,
         claim_idle_ms: int,
+        block_ms: int = 500,
         name: str | None = None,
     ) -> None:
         self.client = client
@@ -59,6 +60,7 @@ class Worker:
         self.backend = backend
         self.capacity = capacity
         self.claim_idle_ms = claim_idle_ms
+        self.block_ms = block_ms  # below the socket timeout, so waiting for work is not an error
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.streams = [self.keys.jobs(Priority.INTERACTIVE), self.keys.jobs(Priority.BATCH)]
         self._tasks: set[asyncio.Task[None]] = set()
@@ -96,7 +98,7 @@ class Worker:
 
     async def _read(self, count: int) -> list[tuple[str, bytes, dict]]:
         # Interactive first: only when none waits does a batch job get read.
-        for streams, block in (({self.streams[0]: ">"}, None), ({s: ">" for s in self.streams}, 500)):
+        for streams, block in (({self.streams[0]: ">"}, None), ({s: ">" for s in self.streams}, self.block_ms)):
             answer = await self.client.xreadgroup(GROUP, self.name, streams, count=count, block=block)
             found = [(s.decode(), entry_id, fields) for s, entries in answer or [] for entry_id, fields in entries]
             if found:
@@ -134,13 +136,17 @@ class Worker:
             await self._send(reply, ErrorEvent(502, "server_error", "worker_failed", "The worker failed."))
         finally:
             heartbeat.cancel()
+            # Acknowledged and then deleted, so the job streams hold only work not done yet.
             await self.client.xack(stream, GROUP, entry_id)
+            await self.client.xdel(stream, entry_id)
             await self.client.expire(reply, 600)
 
     async def _may_retry(self, stream: str, entry_id: bytes, priority: int, reply: str) -> bool:
         pending = await self.client.xpending_range(stream, GROUP, min=entry_id, max=entry_id, count=1)
-        deliveries = pending[0]["times_delivered"] if pending else _MAX_DELIVERIES
-        if deliveries > _MAX_DELIVERIES:
+        deliveries = pending[0]["times_delivered"] if pending else _MAX_DELIVERIES + 1
+        # A batch job may start over a few times; an interactive caller is waiting: one retry.
+        limit = _MAX_DELIVERIES if priority == Priority.BATCH else 2
+        if deliveries > limit:
             await self._send(reply, ErrorEvent(502, "server_error", "worker_lost", "Workers kept failing on this request."))
             return False
         if priority == Priority.BATCH:

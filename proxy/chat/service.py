@@ -101,10 +101,12 @@ class ChatService:
             usage=to_usage(tally.usages()),
         )
 
-    async def open_stream(self, plan: Plan, *, model: str, finish: Finish) -> AsyncIterator[bytes]:
+    async def open_stream(
+        self, plan: Plan, *, model: str, finish: Finish, writer: type["ChunkWriter"] | None = None
+    ) -> AsyncIterator[bytes]:
         """Starts the run and waits for its first event, so that failures before any output
         (queue full, upstream 429, unknown CLI) still become plain HTTP errors; then returns the
-        SSE byte stream."""
+        SSE byte stream, its chunks written by `writer` (chat chunks by default)."""
         tally = Tally(plan.n)
         events = self._run(plan, tally)
         try:
@@ -113,22 +115,23 @@ class ChatService:
             await events.aclose()
             await asyncio.shield(finish(tally, _status(exc)))
             raise
-        return self._sse(plan, model, first, events, tally, finish)
+        chunks = (writer or ChunkWriter)(model, include_usage=plan.include_usage)
+        return self._sse(plan, chunks, first, events, tally, finish)
 
     async def _sse(
         self,
         plan: Plan,
-        model: str,
+        chunks: "ChunkWriter",
         first: ChoiceEvent,
         events: AsyncGenerator[ChoiceEvent, None],
         tally: Tally,
         finish: Finish,
     ) -> AsyncIterator[bytes]:
-        chunks = ChunkWriter(model, include_usage=plan.include_usage)
         status = CLIENT_CLOSED
         try:
             for index in range(plan.n):
-                yield chunks.role(index)
+                if opening := chunks.role(index):
+                    yield opening
             async for event in _prepend(first, events):
                 if isinstance(event, ChoiceText):
                     yield chunks.text(event.index, event.text)

@@ -1,10 +1,11 @@
 """Every HTTP route of the proxy."""
 
-from proxy.routes import admin, batches, chat, models, usage
+from proxy.routes import admin, batches, chat, completions, models, usage
 from proxy.routes.files import files_router
 
 routes = [
     chat.chat_completions,
+    completions.completions,
     models.list_models,
     models.retrieve_model,
     models.health,

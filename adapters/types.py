@@ -11,8 +11,18 @@ class TextBlock(Struct, tag="text", tag_field="type"):
     text: str
 
 
-# Images and tool blocks join this union in later issues.
-Block = Union[TextBlock]
+class ImageSource(Struct):
+    media_type: str
+    data: str  # base64
+    type: str = "base64"
+
+
+class ImageBlock(Struct, tag="image", tag_field="type"):
+    source: ImageSource
+
+
+# Tool blocks join this union in a later issue.
+Block = Union[TextBlock, ImageBlock]
 
 
 class Turn(Struct):

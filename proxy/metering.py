@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 import sqlite_utils
 
 from adapters.router import Route
+from adapters.types import TextBlock
 from budgets.database import open_database
 from budgets.guard import BudgetGuard, InProcessBudgetGuard, Reservation
 from budgets.keys import KeyStore
@@ -32,12 +33,18 @@ from proxy.tokens import count_tokens
 log = logging.getLogger("claude_proxy.metering")
 
 
+IMAGE_TOKENS = 1600  # the most a 1.15-megapixel image costs; larger ones are scaled down upstream
+
+
 def estimate_prompt_tokens(plan: Plan, overhead: int) -> int:
     texts = [plan.job.system]
-    for turn in plan.job.history:
-        texts += [getattr(block, "text", "") for block in turn.content]
-    texts += [getattr(block, "text", "") for block in plan.job.prompt]
-    return count_tokens("\n".join(texts)) + overhead
+    images = 0
+    for block in [block for turn in plan.job.history for block in turn.content] + plan.job.prompt:
+        if isinstance(block, TextBlock):
+            texts.append(block.text)
+        else:
+            images += 1
+    return count_tokens("\n".join(texts)) + images * IMAGE_TOKENS + overhead
 
 
 class Admission:

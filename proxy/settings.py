@@ -170,6 +170,14 @@ class CacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_entries: int = 10_000
 
 
+class ImageSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Image inputs: `data:` URLs always; `http(s)` URLs only when fetching is turned on."""
+
+    fetch: bool = False
+    max_bytes: int = 5 * 1024 * 1024
+    timeout_s: float = 10.0
+
+
 class FilesSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Uploaded files (`/v1/files`)."""
 
@@ -200,6 +208,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     router: RouterSettings = msgspec.field(default_factory=RouterSettings)
     cache: CacheSettings = msgspec.field(default_factory=CacheSettings)
     workers: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
+    images: ImageSettings = msgspec.field(default_factory=ImageSettings)
     files: FilesSettings = msgspec.field(default_factory=FilesSettings)
     batches: BatchSettings = msgspec.field(default_factory=BatchSettings)
     models: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_MODEL_ALIASES))

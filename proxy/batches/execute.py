@@ -9,6 +9,7 @@ import msgspec
 
 from adapters.types import Priority
 from proxy.auth import Principal
+from proxy.chat.images import fetch_images
 from proxy.chat.service import ChatService
 from proxy.chat.translate import build_plan
 from proxy.errors import InvalidRequest, ProxyError
@@ -70,8 +71,13 @@ async def execute_line(
         if request.stream:
             raise InvalidRequest("Batch requests cannot be streamed.", param="stream")
         decision = routing.decide(request)
+        await fetch_images(request, settings.images)
         plan = build_plan(
-            request, decision.route, request_id=request_id, default_max_tokens=settings.budgets.default_max_tokens
+            request,
+            decision.route,
+            request_id=request_id,
+            default_max_tokens=settings.budgets.default_max_tokens,
+            max_image_bytes=settings.images.max_bytes,
         )
         plan.job.priority = Priority.BATCH
         admission = await metering.admit(principal, plan, decision.route, request_id=request_id)

@@ -8,6 +8,7 @@ from msgspec import Struct
 
 from adapters.router import Route
 from adapters.types import Block, CompletionJob, TextBlock, Turn
+from proxy.chat.images import image_block
 from proxy.errors import InvalidRequest
 from proxy.wire.chat_request import (
     AssistantMessage,
@@ -26,6 +27,7 @@ from proxy.wire.chat_request import (
 )
 
 MAX_STOP_SEQUENCES = 4
+MAX_IMAGE_BYTES = 5 * 1024 * 1024  # the Anthropic API's limit per image
 MAX_N = 128
 
 
@@ -102,7 +104,7 @@ def response_schema(response_format: dict[str, Any] | None) -> dict[str, Any] | 
     raise InvalidRequest(f"Unknown response_format type '{kind}'.", param="response_format.type")
 
 
-def _blocks(content: str | list[ContentPart] | None, param: str) -> list[Block]:
+def _blocks(content: str | list[ContentPart] | None, param: str, max_image_bytes: int = MAX_IMAGE_BYTES) -> list[Block]:
     if content is None:
         return []
     if isinstance(content, str):
@@ -115,21 +117,25 @@ def _blocks(content: str | list[ContentPart] | None, param: str) -> list[Block]:
         elif isinstance(part, RefusalPart):
             blocks.append(TextBlock(part.refusal))
         elif isinstance(part, ImagePart):
-            raise _unsupported("Image inputs are not supported yet.", f"{param}[{i}]")
+            blocks.append(image_block(part.image_url.url, f"{param}[{i}].image_url.url", max_bytes=max_image_bytes))
         elif isinstance(part, (InputAudioPart, FilePart)):
             raise _unsupported("Audio and file content parts are not supported.", f"{param}[{i}]")
     return blocks
 
 
 def _system_text(content: str | list[ContentPart], param: str) -> str:
-    parts = []
-    for block in _blocks(content, param):
-        parts.append(block.text)
-    return "".join(parts)
+    if isinstance(content, list) and any(isinstance(part, ImagePart) for part in content):
+        raise InvalidRequest("System and developer messages take text only.", param=param)
+    return "".join(block.text for block in _blocks(content, param) if isinstance(block, TextBlock))
 
 
 def build_plan(
-    request: ChatCompletionRequest, route: Route, *, request_id: str = "", default_max_tokens: int | None = None
+    request: ChatCompletionRequest,
+    route: Route,
+    *,
+    request_id: str = "",
+    default_max_tokens: int | None = None,
+    max_image_bytes: int = MAX_IMAGE_BYTES,
 ) -> Plan:
     """Splits the messages into system prompt, earlier turns and the new user input."""
     validate(request)
@@ -147,7 +153,7 @@ def build_plan(
         if isinstance(message, AssistantMessage) and (message.tool_calls or message.function_call):
             raise _unsupported("Assistant tool calls are not supported yet.", f"messages[{i}].tool_calls")
         role = "user" if isinstance(message, UserMessage) else "assistant"
-        blocks = _blocks(message.content, param)
+        blocks = _blocks(message.content, param, max_image_bytes)
         if not blocks:
             continue  # an empty turn carries nothing and the upstream rejects empty content
         if turns and turns[-1].role == role:

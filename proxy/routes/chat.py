@@ -11,6 +11,7 @@ from litestar.response import Stream
 
 from proxy.auth import authenticate
 from proxy.cache import ResponseCache, answer_from, cache_key
+from proxy.chat.images import fetch_images
 from proxy.chat.runner import Tally
 from proxy.chat.service import ChatService, Finish, replay_completion, replay_stream
 from proxy.chat.translate import build_plan
@@ -77,8 +78,13 @@ async def chat_completions(
     principal = authenticate(request, metering.keys)
     body = decode_json(await request.body(), chat_request_decoder)
     decision = routing.decide(body)
+    await fetch_images(body, settings.images)
     plan = build_plan(
-        body, decision.route, request_id=rid, default_max_tokens=settings.budgets.default_max_tokens
+        body,
+        decision.route,
+        request_id=rid,
+        default_max_tokens=settings.budgets.default_max_tokens,
+        max_image_bytes=settings.images.max_bytes,
     )
     headers = {"x-claude-model": decision.route.claude_model}
     key = None

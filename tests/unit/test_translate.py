@@ -281,7 +281,12 @@ def test_audio_modality():
     assert refused(modalities=["text", "audio"]).param == "modalities"
 
 
-def test_image_url_part():
+PNG_1PX = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+def test_http_image_url_is_refused_when_not_fetched():
     err = refused(
         messages=[
             {
@@ -293,20 +298,52 @@ def test_image_url_part():
             }
         ]
     )
-    assert err.param == "messages[0].content[1]"
-    assert err.code == "unsupported_parameter"
+    assert err.param == "messages[0].content[1].image_url.url"
+    assert err.code == "image_url_not_allowed"
 
 
-def test_image_part_param_points_at_the_right_message():
-    err = refused(
+def test_data_url_image_becomes_an_image_block_in_order():
+    job = plan(
         messages=[
             {"role": "system", "content": "s"},
             {"role": "user", "content": "hi"},
             {"role": "assistant", "content": "yo"},
-            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "look:"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_1PX}"}},
+                ],
+            },
+        ]
+    ).job
+    text, image = job.prompt
+    assert text.text == "look:"
+    assert (image.source.media_type, image.source.data, image.source.type) == ("image/png", PNG_1PX, "base64")
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("data:image/bmp;base64,AAAA", "invalid_image"),
+        ("data:image/png,rawbytes", "invalid_image"),
+        ("data:image/png;base64,!!notbase64!!", "invalid_image"),
+    ],
+)
+def test_bad_data_urls(url, code):
+    err = refused(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}])
+    assert err.code == code
+    assert err.param == "messages[0].content[0].image_url.url"
+
+
+def test_images_in_system_messages_are_refused():
+    err = refused(
+        messages=[
+            {"role": "system", "content": [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_1PX}"}}]},
+            {"role": "user", "content": "hi"},
         ]
     )
-    assert err.param == "messages[3].content[0]"
+    assert err.param == "messages[0].content"
 
 
 def test_input_audio_part():

@@ -30,6 +30,7 @@ from proxy.errors import (
 )
 from proxy.middleware import add_request_headers
 from proxy.routes import files_router, routes
+from proxy.routes.chat import ChatParts
 from proxy.settings import Settings
 from proxy.wire.chat_response import encoder
 
@@ -159,7 +160,9 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Lit
             "router": Provide(lambda: router, use_cache=True, sync_to_thread=False),
             "routing": Provide(lambda: routing, use_cache=True, sync_to_thread=False),
             "metering": Provide(lambda: metering, use_cache=True, sync_to_thread=False),
-            "cache": Provide(lambda: caching.cache, use_cache=True, sync_to_thread=False),
+            "chat_parts": Provide(
+                lambda: ChatParts(routing, service, metering, settings, caching.cache), sync_to_thread=False
+            ),
             "batch_store": Provide(lambda: batches.store, use_cache=True, sync_to_thread=False),
             "batch_runner": Provide(lambda: batches.runner, use_cache=True, sync_to_thread=False),
             "chat": Provide(lambda: service, use_cache=True, sync_to_thread=False),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 
@@ -51,7 +52,16 @@ async def fetch_images(request: ChatCompletionRequest, settings: ImageSettings) 
             for j, part in enumerate(parts):
                 if isinstance(part, ImagePart) and part.image_url.url.startswith(("http://", "https://")):
                     param = f"messages[{i}].content[{j}].image_url.url"
-                    part.image_url.url = await _fetch(client, part.image_url.url, param, settings.max_bytes)
+                    try:
+                        part.image_url.url = await asyncio.wait_for(
+                            _fetch(client, part.image_url.url, param, settings.max_bytes), timeout=settings.timeout_s
+                        )
+                    except asyncio.TimeoutError:
+                        raise InvalidRequest(
+                            f"Fetching the image took longer than {settings.timeout_s:g}s.",
+                            param=param,
+                            code="image_fetch_failed",
+                        ) from None
 
 
 async def _fetch(client: httpx.AsyncClient, url: str, param: str, max_bytes: int) -> str:

@@ -1,6 +1,6 @@
 """Every HTTP route of the proxy."""
 
-from proxy.routes import admin, batches, chat, completions, models, usage
+from proxy.routes import admin, batches, chat, completions, models, usage, ws
 from proxy.routes.files import files_router
 
 routes = [
@@ -13,6 +13,7 @@ routes = [
     usage.route,
     *admin.routes,
     *batches.routes,
+    ws.chat_socket,
 ]
 
 __all__ = ["routes", "files_router"]

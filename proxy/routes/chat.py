@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.response import Stream
 
-from proxy.auth import authenticate
+from proxy.auth import Principal, authenticate
 from proxy.cache import ResponseCache, answer_from, cache_key
 from proxy.chat.images import fetch_images
 from proxy.chat.runner import Tally
@@ -20,7 +20,7 @@ from proxy.metering import Metering, cached_entry
 from proxy.middleware import request_id
 from proxy.routing import RequestRouter
 from proxy.settings import Settings
-from proxy.wire.chat_request import chat_request_decoder
+from proxy.wire.chat_request import ChatCompletionRequest, chat_request_decoder
 from proxy.wire.chat_response import encoder
 
 _JSON = "application/json"
@@ -65,48 +65,69 @@ def json_response(payload: Any, headers: dict[str, str] | None = None) -> Respon
     return Response(content=encoder.encode(payload), media_type=_JSON, status_code=200, headers=headers)
 
 
-@post("/v1/chat/completions", status_code=200)
-async def chat_completions(
-    request: Request,
-    routing: RequestRouter,
-    chat: ChatService,
-    metering: Metering,
-    settings: Settings,
-    cache: ResponseCache | None,
-) -> Response[Any]:
-    rid = request_id(request.scope)
-    principal = authenticate(request, metering.keys)
-    body = decode_json(await request.body(), chat_request_decoder)
-    decision = routing.decide(body)
+class ChatParts(msgspec.Struct, frozen=True):
+    """What a chat completion needs, shared by the HTTP route and the WebSocket endpoint."""
+
+    routing: RequestRouter
+    chat: ChatService
+    metering: Metering
+    settings: Settings
+    cache: ResponseCache | None
+
+
+class ChatOutcome(msgspec.Struct):
+    headers: dict[str, str]
+    stream: AsyncIterator[bytes] | None = None  # SSE bytes, when the request streams
+    completion: Any = None
+
+
+async def run_chat(
+    body: ChatCompletionRequest, principal: Principal, parts: ChatParts, *, request_id: str, cache_directives: str = ""
+) -> ChatOutcome:
+    """Routes, meters and runs one chat completion (or replays it from the cache)."""
+    settings = parts.settings
+    decision = parts.routing.decide(body)
     await fetch_images(body, settings.images)
     plan = build_plan(
         body,
         decision.route,
-        request_id=rid,
+        request_id=request_id,
         default_max_tokens=settings.budgets.default_max_tokens,
         max_image_bytes=settings.images.max_bytes,
     )
     headers = {"x-claude-model": decision.route.claude_model}
-    key = None
+    cache, key = parts.cache, None
     if cache is not None:
-        directives = request.headers.get("cache-control", "").lower()
         key = cache_key(principal.project.name, plan, body)
-        hit = None if "no-cache" in directives else await cache.get(key)
+        hit = None if "no-cache" in cache_directives else await cache.get(key)
         if hit is not None:
-            metering.ledger.record(cached_entry(principal, decision.route, rid, hit.usage))
+            parts.metering.ledger.record(cached_entry(principal, decision.route, request_id, hit.usage))
             headers["x-cache"] = "hit"
             if plan.stream:
-                return _sse_response(replay_stream(hit, plan, model=body.model), headers)
-            return json_response(replay_completion(hit, model=body.model), headers)
+                return ChatOutcome(headers, stream=replay_stream(hit, plan, model=body.model))
+            return ChatOutcome(headers, completion=replay_completion(hit, model=body.model))
         headers["x-cache"] = "miss"
-        if "no-store" in directives:
+        if "no-store" in cache_directives:
             key = None
-    admission = await metering.admit(principal, plan, decision.route, request_id=rid)
+    admission = await parts.metering.admit(principal, plan, decision.route, request_id=request_id)
     headers.update(admission.headers)
     finish = admission.finish if key is None or cache is None else _storing(admission.finish, cache, key)
     if plan.stream:
-        return _sse_response(await chat.open_stream(plan, model=body.model, finish=finish), headers)
-    return json_response(await chat.complete(plan, model=body.model, finish=finish), headers)
+        return ChatOutcome(headers, stream=await parts.chat.open_stream(plan, model=body.model, finish=finish))
+    return ChatOutcome(headers, completion=await parts.chat.complete(plan, model=body.model, finish=finish))
+
+
+@post("/v1/chat/completions", status_code=200)
+async def chat_completions(request: Request, chat_parts: ChatParts) -> Response[Any]:
+    rid = request_id(request.scope)
+    principal = authenticate(request, chat_parts.metering.keys)
+    body = decode_json(await request.body(), chat_request_decoder)
+    outcome = await run_chat(
+        body, principal, chat_parts, request_id=rid, cache_directives=request.headers.get("cache-control", "").lower()
+    )
+    if outcome.stream is not None:
+        return _sse_response(outcome.stream, outcome.headers)
+    return json_response(outcome.completion, outcome.headers)
 
 
 def _sse_response(stream: AsyncIterator[bytes], headers: dict[str, str]) -> Stream:

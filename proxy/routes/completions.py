@@ -37,6 +37,8 @@ def _prompts(body: CompletionRequest) -> list[str]:
     prompt = body.prompt
     if isinstance(prompt, str):
         return [prompt]
+    if not prompt:
+        raise InvalidRequest("'prompt' must not be empty.", param="prompt")
     if all(isinstance(item, str) for item in prompt):
         return list(prompt)  # type: ignore[arg-type]
     raise InvalidRequest("Token arrays as prompts are not supported; send text.", param="prompt")

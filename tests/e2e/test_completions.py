@@ -53,7 +53,13 @@ def test_stop_and_streaming(client, upstream):
 
 @pytest.mark.parametrize(
     ("extra", "param"),
-    [({"echo": True}, "echo"), ({"suffix": "x"}, "suffix"), ({"logprobs": 2}, "logprobs"), ({"prompt": [1, 2]}, "prompt")],
+    [
+        ({"echo": True}, "echo"),
+        ({"suffix": "x"}, "suffix"),
+        ({"logprobs": 2}, "logprobs"),
+        ({"prompt": [1, 2]}, "prompt"),
+        ({"prompt": []}, "prompt"),
+    ],
 )
 def test_unsupported_parameters_are_400(server, extra, param):
     response = httpx.post(

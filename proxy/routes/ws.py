@@ -1,0 +1,107 @@
+"""`/v1/ws`: chat completions over one WebSocket, several at a time.
+
+The connection authenticates once, with the same headers as HTTP. Each client message is
+`{"id": "<client id>", "body": {<chat completion request>}}`; the answers are the very chunk
+objects SSE would carry, as `{"id": ..., "chunk": {...}}`, then `{"id": ..., "done": true}`, or
+`{"id": ..., "error": {...}}` with OpenAI's error object. Requests run concurrently and their
+messages interleave; closing the socket stops every request it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from proxy.auth import Principal, authenticate
+from proxy.errors import InvalidRequest, ProxyError
+from proxy.middleware import request_id
+from proxy.routes.chat import ChatParts, run_chat
+from proxy.wire.chat_request import ChatCompletionRequest
+
+log = logging.getLogger("claude_proxy.ws")
+
+_encoder = msgspec.json.Encoder()
+MAX_IN_FLIGHT = 16
+
+
+class WsRequest(msgspec.Struct):
+    id: str
+    body: ChatCompletionRequest
+
+
+_decoder = msgspec.json.Decoder(WsRequest)
+
+
+class _Connection:
+    def __init__(self, socket: WebSocket, principal: Principal, parts: ChatParts) -> None:
+        self.socket = socket
+        self.principal = principal
+        self.parts = parts
+        self.lock = asyncio.Lock()
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        async with self.lock:  # one frame at a time
+            await self.socket.send_bytes(_encoder.encode(message))
+
+    async def serve(self, client_id: str, body: ChatCompletionRequest) -> None:
+        body.stream = True
+        try:
+            outcome = await run_chat(body, self.principal, self.parts, request_id=request_id(self.socket.scope))
+            async for event in outcome.stream or _nothing():
+                payload = event.removeprefix(b"data: ").strip()
+                if payload == b"[DONE]":
+                    await self.send({"id": client_id, "done": True})
+                else:
+                    decoded = msgspec.json.decode(payload)
+                    key = "error" if "error" in decoded else "chunk"
+                    await self.send({"id": client_id, key: decoded[key] if key == "error" else decoded})
+        except ProxyError as exc:
+            await self.send({"id": client_id, "error": msgspec.to_builtins(exc.to_body().error)})
+        finally:
+            self.tasks.pop(client_id, None)
+
+
+async def _nothing() -> Any:
+    return
+    yield
+
+
+@websocket("/v1/ws")
+async def chat_socket(socket: WebSocket, chat_parts: ChatParts) -> None:
+    try:
+        principal = authenticate(socket, chat_parts.metering.keys)  # type: ignore[arg-type]
+    except ProxyError as exc:
+        await socket.close(code=4401, reason=exc.message[:120])
+        return
+    await socket.accept()
+    connection = _Connection(socket, principal, chat_parts)
+    try:
+        while True:
+            event = await socket.receive()
+            if event["type"] == "websocket.disconnect":
+                break
+            # Text and binary frames both carry JSON.
+            raw = event.get("bytes") or (event.get("text") or "").encode()
+            try:
+                message = _decoder.decode(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                error = InvalidRequest(f"Each message is {{'id': ..., 'body': {{chat request}}}}: {exc}")
+                await connection.send({"id": None, "error": msgspec.to_builtins(error.to_body().error)})
+                continue
+            if message.id in connection.tasks or len(connection.tasks) >= MAX_IN_FLIGHT:
+                error = InvalidRequest("That id is still running, or too many requests are in flight.", param="id")
+                await connection.send({"id": message.id, "error": msgspec.to_builtins(error.to_body().error)})
+                continue
+            connection.tasks[message.id] = asyncio.create_task(connection.serve(message.id, message.body))
+    except WebSocketDisconnect:
+        pass
+    finally:
+        for task in list(connection.tasks.values()):
+            task.cancel()
+        await asyncio.gather(*connection.tasks.values(), return_exceptions=True)

@@ -19,7 +19,7 @@ import msgspec
 
 from budgets.guard import BudgetStatus
 from budgets.keys import ApiKey
-from budgets.ledger import ModelTotals
+from proxy.wire.usage import RouteReport, UsageReport
 
 T = TypeVar("T")
 
@@ -83,32 +83,9 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 }
 
 
-class Usage(msgspec.Struct, kw_only=True):
-    project: str
-    requests: int
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    total_cost_usd: float
-    period: str
-    period_spent_usd: float
-    reserved_usd: float
-    budget_usd: float | None
-    budget_remaining_usd: float | None
-    rpm: int | None
-    tpm: int | None
-    by_model: dict[str, ModelTotals]
-    start: float
-    end: float
-    period_start: float
-    period_end: float | None
-
-
-class RouteDecision(msgspec.Struct, kw_only=True):
-    model: str
-    claude_model: str
-    reasons: list[str]
-    features: dict[str, Any] | None = None
+# The server's own answer types, so client and server cannot drift apart.
+Usage = UsageReport
+RouteDecision = RouteReport
 
 
 class Project(msgspec.Struct, kw_only=True):

@@ -9,9 +9,8 @@ import msgspec
 
 from adapters.types import Priority
 from proxy.auth import Principal
-from proxy.chat.images import fetch_images
+from proxy.chat.prepare import prepare
 from proxy.chat.service import ChatService
-from proxy.chat.translate import build_plan
 from proxy.errors import InvalidRequest, ProxyError
 from proxy.metering import Metering
 from proxy.routing import RequestRouter
@@ -70,15 +69,7 @@ async def execute_line(
         request = chat_request_decoder.decode(body)
         if request.stream:
             raise InvalidRequest("Batch requests cannot be streamed.", param="stream")
-        decision = routing.decide(request)
-        await fetch_images(request, settings.images)
-        plan = build_plan(
-            request,
-            decision.route,
-            request_id=request_id,
-            default_max_tokens=settings.budgets.default_max_tokens,
-            max_image_bytes=settings.images.max_bytes,
-        )
+        decision, plan = await prepare(request, routing, settings, request_id=request_id)
         plan.job.priority = Priority.BATCH
         admission = await metering.admit(principal, plan, decision.route, request_id=request_id)
         completion = await chat.complete(plan, model=request.model, finish=admission.finish)

@@ -11,10 +11,9 @@ from litestar.response import Stream
 
 from proxy.auth import Principal, authenticate
 from proxy.cache import ResponseCache, answer_from, cache_key
-from proxy.chat.images import fetch_images
+from proxy.chat.prepare import prepare
 from proxy.chat.runner import Tally
 from proxy.chat.service import ChatService, Finish, replay_completion, replay_stream
-from proxy.chat.translate import build_plan
 from proxy.errors import InvalidRequest, ProxyError
 from proxy.metering import Metering, cached_entry
 from proxy.middleware import request_id
@@ -85,16 +84,7 @@ async def run_chat(
     body: ChatCompletionRequest, principal: Principal, parts: ChatParts, *, request_id: str, cache_directives: str = ""
 ) -> ChatOutcome:
     """Routes, meters and runs one chat completion (or replays it from the cache)."""
-    settings = parts.settings
-    decision = parts.routing.decide(body)
-    await fetch_images(body, settings.images)
-    plan = build_plan(
-        body,
-        decision.route,
-        request_id=request_id,
-        default_max_tokens=settings.budgets.default_max_tokens,
-        max_image_bytes=settings.images.max_bytes,
-    )
+    decision, plan = await prepare(body, parts.routing, parts.settings, request_id=request_id)
     headers = {"x-claude-model": decision.route.claude_model}
     cache, key = parts.cache, None
     if cache is not None:

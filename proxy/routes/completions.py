@@ -17,7 +17,7 @@ from litestar import Request, Response, post
 from adapters.types import TokenUsage
 from proxy.auth import authenticate
 from proxy.chat.service import ChatService, ChunkWriter, to_usage
-from proxy.chat.translate import build_plan
+from proxy.chat.prepare import prepare
 from proxy.errors import InvalidRequest
 from proxy.metering import Metering
 from proxy.middleware import request_id
@@ -103,10 +103,7 @@ async def completions(
 
     async def run(prompt: str) -> Any:
         chat_request = as_chat(body, prompt)
-        decision = routing.decide(chat_request)
-        plan = build_plan(
-            chat_request, decision.route, request_id=rid, default_max_tokens=settings.budgets.default_max_tokens
-        )
+        decision, plan = await prepare(chat_request, routing, settings, request_id=rid)
         admission = await metering.admit(principal, plan, decision.route, request_id=rid)
         if plan.stream:
             stream = await chat.open_stream(plan, model=body.model, finish=admission.finish, writer=TextChunkWriter)

@@ -5,46 +5,16 @@ from __future__ import annotations
 import time
 
 from litestar import Request, Response, get, post
-from msgspec import Struct
 
 from budgets.keys import Project
-from budgets.ledger import ModelTotals
 from proxy.auth import authenticate
 from proxy.errors import InvalidRequest
 from proxy.metering import Metering
 from proxy.middleware import request_id
 from proxy.routes.chat import decode_json, json_response
-from proxy.routing import Features, RequestRouter
+from proxy.routing import RequestRouter
 from proxy.wire.chat_request import chat_request_decoder
-
-
-class UsageReport(Struct, kw_only=True):
-    project: str
-    start: float
-    end: float
-    requests: int
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    total_cost_usd: float
-    period: str
-    period_start: float
-    period_end: float | None
-    period_spent_usd: float
-    reserved_usd: float
-    budget_usd: float | None
-    budget_remaining_usd: float | None
-    rpm: int | None
-    tpm: int | None
-    by_model: dict[str, ModelTotals]
-    object: str = "usage"
-
-
-class RouteReport(Struct, kw_only=True):
-    model: str
-    claude_model: str
-    reasons: list[str]
-    features: Features | None
+from proxy.wire.usage import RouteReport, UsageReport
 
 
 def _time_param(request: Request, name: str, default: float) -> float:

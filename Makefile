@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test install install-test cli clean
+.PHONY: serve test install install-test cli bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ cli: install-test
 ## Run the whole test suite: unit tests and end-to-end tests with the real CLI.
 test: install-test cli
 	$(BIN)/python -m pytest -q
+
+## Benchmark the proxy against a cold `claude -p` per request (prints JSON, writes bench/results/).
+bench: install-test cli
+	$(BIN)/python -m pip install -q matplotlib
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

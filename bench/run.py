@@ -1,0 +1,286 @@
+"""Side-by-side benchmark: the proxy against a cold `claude -p` per request, in one run.
+
+Run with `make bench` (or `.venv/bin/python -m bench.run`). Both sides drive the same pinned CLI
+against the same scripted local upstream, which answers at once, so what is measured is the cost
+of the proxy and of the CLI itself. Results go to `bench/results/latest.json` and, with
+matplotlib installed, `docs/perf-*.png`; `docs/performance.md` discusses one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+from tests.support.cli import ensure_cli
+from tests.support.server import RunningServer, descendants
+from tests.support.upstream import ScriptedUpstream
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {"p50": statistics.median(ordered), "p90": pick(0.9), "p99": pick(0.99), "n": len(ordered)}
+
+
+class Cold:
+    """The baseline: one fresh `claude -p` per request, as most comparable projects do."""
+
+    def __init__(self, binary: Path, upstream: str, workdir: Path) -> None:
+        self.binary = str(binary)
+        self.cwd = workdir / "cold-cwd"
+        self.cwd.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "ANTHROPIC_BASE_URL": upstream,
+            "ANTHROPIC_API_KEY": "sk-ant-bench",
+            "CLAUDE_CONFIG_DIR": str(workdir / "cold-config"),
+            "DISABLE_TELEMETRY": "1",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        }
+        self.argv = [self.binary, "-p", "--tools", "", "--bare", "--model", "haiku", "--strict-mcp-config"]
+
+    def run(self, prompt: str) -> float:
+        start = time.perf_counter()
+        subprocess.run([*self.argv, "--output-format", "json"], input=prompt, env=self.env, cwd=self.cwd,
+                       capture_output=True, check=True, text=True)
+        return time.perf_counter() - start
+
+    def first_token(self, prompt: str) -> float:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [*self.argv, "--output-format", "stream-json", "--verbose", "--include-partial-messages"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=self.env, cwd=self.cwd,
+        )
+        assert proc.stdin and proc.stdout
+        proc.stdin.write(prompt.encode())
+        proc.stdin.close()
+        ttft = float("nan")
+        for line in proc.stdout:
+            if b'"text_delta"' in line:
+                ttft = time.perf_counter() - start
+                break
+        proc.wait()
+        return ttft
+
+
+class Proxy:
+    def __init__(self, server: RunningServer) -> None:
+        self.server = server
+        # Every workload but the cache one must reach the CLI: the cache is on in this server.
+        uncached = {**server.headers, "Cache-Control": "no-cache, no-store"}
+        self.client = httpx.Client(base_url=server.base_url, headers=uncached, timeout=120)
+
+    def run(self, messages: list[dict[str, str]], **extra: Any) -> float:
+        start = time.perf_counter()
+        response = self.client.post("/chat/completions", json={"model": "haiku", "messages": messages, **extra})
+        response.raise_for_status()
+        return time.perf_counter() - start
+
+    def first_token(self, prompt: str) -> float:
+        start = time.perf_counter()
+        body = {"model": "haiku", "messages": [{"role": "user", "content": prompt}], "stream": True}
+        with self.client.stream("POST", "/chat/completions", json=body) as response:
+            for line in response.iter_lines():
+                if '"content":"' in line and '"content":""' not in line:
+                    return time.perf_counter() - start
+        return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and of its children it has waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def interleaved(rounds: int, a: Callable[[int], float], b: Callable[[int], float]) -> tuple[list[float], list[float]]:
+    first, second = [], []
+    for i in range(rounds):
+        first.append(a(i))
+        second.append(b(i))
+    return first, second
+
+
+def throughput(concurrency: int, total: int, one: Callable[[int], float]) -> float:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(one, range(total)))
+    return total / (time.perf_counter() - start)
+
+
+def conversation(turns: int, tag: str) -> list[dict[str, str]]:
+    messages: list[dict[str, str]] = []
+    for i in range(turns - 1):
+        messages += [{"role": "user", "content": f"{tag} question {i}"}, {"role": "assistant", "content": f"answer {i}"}]
+    return messages + [{"role": "user", "content": f"{tag} question {turns - 1}"}]
+
+
+def flattened(messages: list[dict[str, str]]) -> str:
+    """What per-request peers send: the whole history as one prompt."""
+    return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
+
+
+def cache_load(proxy: Proxy, concurrency: int, seconds: float) -> dict[str, float]:
+    body = {"model": "haiku", "messages": [{"role": "user", "content": "cached benchmark question"}]}
+    with httpx.Client(base_url=proxy.server.base_url, headers=proxy.server.headers, timeout=30) as client:
+        client.post("/chat/completions", json=body).raise_for_status()  # fill the cache
+    latencies: list[float] = []
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def worker() -> None:
+        with httpx.Client(base_url=proxy.server.base_url, headers=proxy.server.headers, timeout=30) as client:
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                response = client.post("/chat/completions", json=body)
+                elapsed = time.perf_counter() - start
+                if response.headers.get("x-cache") != "hit":
+                    raise RuntimeError("cache miss during the cache benchmark")
+                with lock:
+                    latencies.append(elapsed)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"rps": len(latencies) / (time.perf_counter() - began), **percentiles(latencies)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=15, help="requests per latency sample")
+    parser.add_argument("--quick", action="store_true", help="a short run, for a smoke test")
+    args = parser.parse_args()
+    rounds = 4 if args.quick else args.rounds
+    binary = ensure_cli()
+    upstream = ScriptedUpstream().start()
+    workdir = Path(tempfile.mkdtemp(prefix="claude-proxy-bench-"))
+    server = RunningServer(
+        workdir / "server",
+        cli=binary,
+        upstream_url=upstream.url,
+        config={"pool": {"size": 8, "spares": 4, "spare_model": "haiku", "max_queue": 64}, "cache": {"enabled": True},
+                "server": {"log_level": "warning"}},
+    ).start()
+    cold, proxy = Cold(binary, upstream.url, workdir), Proxy(server)
+    report: dict[str, Any] = {"cli": binary.name, "rounds": rounds}
+    try:
+        proxy.run([{"role": "user", "content": "warm up"}])
+        time.sleep(1.0)  # let the pool start its spares before measuring
+        cpu_before, children_before = cpu_seconds(server.proc.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
+
+        def paced_proxy(i: int) -> float:
+            elapsed = proxy.run([{"role": "user", "content": f"one-shot {i}"}])
+            time.sleep(0.3)  # as between a user's requests: spares have time to refill
+            return elapsed
+
+        proxy_one, cold_one = interleaved(rounds, paced_proxy, lambda i: cold.run(f"one-shot cold {i}"))
+        report["one_shot_s"] = {"proxy": percentiles(proxy_one), "cold": percentiles(cold_one)}
+        report["one_shot_ratio_p50"] = report["one_shot_s"]["proxy"]["p50"] / report["one_shot_s"]["cold"]["p50"]
+
+        proxy_cpu = (cpu_seconds(server.proc.pid) - cpu_before) / rounds
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cold_cpu = ((after.ru_utime + after.ru_stime) - (children_before.ru_utime + children_before.ru_stime)) / rounds
+        report["cpu_s_per_request"] = {"proxy_incl_cli": proxy_cpu, "cold": cold_cpu}
+
+        proxy_ttft, cold_ttft = interleaved(
+            rounds, lambda i: (proxy.first_token(f"ttft {i}"), time.sleep(0.3))[0], lambda i: cold.first_token(f"ttft cold {i}")
+        )
+        report["ttft_s"] = {"proxy": percentiles(proxy_ttft), "cold": percentiles(cold_ttft)}
+
+        report["conversation_next_turn_s"] = {}
+        for turns in (2, 4, 6, 8, 10):
+            messages = conversation(turns, f"conv{turns}")
+            p, c = interleaved(
+                max(rounds // 3, 3), lambda i: proxy.run(messages), lambda i: cold.run(flattened(messages))
+            )
+            report["conversation_next_turn_s"][turns] = {"proxy_p50": statistics.median(p), "cold_p50": statistics.median(c)}
+
+        report["throughput_rps"] = {}
+        for concurrency in (1, 4, 8):
+            total = max(rounds, concurrency * 3)
+            p = throughput(concurrency, total, lambda i: proxy.run([{"role": "user", "content": f"tp {concurrency} {i}"}]))
+            c = throughput(concurrency, total, lambda i: cold.run(f"tp cold {concurrency} {i}"))
+            report["throughput_rps"][concurrency] = {"proxy": p, "cold": c, "ratio": p / c}
+
+        report["rss_mb"] = {
+            "server": rss_mb(server.proc.pid),
+            "pooled_cli": [rss_mb(pid) for pid in descendants(server.proc.pid) if "claude" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")],
+        }
+        report["cache_hit"] = cache_load(proxy, concurrency=8, seconds=3 if args.quick else 10)
+        overhead = []
+        with httpx.Client(base_url=server.base_url, headers=server.headers, timeout=30) as client:
+            for _ in range(rounds):
+                response = client.post(
+                    "/chat/completions",
+                    json={"model": "haiku", "messages": [{"role": "user", "content": "cached benchmark question"}]},
+                )
+                overhead.append(float(response.headers["openai-processing-ms"]))
+        report["cache_hit_processing_ms"] = percentiles(overhead)
+    finally:
+        server.stop()
+        upstream.stop()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))  # noqa: T201 - the benchmark's output
+    _plots(report)
+    return 0
+
+
+def _plots(report: dict[str, Any]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    levels = sorted(report["throughput_rps"], key=int)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(levels, [report["throughput_rps"][k]["proxy"] for k in levels], marker="o", label="proxy")
+    ax.plot(levels, [report["throughput_rps"][k]["cold"] for k in levels], marker="o", label="cold claude -p")
+    ax.set_xlabel("concurrency")
+    ax.set_ylabel("requests / s")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(DOCS / "perf-throughput.png", dpi=110)
+    turns = sorted(report["conversation_next_turn_s"], key=int)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(turns, [report["conversation_next_turn_s"][t]["proxy_p50"] for t in turns], marker="o", label="proxy")
+    ax.plot(turns, [report["conversation_next_turn_s"][t]["cold_p50"] for t in turns], marker="o", label="cold claude -p")
+    ax.set_xlabel("turns in the conversation")
+    ax.set_ylabel("median latency of the next turn (s)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(DOCS / "perf-conversation.png", dpi=110)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -56,8 +56,10 @@ class CliProcess:
         workdir: Path,
         model: str,
         session_file: Path | None,
+        config_dir: Path | None = None,
     ) -> None:
         self.proc = proc
+        self.config_dir = config_dir
         self.pid = proc.pid
         self.workdir = workdir
         self.model = model
@@ -101,7 +103,7 @@ class CliProcess:
                 remove_session(session_file)
             raise CliUnavailable(f"could not start the Claude CLI: {exc}") from exc
         log.debug("cli started pid=%s model=%s resume=%s", proc.pid, model, bool(history))
-        return cls(proc, workdir=workdir, model=model, session_file=session_file)
+        return cls(proc, workdir=workdir, model=model, session_file=session_file, config_dir=config_dir)
 
     @property
     def alive(self) -> bool:
@@ -209,3 +211,6 @@ class CliProcess:
         shutil.rmtree(self.workdir, ignore_errors=True)
         if self.session_file is not None:
             remove_session(self.session_file)
+        if self.config_dir is not None:
+            # The CLI keeps a status file per live process; killed processes cannot remove theirs.
+            (self.config_dir / "sessions" / f"{self.pid}.json").unlink(missing_ok=True)

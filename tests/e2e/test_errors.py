@@ -169,6 +169,9 @@ def test_disconnect_mid_stream_kills_the_cli(make_server, upstream):
         assert len(pids) == 1
     assert server.wait_until(lambda: server.cli_pids() == [], timeout=10)
     assert server.wait_until(lambda: server.health()["pool"]["busy"] == 0)
+    sessions = server.workdir / "claude-config" / "sessions"
+    assert not (sessions / f"{pids[0]}.json").exists()  # the CLI's status file went with it
+    assert not list((server.workdir / "cli-work").glob("*/w*"))  # and so did its working directory
     assert not os.path.exists(f"/proc/{pids[0]}") or "claude" not in " ".join(cmdline(pids[0]))
 
 

@@ -50,6 +50,8 @@ class CompletionJob(Struct, kw_only=True):
     # A JSON schema the answer must match: the CLI offers it as its StructuredOutput tool and
     # validates the model's output against it.
     json_schema: dict[str, Any] | None = None
+    # The project the job runs for; warm processes are never shared between projects.
+    owner: str | None = None
 
 
 class TokenUsage(Struct):

@@ -168,6 +168,7 @@ class Metering:
     async def admit(self, principal: Principal, plan: Plan, route: Route, *, request_id: str) -> Admission:
         """Checks the key's rate limits, then reserves the worst-case cost; raises 429s."""
         budgets = self.settings.budgets
+        plan.job.owner = principal.project.name  # the job is bound to its project from here on
         prompt = estimate_prompt_tokens(plan, budgets.overhead_tokens)
         max_output = plan.job.max_output_tokens or budgets.default_max_tokens
         price = price_for(route.claude_model, budgets.prices)

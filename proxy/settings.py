@@ -109,6 +109,8 @@ class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_queue: int = 32
     queue_timeout_s: float = 30.0
     retry_after_s: int = 2
+    warm_max: int = 2
+    warm_idle_s: float = 300.0
 
 
 class BudgetSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -25,7 +26,17 @@ from adapters.claude_cli.events import (
 from adapters.claude_cli.pool import CliPool
 from adapters.claude_cli.process import CliProcess
 from adapters.claude_cli.session_file import config_dir
-from adapters.types import BackendEvent, Block, Completed, CompletionJob, Started, TextBlock, TextDelta, TokenUsage
+from adapters.types import (
+    BackendEvent,
+    Block,
+    Completed,
+    CompletionJob,
+    Started,
+    TextBlock,
+    TextDelta,
+    TokenUsage,
+    Turn,
+)
 from proxy.errors import (
     CliFailed,
     CliUnavailable,
@@ -83,6 +94,8 @@ class ClaudeCliBackend:
             retry_after_s=pool.retry_after_s,
             config_dir=config_dir(spec.env),
             workroot=Path(claude.workdir) if claude.workdir else None,
+            warm_max=pool.warm_max,
+            warm_idle_s=pool.warm_idle_s,
         )
         await self.pool.start()
 
@@ -101,25 +114,54 @@ class ClaudeCliBackend:
     async def stream(self, job: CompletionJob) -> AsyncIterator[BackendEvent]:
         if self.pool is None:
             raise CliUnavailable(self.cli_error or "the Claude CLI is not available")
-        async with self.pool.lease(model=job.model, history=job.history, priority=job.priority) as proc:
+        pool = self.pool
+        key = conversation_key(job, job.history)
+        async with pool.lease(model=job.model, history=job.history, priority=job.priority, warm_key=key) as proc:
             await _prepare(proc, job)
             await proc.send({"type": "user", "message": {"role": "user", "content": _stdin_content(job.prompt)}})
+            reply: list[str] = []
             async for event in _translate(proc, structured=job.json_schema is not None):
+                if isinstance(event, TextDelta):
+                    reply.append(event.text)
+                elif isinstance(event, Completed) and event.finish_reason == "stop" and reply:
+                    # The process now holds exactly the conversation the caller will resend
+                    # next time, with this reply: keep it for that request.
+                    turns = [*job.history, Turn("user", job.prompt), Turn("assistant", [TextBlock("".join(reply))])]
+                    next_key = conversation_key(job, turns)
+                    if next_key is not None:
+                        pool.park(proc, next_key)
                 yield event
 
 
+def conversation_key(job: CompletionJob, turns: list[Turn]) -> str | None:
+    """Identifies a conversation a warm process can continue: its project, model, system prompt
+    and turns. None for jobs that are not kept warm (no project, or a response schema)."""
+    if job.owner is None or job.json_schema is not None:
+        return None
+    return hashlib.sha256(_key_encoder.encode([job.owner, job.model, job.system, turns])).hexdigest()
+
+
+_key_encoder = msgspec.json.Encoder()
+
+
 async def _prepare(proc: CliProcess, job: CompletionJob) -> None:
-    """System prompt, model and output limit go over stdin as control requests, never argv."""
-    initialize: dict[str, Any] = {"subtype": "initialize", "systemPrompt": job.system}
-    if job.json_schema is not None:
-        initialize["jsonSchema"] = job.json_schema
-    requests: list[dict[str, Any]] = [initialize]
+    """System prompt, model and output limit go over stdin as control requests, never argv.
+    A warm process was initialized by the turn before, with the same system prompt and model."""
+    requests: list[dict[str, Any]] = []
+    if not proc.initialized:
+        initialize: dict[str, Any] = {"subtype": "initialize", "systemPrompt": job.system}
+        if job.json_schema is not None:
+            initialize["jsonSchema"] = job.json_schema
+        requests.append(initialize)
     if job.model != proc.model:
         requests.append({"subtype": "set_model", "model": job.model})
     if job.max_output_tokens is not None:
         env = {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(job.max_output_tokens)}
         requests.append({"subtype": "apply_flag_settings", "settings": {"env": env}})
-    await proc.control(requests)
+    if requests:
+        await proc.control(requests)
+    proc.initialized = True
+    proc.model = job.model
 
 
 def _stdin_content(blocks: list[Block]) -> list[dict[str, Any]]:

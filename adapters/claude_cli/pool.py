@@ -12,7 +12,8 @@ import asyncio
 import logging
 import shutil
 import tempfile
-from collections import deque
+import time
+from collections import OrderedDict, deque
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -40,8 +41,15 @@ class CliPool:
         retry_after_s: float,
         config_dir: Path,
         workroot: Path | None = None,
+        warm_max: int = 0,
+        warm_idle_s: float = 300.0,
     ) -> None:
         self.spec = spec
+        self.warm_max = warm_max
+        self.warm_idle_s = warm_idle_s
+        # Processes that answered a conversation and wait for its next turn, by conversation key.
+        self._warm: OrderedDict[str, tuple[CliProcess, float]] = OrderedDict()
+        self.warm_hits = 0
         self.size = size
         self.target_spares = min(spares, size)
         self.spare_model = spare_model
@@ -70,6 +78,15 @@ class CliPool:
             root.mkdir(parents=True, exist_ok=True)
             self.workroot = Path(tempfile.mkdtemp(prefix="claude-proxy-", dir=root))
         self._refill()
+        if self.warm_max > 0:
+            sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+            self._tasks.add(sweeper)
+            sweeper.add_done_callback(self._tasks.discard)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.warm_idle_s / 4, 0.05))
+            await self._sweep()
 
     async def close(self) -> None:
         self._closed = True
@@ -92,6 +109,8 @@ class CliPool:
             "size": self.size,
             "busy": self._serving,
             "spares": len(self._spares),
+            "warm": len(self._warm),
+            "warm_hits": self.warm_hits,
             "starting": self._spawning,
             "queued": len(self._waiters[Priority.INTERACTIVE]),
             "queued_batch": len(self._waiters[Priority.BATCH]),
@@ -109,24 +128,75 @@ class CliPool:
 
     @asynccontextmanager
     async def lease(
-        self, *, model: str, history: list[Turn] | None = None, priority: int = Priority.INTERACTIVE
+        self,
+        *,
+        model: str,
+        history: list[Turn] | None = None,
+        priority: int = Priority.INTERACTIVE,
+        warm_key: str | None = None,
     ) -> AsyncIterator[CliProcess]:
-        """A process for one request; it is killed and cleaned up when the block exits."""
+        """A process for one request: the warm process holding this conversation if there is
+        one, else a spare (no history) or a new process. When the block exits it is killed,
+        unless the request parked it (`park`) for the conversation's next turn."""
         await self._acquire_slot(priority)
         proc: CliProcess | None = None
         try:
-            proc = None if history else self._take_spare()
+            await self._sweep()
+            proc = self._take_warm(warm_key)
+            if proc is None and not history:
+                proc = self._take_spare()
             if proc is None:
                 await self._make_room()
                 proc = await self._spawn(model=model, history=history)
             yield proc
         finally:
             try:
-                if proc is not None:
+                if proc is not None and proc.parked_key is not None and proc.alive and not self._closed:
+                    self._keep_warm(proc)
+                elif proc is not None:
                     proc.kill()  # at once, even if the await below is cancelled
                     await asyncio.shield(self._retire(proc))
             finally:
                 self._release_slot()
+
+    def park(self, proc: CliProcess, key: str) -> None:
+        """Keep `proc` after this request, for a request that continues its conversation."""
+        if self.warm_max > 0:
+            proc.parked_key = key
+
+    def _take_warm(self, key: str | None) -> CliProcess | None:
+        if key is None or key not in self._warm:
+            return None
+        proc, _ = self._warm.pop(key)
+        if not proc.alive:
+            self._forget(proc)
+            return None
+        proc.parked_key = None
+        self.warm_hits += 1
+        return proc
+
+    def _keep_warm(self, proc: CliProcess) -> None:
+        key = proc.parked_key or ""
+        previous = self._warm.pop(key, None)
+        self._warm[key] = (proc, time.monotonic())
+        if previous is not None:
+            self._schedule_retire(previous[0])
+        while len(self._warm) > self.warm_max:
+            _, (oldest, _) = self._warm.popitem(last=False)
+            self._schedule_retire(oldest)
+
+    async def _sweep(self) -> None:
+        """Warm processes idle past `warm_idle_s` are closed."""
+        limit = time.monotonic() - self.warm_idle_s
+        for key in [key for key, (_, parked) in self._warm.items() if parked < limit]:
+            proc, _ = self._warm.pop(key)
+            await self._retire(proc)
+
+    def _schedule_retire(self, proc: CliProcess) -> None:
+        proc.kill()
+        task = asyncio.get_running_loop().create_task(self._retire(proc))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _acquire_slot(self, priority: int) -> None:
         if self._closed:
@@ -184,9 +254,13 @@ class CliPool:
         return None
 
     async def _make_room(self) -> None:
-        # Spares count toward `size`; a request that needs a new process evicts one.
-        while self._spares and len(self._live) + self._spawning >= self.size:
-            proc = self._spares.pop()
+        # Spares and warm processes count toward `size`; a request that needs a new process
+        # evicts a spare first, then the warm process idle longest.
+        while len(self._live) + self._spawning >= self.size and (self._spares or self._warm):
+            if self._spares:
+                proc = self._spares.pop()
+            else:
+                _, (proc, _) = self._warm.popitem(last=False)
             await self._retire(proc)
 
     async def _spawn(self, *, model: str, history: list[Turn] | None) -> CliProcess:
@@ -220,7 +294,7 @@ class CliPool:
             return
         while (
             len(self._spares) + self._spawning < self.target_spares
-            and self._serving + len(self._spares) + self._spawning < self.size
+            and self._serving + len(self._spares) + len(self._warm) + self._spawning < self.size
         ):
             self._spawning += 1  # counted now so the loop sees it; _spawn_spare balances it
             task = asyncio.get_running_loop().create_task(self._spawn_spare())

@@ -60,6 +60,8 @@ class CliProcess:
     ) -> None:
         self.proc = proc
         self.config_dir = config_dir
+        self.parked_key: str | None = None  # set when the pool keeps it for a conversation's next turn
+        self.initialized = False
         self.pid = proc.pid
         self.workdir = workdir
         self.model = model

@@ -1,0 +1,89 @@
+"""Warm conversations: the process that answered a turn answers the next one, with the same turns upstream."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def _ask(client: openai.OpenAI, messages: list[dict]) -> str:
+    return client.chat.completions.create(model="gpt-4o", messages=messages).choices[0].message.content
+
+
+def _pool(server) -> dict:
+    return server.health()["pool"]
+
+
+def _conversation(client, tag: str, turns: int) -> list[dict]:
+    messages = [{"role": "system", "content": f"system {tag}"}]
+    for i in range(turns):
+        messages.append({"role": "user", "content": f"{tag} turn {i}"})
+        messages.append({"role": "assistant", "content": _ask(client, messages)})
+    return messages
+
+
+def test_next_turns_reuse_the_process_and_send_the_same_turns(make_server, upstream):
+    warm = make_server({"pool": {"size": 4, "spares": 1, "warm_max": 2}}, name="warm")
+    cold = make_server({"pool": {"size": 4, "spares": 1, "warm_max": 0}}, name="cold")
+    warm_client = openai.OpenAI(base_url=warm.base_url, api_key=warm.api_key, max_retries=0)
+    cold_client = openai.OpenAI(base_url=cold.base_url, api_key=cold.api_key, max_retries=0)
+
+    started_before = _pool(warm)["started_total"]
+    warm_messages = _conversation(warm_client, "warmconv", 4)
+    warm_pool = _pool(warm)
+    assert warm_pool["warm_hits"] == 3  # every turn after the first
+    # Only the spare refills: no process was started to replay a conversation.
+    assert warm_pool["started_total"] - started_before <= 2
+
+    warm_seen = [r.turns for r in upstream.requests if any("warmconv" in t for _, t in r.turns)]
+    upstream.reset()
+    cold_messages = _conversation(cold_client, "warmconv", 4)
+    cold_seen = [r.turns for r in upstream.requests if any("warmconv" in t for _, t in r.turns)]
+    assert _pool(cold)["warm_hits"] == 0
+    assert warm_messages == cold_messages
+    assert warm_seen == cold_seen  # turn by turn, the upstream saw the same conversation
+    assert warm_seen[-1] == [
+        ("user", "warmconv turn 0"),
+        ("assistant", "Echo: warmconv turn 0"),
+        ("user", "warmconv turn 1"),
+        ("assistant", "Echo: warmconv turn 1"),
+        ("user", "warmconv turn 2"),
+        ("assistant", "Echo: warmconv turn 2"),
+        ("user", "warmconv turn 3"),
+    ]
+    assert all(r.system_text.endswith("system warmconv") for r in upstream.requests)
+
+
+def test_edited_history_or_another_project_starts_cold(make_server, upstream):
+    server = make_server({"pool": {"size": 4, "spares": 1, "warm_max": 2}})
+    client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
+    first = [{"role": "user", "content": "edit me"}]
+    reply = _ask(client, first)
+    edited = first + [{"role": "assistant", "content": reply + " (edited)"}, {"role": "user", "content": "next"}]
+    _ask(client, edited)
+    assert _pool(server)["warm_hits"] == 0
+    (seen,) = upstream.requests_matching("next")
+    assert seen.turns[1] == ("assistant", "Echo: edit me (edited)")  # the edit reached the model
+
+    stranger = openai.OpenAI(base_url=server.base_url, api_key=server.create_key("stranger"), max_retries=0)
+    _ask(client, [{"role": "user", "content": "shared start"}])
+    resumed = [
+        {"role": "user", "content": "shared start"},
+        {"role": "assistant", "content": "Echo: shared start"},
+        {"role": "user", "content": "whose process?"},
+    ]
+    _ask(stranger, resumed)
+    assert _pool(server)["warm_hits"] == 0  # never shared between projects
+    _ask(client, resumed)
+    assert _pool(server)["warm_hits"] == 1
+
+
+def test_idle_warm_processes_are_closed(make_server, upstream):
+    server = make_server({"pool": {"size": 4, "spares": 0, "warm_max": 2, "warm_idle_s": 0.5}})
+    client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
+    _ask(client, [{"role": "user", "content": "going idle"}])
+    assert _pool(server)["warm"] == 1  # parked when the answer was complete, idle for under 0.5 s
+    assert server.wait_until(lambda: _pool(server)["warm"] == 0, timeout=5)
+    assert server.wait_until(lambda: server.cli_pids() == [], timeout=5)

@@ -94,6 +94,12 @@ class Proxy:
         response.raise_for_status()
         return time.perf_counter() - start
 
+    def ask(self, messages: list[dict[str, str]]) -> tuple[float, str]:
+        start = time.perf_counter()
+        response = self.client.post("/chat/completions", json={"model": "haiku", "messages": messages})
+        response.raise_for_status()
+        return time.perf_counter() - start, response.json()["choices"][0]["message"]["content"]
+
     def first_token(self, prompt: str) -> float:
         start = time.perf_counter()
         body = {"model": "haiku", "messages": [{"role": "user", "content": prompt}], "stream": True}
@@ -131,13 +137,6 @@ def throughput(concurrency: int, total: int, one: Callable[[int], float]) -> flo
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(one, range(total)))
     return total / (time.perf_counter() - start)
-
-
-def conversation(turns: int, tag: str) -> list[dict[str, str]]:
-    messages: list[dict[str, str]] = []
-    for i in range(turns - 1):
-        messages += [{"role": "user", "content": f"{tag} question {i}"}, {"role": "assistant", "content": f"answer {i}"}]
-    return messages + [{"role": "user", "content": f"{tag} question {turns - 1}"}]
 
 
 def flattened(messages: list[dict[str, str]]) -> str:
@@ -215,13 +214,22 @@ def main() -> int:
         )
         report["ttft_s"] = {"proxy": percentiles(proxy_ttft), "cold": percentiles(cold_ttft)}
 
-        report["conversation_next_turn_s"] = {}
-        for turns in (2, 4, 6, 8, 10):
-            messages = conversation(turns, f"conv{turns}")
-            p, c = interleaved(
-                max(rounds // 3, 3), lambda i: proxy.run(messages), lambda i: cold.run(flattened(messages))
-            )
-            report["conversation_next_turn_s"][turns] = {"proxy_p50": statistics.median(p), "cold_p50": statistics.median(c)}
+        # Conversations as clients hold them: each request resends the history, with the replies
+        # it got, plus one new user message. The baseline gets the same history flattened.
+        by_turn: dict[int, dict[str, list[float]]] = {t: {"proxy": [], "cold": []} for t in range(1, 11)}
+        for conv in range(max(rounds // 5, 2)):
+            messages: list[dict[str, str]] = []
+            for turn in range(1, 11):
+                messages.append({"role": "user", "content": f"conversation {conv} question {turn}"})
+                elapsed, reply = proxy.ask(messages)
+                by_turn[turn]["proxy"].append(elapsed)
+                by_turn[turn]["cold"].append(cold.run(flattened(messages)))
+                messages.append({"role": "assistant", "content": reply})
+        report["conversation_next_turn_s"] = {
+            turn: {"proxy_p50": statistics.median(v["proxy"]), "cold_p50": statistics.median(v["cold"])}
+            for turn, v in by_turn.items()
+            if turn >= 2
+        }
 
         report["throughput_rps"] = {}
         for concurrency in (1, 4, 8):

@@ -19,6 +19,7 @@ from proxy.batches.store import BatchStore
 from proxy.cache import MemoryCache, RedisCache, ResponseCache
 from proxy.chat.service import ChatService
 from proxy.metering import Metering
+from proxy.metrics import Metrics, timing_hook
 from proxy.redis_conn import connect
 from proxy.routing import RequestRouter
 from proxy.errors import (
@@ -119,7 +120,9 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Lit
     router = ModelRouter(settings.models)
     routing = RequestRouter(router, settings.router)
     service = ChatService(backend, timeout_s=settings.server.request_timeout_s)
-    metering = Metering(settings)
+    metrics = Metrics()
+    metering = Metering(settings, metrics=metrics)
+    metrics.gauges.append(lambda: backend.health().get("pool") or {})
     batches = _Batches()
     caching = _Caching()
 
@@ -161,14 +164,15 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Lit
             "routing": Provide(lambda: routing, use_cache=True, sync_to_thread=False),
             "metering": Provide(lambda: metering, use_cache=True, sync_to_thread=False),
             "chat_parts": Provide(
-                lambda: ChatParts(routing, service, metering, settings, caching.cache), sync_to_thread=False
+                lambda: ChatParts(routing, service, metering, settings, caching.cache, metrics), sync_to_thread=False
             ),
+            "metrics": Provide(lambda: metrics, use_cache=True, sync_to_thread=False),
             "batch_store": Provide(lambda: batches.store, use_cache=True, sync_to_thread=False),
             "batch_runner": Provide(lambda: batches.runner, use_cache=True, sync_to_thread=False),
             "chat": Provide(lambda: service, use_cache=True, sync_to_thread=False),
         },
         exception_handlers={Exception: handle_exception},
-        before_send=[add_request_headers],
+        before_send=[add_request_headers, timing_hook(metrics)],
         request_max_body_size=settings.server.max_body_bytes,
         state=State({"settings": settings}),
         openapi_config=None,

@@ -27,6 +27,7 @@ from proxy.chat.runner import Tally
 from proxy.chat.service import to_usage
 from proxy.chat.translate import Plan
 from proxy.errors import ProxyError
+from proxy.metrics import Metrics
 from proxy.settings import Settings
 from proxy.tokens import count_tokens
 
@@ -109,6 +110,16 @@ class Admission:
             )
         except Exception:  # noqa: BLE001 - a ledger failure must not keep the reservation
             log.exception("could not record usage of request %s", self.request_id)
+        if self.metering.metrics is not None:
+            self.metering.metrics.observe_completion(
+                project=self.principal.project.name,
+                model=self.route.requested,
+                claude_model=self.route.claude_model,
+                status=status,
+                prompt=returned.prompt_tokens if returned else 0,
+                completion=returned.completion_tokens if returned else 0,
+                cost=cost,
+            )
         try:
             await self.metering.guard.settle(self.reservation, cost)
             await self.metering.limiter.adjust(self.ticket, sum(u.prompt_tokens + u.output_tokens for u in usages))
@@ -136,8 +147,9 @@ def cached_entry(principal: Principal, route: Route, request_id: str, usages: li
 class Metering:
     """Keys, ledger, budget guard and rate limiter over the database under `storage.path`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.db: sqlite_utils.Database | None = None
         self.redis: aioredis.Redis | None = None
         self.keys: KeyStore

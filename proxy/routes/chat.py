@@ -16,6 +16,7 @@ from proxy.chat.runner import Tally
 from proxy.chat.service import ChatService, Finish, replay_completion, replay_stream
 from proxy.errors import InvalidRequest, ProxyError
 from proxy.metering import Metering, cached_entry
+from proxy.metrics import Metrics
 from proxy.middleware import request_id
 from proxy.routing import RequestRouter
 from proxy.settings import Settings
@@ -72,6 +73,7 @@ class ChatParts(msgspec.Struct, frozen=True):
     metering: Metering
     settings: Settings
     cache: ResponseCache | None
+    metrics: Metrics | None = None
 
 
 class ChatOutcome(msgspec.Struct):
@@ -90,6 +92,8 @@ async def run_chat(
     if cache is not None:
         key = cache_key(principal.project.name, plan, body)
         hit = None if "no-cache" in cache_directives else await cache.get(key)
+        if parts.metrics is not None:
+            parts.metrics.cache["hit" if hit is not None else "miss"] += 1
         if hit is not None:
             parts.metering.ledger.record(cached_entry(principal, decision.route, request_id, hit.usage))
             headers["x-cache"] = "hit"

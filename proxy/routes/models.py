@@ -8,9 +8,11 @@ from litestar import Request, Response, get
 
 from adapters.protocol import ChatBackend
 from adapters.router import CLAUDE_TIERS, ModelRouter
-from proxy.auth import authenticate
+from proxy.auth import authenticate, require_admin
 from proxy.errors import NotFound
 from proxy.metering import Metering
+from proxy.metrics import Metrics
+from proxy.settings import Settings
 from proxy.middleware import request_id
 from proxy.redis_conn import ping
 from proxy.routes.chat import json_response
@@ -70,3 +72,12 @@ async def health(request: Request, backend: ChatBackend, metering: Metering) -> 
         media_type=_JSON,
         status_code=200,
     )
+
+
+@get("/metrics")
+async def metrics_endpoint(request: Request, metrics: Metrics, metering: Metering, settings: Settings) -> Response[str]:
+    """Prometheus text format. With `auth.admin_key` set, only the admin key may read it."""
+    request_id(request.scope)
+    if settings.auth.admin_key:
+        require_admin(request, settings.auth.admin_key, metering.keys)
+    return Response(content=metrics.render(), media_type="text/plain; version=0.0.4", status_code=200)

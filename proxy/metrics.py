@@ -1,0 +1,107 @@
+"""Prometheus metrics, in process, rendered in the text exposition format at `GET /metrics`.
+
+No client library: counters and histograms are plain dictionaries keyed by label values, which
+is all a single process needs. Labels never carry caller text, only route templates, model
+names, statuses and project names.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any, Callable
+
+from litestar.types import Message, Scope
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class _Histogram:
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.counts: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0] * (len(buckets) + 1))
+        self.sums: dict[tuple[str, ...], float] = defaultdict(float)
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        counts = self.counts[labels]
+        for i, bound in enumerate(self.buckets):
+            if value <= bound:
+                counts[i] += 1
+        counts[-1] += 1
+        self.sums[labels] += value
+
+
+class Metrics:
+    """One per app; `render` is what `/metrics` returns."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, str], int] = defaultdict(int)  # route, method, status
+        self.latency = _Histogram(LATENCY_BUCKETS)  # route
+        self.completions: dict[tuple[str, str, str], int] = defaultdict(int)  # model, claude model, status
+        self.tokens: dict[tuple[str, str], int] = defaultdict(int)  # project, kind
+        self.spend: dict[str, float] = defaultdict(float)  # project
+        self.cache: dict[str, int] = defaultdict(int)  # hit | miss
+        self.gauges: list[Callable[[], dict[str, Any]]] = []
+
+    def observe_response(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests[(route, method, str(status))] += 1
+        self.latency.observe((route,), seconds)
+
+    def observe_completion(
+        self, *, project: str, model: str, claude_model: str, status: int, prompt: int, completion: int, cost: float
+    ) -> None:
+        self.completions[(model, claude_model, str(status))] += 1
+        self.tokens[(project, "prompt")] += prompt
+        self.tokens[(project, "completion")] += completion
+        self.spend[project] += cost
+
+    def render(self) -> str:
+        lines: list[str] = []
+
+        def family(name: str, kind: str, help_text: str) -> None:
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+
+        family("claude_proxy_http_requests_total", "counter", "HTTP responses by route template, method and status.")
+        for (route, method, status), value in sorted(self.requests.items()):
+            lines.append(f'claude_proxy_http_requests_total{{route="{route}",method="{method}",status="{status}"}} {value}')
+        family("claude_proxy_http_request_duration_seconds", "histogram", "Time to the response start, by route.")
+        for (route,), counts in sorted(self.latency.counts.items()):
+            for bound, count in zip((*self.latency.buckets, float("inf")), counts):
+                le = "+Inf" if bound == float("inf") else repr(bound)
+                lines.append(f'claude_proxy_http_request_duration_seconds_bucket{{route="{route}",le="{le}"}} {count}')
+            lines.append(f'claude_proxy_http_request_duration_seconds_sum{{route="{route}"}} {self.latency.sums[(route,)]}')
+            lines.append(f'claude_proxy_http_request_duration_seconds_count{{route="{route}"}} {counts[-1]}')
+        family("claude_proxy_completions_total", "counter", "Metered completions by requested model, Claude model, status.")
+        for (model, claude, status), value in sorted(self.completions.items()):
+            lines.append(f'claude_proxy_completions_total{{model="{model}",claude_model="{claude}",status="{status}"}} {value}')
+        family("claude_proxy_tokens_total", "counter", "Tokens returned to callers, by project and kind.")
+        for (project, kind), value in sorted(self.tokens.items()):
+            lines.append(f'claude_proxy_tokens_total{{project="{project}",kind="{kind}"}} {value}')
+        family("claude_proxy_spend_usd_total", "counter", "Settled cost in USD, by project.")
+        for project, value in sorted(self.spend.items()):
+            lines.append(f'claude_proxy_spend_usd_total{{project="{project}"}} {value}')
+        family("claude_proxy_cache_lookups_total", "counter", "Response cache lookups by result.")
+        for result, value in sorted(self.cache.items()):
+            lines.append(f'claude_proxy_cache_lookups_total{{result="{result}"}} {value}')
+        for gauge in self.gauges:
+            for name, value in sorted(gauge().items()):
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    family(f"claude_proxy_pool_{name}", "gauge", f"CLI pool: {name.replace('_', ' ')}.")
+                    lines.append(f"claude_proxy_pool_{name} {value}")
+        return "\n".join(lines) + "\n"
+
+
+def timing_hook(metrics: Metrics) -> Callable[[Message, Scope], Any]:
+    """A `before_send` hook: counts each response by its route template when it starts."""
+
+    async def hook(message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start":
+            return
+        state = scope.get("state", {})
+        started = state.get("started_at")
+        route = scope.get("path_template") or "unmatched"  # type: ignore[typeddict-item]
+        seconds = time.perf_counter() - started if started is not None else 0.0
+        metrics.observe_response(route, scope.get("method", ""), message["status"], seconds)
+
+    return hook

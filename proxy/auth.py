@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hmac
+import time
+from collections import deque
 
 from litestar import Request
 from msgspec import Struct
 
 from budgets.keys import ApiKey, KeyStore, Project
-from proxy.errors import AuthenticationError, PermissionDenied
+from proxy.errors import AuthenticationError, PermissionDenied, RateLimited
 
 
 class Principal(Struct, kw_only=True):
@@ -29,17 +31,62 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
-def authenticate(request: Request, keys: KeyStore) -> Principal:
+class FailedAuthLimiter:
+    """Counts failed key checks per client address over a sliding minute; past the limit, that
+    address gets 429 before any key is looked at, which makes guessing keys slow."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._failures: dict[str, deque[float]] = {}
+
+    @staticmethod
+    def _trim(window: deque[float], now: float) -> None:
+        while window and window[0] <= now - 60:
+            window.popleft()
+
+    def check(self, client: str) -> None:
+        window = self._failures.get(client)
+        if self.per_minute <= 0 or window is None:
+            return
+        now = time.monotonic()
+        self._trim(window, now)
+        if not window:
+            del self._failures[client]  # the table holds only addresses failing right now
+        elif len(window) >= self.per_minute:
+            raise RateLimited(
+                "Too many requests with invalid API keys from this address; slow down.",
+                retry_after=window[0] + 60 - now,
+                code="too_many_failed_auth",
+            )
+
+    def failed(self, client: str) -> None:
+        if self.per_minute <= 0:
+            return
+        now = time.monotonic()
+        window = self._failures.setdefault(client, deque())
+        self._trim(window, now)
+        window.append(now)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def authenticate(request: Request, keys: KeyStore, failures: FailedAuthLimiter | None = None) -> Principal:
     """The caller's project, or 401 `invalid_api_key` for a missing, unknown or revoked key."""
+    if failures is not None:
+        failures.check(_client(request))
     secret = presented_key(request)
-    if secret is None:
-        raise AuthenticationError(
-            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
-            "(create one with `claude-proxy keys create`)."
-        )
-    key = keys.verify(secret)
+    key = keys.verify(secret) if secret is not None else None
     project = keys.get_project(key.project) if key is not None else None
     if key is None or project is None:
+        if failures is not None:
+            failures.failed(_client(request))
+        if secret is None:
+            raise AuthenticationError(
+                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
+                "(create one with `claude-proxy keys create`)."
+            )
         raise AuthenticationError(f"Incorrect API key provided: {secret[:8]}****.")
     return Principal(project=project, key=key)
 

@@ -22,7 +22,7 @@ from budgets.ledger import LedgerEntry, UsageLedger
 from budgets.pricing import Price, cost_of, price_for, worst_case_cost
 from budgets.ratelimit import InProcessRateLimiter, RateLimiter, RateTicket
 from budgets.redis_limits import RedisBudgetGuard, RedisRateLimiter
-from proxy.auth import Principal
+from proxy.auth import FailedAuthLimiter, Principal
 from proxy.chat.runner import Tally
 from proxy.chat.service import to_usage
 from proxy.chat.translate import Plan
@@ -161,6 +161,7 @@ class Metering:
         """Opens the database; with a Redis client, limits and budgets are shared through it."""
         self.db = open_database(self.settings.storage.path)
         self.keys = KeyStore(self.db)
+        self.auth_failures = FailedAuthLimiter(self.settings.auth.max_failures_per_minute)
         self.ledger = UsageLedger(self.db)
         self.redis = redis
         if redis is None:

@@ -98,6 +98,7 @@ class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Administrative credentials."""
 
     admin_key: str | None = None
+    max_failures_per_minute: int = 30
 
 
 class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -35,7 +35,7 @@ async def create_batch(
     request: Request, metering: Metering, batch_store: BatchStore, batch_runner: BatchRunner, settings: Settings
 ) -> Response[bytes]:
     request_id(request.scope)
-    principal = authenticate(request, metering.keys)
+    principal = authenticate(request, metering.keys, metering.auth_failures)
     body = decode_json(await request.body(), _create_decoder)
     if body.endpoint not in SUPPORTED_ENDPOINTS:
         raise InvalidRequest(
@@ -67,7 +67,7 @@ async def create_batch(
 @get("/v1/batches/{batch_id:str}")
 async def retrieve_batch(request: Request, batch_id: str, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
     request_id(request.scope)
-    principal = authenticate(request, metering.keys)
+    principal = authenticate(request, metering.keys, metering.auth_failures)
     batch = batch_store.get_batch(principal.project.name, batch_id)
     if batch is None:
         raise _not_found(batch_id)
@@ -79,7 +79,7 @@ async def cancel_batch(
     request: Request, batch_id: str, metering: Metering, batch_store: BatchStore, batch_runner: BatchRunner
 ) -> Response[bytes]:
     request_id(request.scope)
-    principal = authenticate(request, metering.keys)
+    principal = authenticate(request, metering.keys, metering.auth_failures)
     batch = batch_store.get_batch(principal.project.name, batch_id)
     if batch is None:
         raise _not_found(batch_id)
@@ -94,7 +94,7 @@ async def cancel_batch(
 @get("/v1/batches")
 async def list_batches(request: Request, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
     request_id(request.scope)
-    principal = authenticate(request, metering.keys)
+    principal = authenticate(request, metering.keys, metering.auth_failures)
     limit = _limit(request.query_params.get("limit"), default=20, most=100)
     batches, more = batch_store.list_batches(principal.project.name, limit=limit, after=request.query_params.get("after"))
     return json_response(

@@ -114,7 +114,7 @@ async def run_chat(
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(request: Request, chat_parts: ChatParts) -> Response[Any]:
     rid = request_id(request.scope)
-    principal = authenticate(request, chat_parts.metering.keys)
+    principal = authenticate(request, chat_parts.metering.keys, chat_parts.metering.auth_failures)
     body = decode_json(await request.body(), chat_request_decoder)
     outcome = await run_chat(
         body, principal, chat_parts, request_id=rid, cache_directives=request.headers.get("cache-control", "").lower()

@@ -94,7 +94,7 @@ async def completions(
     request: Request, routing: RequestRouter, chat: ChatService, metering: Metering, settings: Settings
 ) -> Response[Any]:
     rid = request_id(request.scope)
-    principal = authenticate(request, metering.keys)
+    principal = authenticate(request, metering.keys, metering.auth_failures)
     body = decode_json(await request.body(), completion_request_decoder)
     _check(body)
     prompts = _prompts(body)

@@ -22,7 +22,7 @@ def _not_found(file_id: str) -> NotFound:
 @post("/", status_code=200)
 async def upload_file(request: Request, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
     request_id(request.scope)
-    principal = authenticate(request, metering.keys)
+    principal = authenticate(request, metering.keys, metering.auth_failures)
     form = await request.form()
     purpose = form.get("purpose")
     upload = form.get("file")
@@ -38,7 +38,7 @@ async def upload_file(request: Request, metering: Metering, batch_store: BatchSt
 @get("/")
 async def list_files(request: Request, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
     request_id(request.scope)
-    principal = authenticate(request, metering.keys)
+    principal = authenticate(request, metering.keys, metering.auth_failures)
     params = request.query_params
     order = params.get("order", "desc")
     if order not in ("asc", "desc"):
@@ -55,7 +55,7 @@ async def list_files(request: Request, metering: Metering, batch_store: BatchSto
 @get("/{file_id:str}")
 async def retrieve_file(request: Request, file_id: str, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
     request_id(request.scope)
-    principal = authenticate(request, metering.keys)
+    principal = authenticate(request, metering.keys, metering.auth_failures)
     found = batch_store.get_file(principal.project.name, file_id)
     if found is None:
         raise _not_found(file_id)
@@ -65,7 +65,7 @@ async def retrieve_file(request: Request, file_id: str, metering: Metering, batc
 @get("/{file_id:str}/content")
 async def file_content(request: Request, file_id: str, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
     request_id(request.scope)
-    principal = authenticate(request, metering.keys)
+    principal = authenticate(request, metering.keys, metering.auth_failures)
     found = batch_store.get_file(principal.project.name, file_id)
     if found is None:
         raise _not_found(file_id)
@@ -79,7 +79,7 @@ async def file_content(request: Request, file_id: str, metering: Metering, batch
 @delete("/{file_id:str}", status_code=200)
 async def delete_file(request: Request, file_id: str, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
     request_id(request.scope)
-    principal = authenticate(request, metering.keys)
+    principal = authenticate(request, metering.keys, metering.auth_failures)
     if not batch_store.delete_file(principal.project.name, file_id):
         raise _not_found(file_id)
     return json_response(FileDeleted(id=file_id))

@@ -36,7 +36,7 @@ async def list_models(
     request: Request, router: ModelRouter, routing: RequestRouter, metering: Metering
 ) -> Response[bytes]:
     request_id(request.scope)
-    authenticate(request, metering.keys)
+    authenticate(request, metering.keys, metering.auth_failures)
     return json_response(ModelList(data=_models(router, routing)))
 
 
@@ -45,7 +45,7 @@ async def retrieve_model(
     request: Request, model_id: str, router: ModelRouter, routing: RequestRouter, metering: Metering
 ) -> Response[bytes]:
     request_id(request.scope)
-    authenticate(request, metering.keys)
+    authenticate(request, metering.keys, metering.auth_failures)
     for model in _models(router, routing):
         if model.id == model_id:
             return json_response(model)

@@ -60,14 +60,14 @@ async def usage_report(metering: Metering, project: Project, request: Request) -
 @get("/v1/usage")
 async def usage(request: Request, metering: Metering) -> Response[bytes]:
     request_id(request.scope)
-    principal = authenticate(request, metering.keys)
+    principal = authenticate(request, metering.keys, metering.auth_failures)
     return json_response(await usage_report(metering, principal.project, request))
 
 
 @post("/v1/route", status_code=200)
 async def route(request: Request, routing: RequestRouter, metering: Metering) -> Response[bytes]:
     request_id(request.scope)
-    authenticate(request, metering.keys)
+    authenticate(request, metering.keys, metering.auth_failures)
     body = decode_json(await request.body(), chat_request_decoder)
     decision = routing.decide(body)
     report = RouteReport(

@@ -75,7 +75,7 @@ async def _nothing() -> Any:
 @websocket("/v1/ws")
 async def chat_socket(socket: WebSocket, chat_parts: ChatParts) -> None:
     try:
-        principal = authenticate(socket, chat_parts.metering.keys)  # type: ignore[arg-type]
+        principal = authenticate(socket, chat_parts.metering.keys, chat_parts.metering.auth_failures)  # type: ignore[arg-type]
     except ProxyError as exc:
         await socket.close(code=4401, reason=exc.message[:120])
         return

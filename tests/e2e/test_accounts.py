@@ -263,3 +263,14 @@ def test_disconnect_mid_stream_settles_the_reservation(make_server, upstream):
     usage = _usage(server, key)
     assert usage["requests"] == 1
     assert usage["total_cost_usd"] > 0  # the prompt and the text produced before the cut are charged
+
+
+def test_failed_key_checks_are_rate_limited_per_address(make_server, upstream):
+    server = make_server({"auth": {"max_failures_per_minute": 3}, "pool": {"spares": 0}})
+    wrong = {"Authorization": "Bearer sk-cp-guess"}
+    codes = [httpx.get(server.base_url + "/models", headers=wrong).status_code for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
+    refused = httpx.get(server.base_url + "/models", headers=server.headers)  # even a good key, from here
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "too_many_failed_auth"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60

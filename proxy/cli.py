@@ -133,10 +133,9 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    from proxy.logs import configure
+
+    configure(settings.server.log_level, settings.server.log_format)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -157,6 +156,8 @@ def _serve(args: argparse.Namespace) -> int:
         host=settings.server.host,
         port=settings.server.port,
         log_level=settings.server.log_level,
+        log_config=None,  # the logging configured above, for uvicorn's loggers too
+        access_log=False,  # claude_proxy.access logs each request, with its id and route template
         timeout_graceful_shutdown=settings.server.shutdown_grace_s,
     )
     return 0

@@ -7,11 +7,14 @@ names, statuses and project names.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from typing import Any, Callable
 
 from litestar.types import Message, Scope
+
+access = logging.getLogger("claude_proxy.access")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -103,5 +106,15 @@ def timing_hook(metrics: Metrics) -> Callable[[Message, Scope], Any]:
         route = scope.get("path_template") or "unmatched"  # type: ignore[typeddict-item]
         seconds = time.perf_counter() - started if started is not None else 0.0
         metrics.observe_response(route, scope.get("method", ""), message["status"], seconds)
+        access.info(
+            "request",
+            extra={
+                "request_id": state.get("request_id"),
+                "route": route,
+                "method": scope.get("method", ""),
+                "status": message["status"],
+                "duration_ms": round(seconds * 1000, 1),
+            },
+        )
 
     return hook

@@ -9,6 +9,8 @@ from typing import Any
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
+from proxy.logs import current_request_id
+
 _STATE_ID = "request_id"
 _STATE_START = "started_at"
 
@@ -19,6 +21,7 @@ def request_id(scope: Scope) -> str:
     if _STATE_ID not in state:
         state[_STATE_ID] = "req_" + secrets.token_hex(16)
         state[_STATE_START] = time.perf_counter()
+        current_request_id.set(state[_STATE_ID])  # for the log lines written while serving it
     return state[_STATE_ID]
 
 

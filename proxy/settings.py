@@ -65,6 +65,7 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     request_timeout_s: float = 300.0
     shutdown_grace_s: float = 10.0
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
 
 
 class ClaudeSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -270,24 +270,24 @@ def _plots(report: dict[str, Any]) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
+    def plot(xs: list, series: dict[str, list[float]], xlabel: str, ylabel: str, name: str) -> None:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        for label, ys in series.items():
+            ax.plot(xs, ys, marker="o", label=label)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(DOCS / name, dpi=110)
+
     levels = sorted(report["throughput_rps"], key=int)
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(levels, [report["throughput_rps"][k]["proxy"] for k in levels], marker="o", label="proxy")
-    ax.plot(levels, [report["throughput_rps"][k]["cold"] for k in levels], marker="o", label="cold claude -p")
-    ax.set_xlabel("concurrency")
-    ax.set_ylabel("requests / s")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(DOCS / "perf-throughput.png", dpi=110)
+    rps = report["throughput_rps"]
+    plot(levels, {"proxy": [rps[k]["proxy"] for k in levels], "cold claude -p": [rps[k]["cold"] for k in levels]},
+         "concurrency", "requests / s", "perf-throughput.png")
     turns = sorted(report["conversation_next_turn_s"], key=int)
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(turns, [report["conversation_next_turn_s"][t]["proxy_p50"] for t in turns], marker="o", label="proxy")
-    ax.plot(turns, [report["conversation_next_turn_s"][t]["cold_p50"] for t in turns], marker="o", label="cold claude -p")
-    ax.set_xlabel("turns in the conversation")
-    ax.set_ylabel("median latency of the next turn (s)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(DOCS / "perf-conversation.png", dpi=110)
+    conv = report["conversation_next_turn_s"]
+    plot(turns, {"proxy": [conv[t]["proxy_p50"] for t in turns], "cold claude -p": [conv[t]["cold_p50"] for t in turns]},
+         "turns in the conversation", "median latency of the next turn (s)", "perf-conversation.png")
 
 
 if __name__ == "__main__":

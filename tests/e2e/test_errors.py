@@ -332,3 +332,34 @@ def test_server_killed_with_sigkill_leaves_no_cli_running(make_server, upstream)
         return state != "Z" and "claude" in " ".join(cmdline(pid))
 
     assert server.wait_until(lambda: not any(running(pid) for pid in pids), timeout=15)
+
+
+def test_sigterm_lets_an_in_flight_stream_finish_then_stops(make_server, upstream):
+    server = make_server({"pool": {"spares": 0}, "server": {"shutdown_grace_s": 10}})
+    upstream.on("draining", Reply(chunks=["one ", "two ", "three ", "four"], chunk_delay=0.3))
+    received, serving = [], []
+    with httpx.stream(
+        "POST",
+        server.base_url + "/chat/completions",
+        headers=server.headers,
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "draining"}], "stream": True},
+        timeout=30,
+    ) as response:
+        for line in response.iter_lines():
+            received.append(line)
+            if "one " in line and not serving:
+                serving = server.cli_pids()
+                server.proc.send_signal(signal.SIGTERM)  # mid-stream
+    received = [line for line in received if line]
+    assert received[-1] == "data: [DONE]"
+    text = "".join(
+        json.loads(line.removeprefix("data: "))["choices"][0]["delta"].get("content", "")
+        for line in received
+        if line.startswith("data: {") and '"choices":[{' in line
+    )
+    assert text == "one two three four"
+    # uvicorn re-raises SIGTERM after its graceful shutdown, so "killed by SIGTERM" is a clean exit.
+    assert server.proc.wait(timeout=20) in (0, -signal.SIGTERM)
+    assert "Traceback" not in server.log_path.read_text()
+    assert serving
+    assert not [pid for pid in serving if os.path.exists(f"/proc/{pid}") and "claude" in " ".join(cmdline(pid))]

@@ -91,15 +91,22 @@ def authenticate(request: Request, keys: KeyStore, failures: FailedAuthLimiter |
     return Principal(project=project, key=key)
 
 
-def require_admin(request: Request, admin_key: str | None, keys: KeyStore) -> None:
-    """Admin routes take only `auth.admin_key`; a valid project key gets 403, anything else 401."""
+def require_admin(
+    request: Request, admin_key: str | None, keys: KeyStore, failures: FailedAuthLimiter | None = None
+) -> None:
+    """Admin routes take only `auth.admin_key`; a valid project key gets 403, anything else 401.
+    Wrong keys count toward the same per-address limit as on `/v1/*`."""
+    if failures is not None:
+        failures.check(_client(request))
     secret = presented_key(request)
+    if secret is not None and admin_key and hmac.compare_digest(secret.encode(), admin_key.encode()):
+        return
+    if secret is not None and keys.verify(secret) is not None:
+        raise PermissionDenied("Project keys cannot use the admin API.")
+    if failures is not None:
+        failures.failed(_client(request))
     if secret is None:
         raise AuthenticationError("The admin API needs the admin key as 'Authorization: Bearer <key>'.")
-    if admin_key and hmac.compare_digest(secret.encode(), admin_key.encode()):
-        return
-    if keys.verify(secret) is not None:
-        raise PermissionDenied("Project keys cannot use the admin API.")
     if not admin_key:
         raise PermissionDenied("The admin API is disabled: set auth.admin_key to enable it.")
     raise AuthenticationError("Incorrect admin key provided.")

@@ -56,7 +56,7 @@ _update_decoder = msgspec.json.Decoder(ProjectUpdate)
 
 def _admin(request: Request, metering: Metering, settings: Settings) -> None:
     request_id(request.scope)
-    require_admin(request, settings.auth.admin_key, metering.keys)
+    require_admin(request, settings.auth.admin_key, metering.keys, metering.auth_failures)
 
 
 def _project(metering: Metering, name: str) -> Project:

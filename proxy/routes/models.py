@@ -79,5 +79,5 @@ async def metrics_endpoint(request: Request, metrics: Metrics, metering: Meterin
     """Prometheus text format. With `auth.admin_key` set, only the admin key may read it."""
     request_id(request.scope)
     if settings.auth.admin_key:
-        require_admin(request, settings.auth.admin_key, metering.keys)
+        require_admin(request, settings.auth.admin_key, metering.keys, metering.auth_failures)
     return Response(content=metrics.render(), media_type="text/plain; version=0.0.4", status_code=200)

@@ -274,3 +274,12 @@ def test_failed_key_checks_are_rate_limited_per_address(make_server, upstream):
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "too_many_failed_auth"
     assert 1 <= int(refused.headers["retry-after"]) <= 60
+    admin = httpx.get(server.url + "/admin/projects", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert admin.status_code == 429  # the admin API shares the per-address limit
+
+
+def test_wrong_admin_keys_count_toward_the_limit(make_server):
+    server = make_server({"auth": {"max_failures_per_minute": 2}, "pool": {"spares": 0}})
+    wrong = {"Authorization": "Bearer not-the-admin-key"}
+    codes = [httpx.get(server.url + "/admin/projects", headers=wrong).status_code for _ in range(3)]
+    assert codes == [401, 401, 429]

@@ -248,4 +248,6 @@ def _result_error(line: ResultLine) -> ProxyError:
         return CliUnavailable(f"the Claude CLI is not logged in or its key was refused: {text}", code="cli_auth_failed")
     if status is not None:
         return UpstreamError(f"the Anthropic API failed with status {status}: {text}")
+    if text.startswith("API Error"):  # a broken or cut stream: the CLI reports it without a status
+        return UpstreamError(f"the Anthropic API's answer was broken: {text}")
     return CliFailed(f"the Claude CLI reported an error ({line.subtype}): {text}")

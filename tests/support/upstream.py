@@ -9,6 +9,7 @@ model actually saw. Every request body is recorded for assertions on what the up
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ class Reply:
     chunk_delay: float = 0.0  # seconds between text deltas
     hang: bool = False  # send message_start, then nothing until the client goes away
     hang_after: int | None = None  # send this many text deltas, then hang
+    cut_after: int | None = None  # send this many text deltas, then drop the connection
+    garbage: bool = False  # answer 200 with bytes that are not server-sent events
     input_tokens: int = 11
     output_tokens: int = 7
     cache_read: int = 0
@@ -159,6 +162,13 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
             reply = upstream._record_and_pick(self.path, dict(self.headers), body)
             if reply.first_delay:
                 time.sleep(reply.first_delay)
+            if reply.garbage:
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                self.wfile.write(b"\x00\xff not an event stream {{{ \n\n" * 3)
+                self.close_connection = True
+                return
             if reply.status != 200:
                 extra = {"retry-after": reply.retry_after} if reply.retry_after else {}
                 payload = {"type": "error", "error": {"type": reply.error_type, "message": reply.error_message}}
@@ -233,6 +243,9 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
                 for n, chunk in enumerate(chunks):
                     if reply.hang_after is not None and n >= reply.hang_after:
                         self._hold()
+                        return
+                    if reply.cut_after is not None and n >= reply.cut_after:
+                        self.connection.shutdown(socket.SHUT_RDWR)  # mid-stream, no message_stop
                         return
                     if n and reply.chunk_delay:
                         time.sleep(reply.chunk_delay)

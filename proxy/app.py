@@ -14,6 +14,7 @@ from litestar.exceptions import HTTPException
 
 from adapters.protocol import ChatBackend
 from adapters.router import ModelRouter
+from proxy.auth import Principal, authenticate
 from proxy.batches.runner import BatchRunner
 from proxy.batches.store import BatchStore
 from proxy.cache import MemoryCache, RedisCache, ResponseCache
@@ -29,7 +30,7 @@ from proxy.errors import (
     ProxyError,
     RequestTooLarge,
 )
-from proxy.middleware import add_request_headers
+from proxy.middleware import add_request_headers, request_id
 from proxy.routes import files_router, routes
 from proxy.routes.chat import ChatParts
 from proxy.settings import Settings
@@ -75,6 +76,12 @@ def handle_exception(request: Request, exc: Exception) -> Response[bytes]:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         error = ProxyError("The server had an error while processing your request.")
     return _error_response(error)
+
+
+def authenticated_principal(request: Request, metering: Metering) -> Principal:
+    """The `principal` dependency: the caller's project and key (401/429 otherwise)."""
+    request_id(request.scope)
+    return authenticate(request, metering.keys, metering.auth_failures)
 
 
 class _Caching:
@@ -163,6 +170,8 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Lit
             "router": Provide(lambda: router, use_cache=True, sync_to_thread=False),
             "routing": Provide(lambda: routing, use_cache=True, sync_to_thread=False),
             "metering": Provide(lambda: metering, use_cache=True, sync_to_thread=False),
+            # Every /v1 route that takes `principal` is authenticated before its body is read.
+            "principal": Provide(authenticated_principal, sync_to_thread=False),
             "chat_parts": Provide(
                 lambda: ChatParts(routing, service, metering, settings, caching.cache, metrics), sync_to_thread=False
             ),

@@ -5,14 +5,12 @@ from __future__ import annotations
 import msgspec
 from litestar import Request, Response, get, post
 
-from proxy.auth import authenticate
+from proxy.auth import Principal
 from proxy.batches.runner import BatchRunner
 from proxy.batches.store import BatchStore
 from proxy.batches.validate import SUPPORTED_ENDPOINTS
 from proxy.batches.wire import TERMINAL, BatchList, CreateBatch
 from proxy.errors import InvalidRequest, NotFound, ProxyError
-from proxy.metering import Metering
-from proxy.middleware import request_id
 from proxy.routes.chat import decode_json, json_response
 from proxy.routes.files import _limit
 from proxy.settings import Settings, parse_window
@@ -32,10 +30,9 @@ def _not_found(batch_id: str) -> NotFound:
 
 @post("/v1/batches", status_code=200)
 async def create_batch(
-    request: Request, metering: Metering, batch_store: BatchStore, batch_runner: BatchRunner, settings: Settings
+    request: Request,
+    principal: Principal, batch_store: BatchStore, batch_runner: BatchRunner, settings: Settings
 ) -> Response[bytes]:
-    request_id(request.scope)
-    principal = authenticate(request, metering.keys, metering.auth_failures)
     body = decode_json(await request.body(), _create_decoder)
     if body.endpoint not in SUPPORTED_ENDPOINTS:
         raise InvalidRequest(
@@ -65,9 +62,7 @@ async def create_batch(
 
 
 @get("/v1/batches/{batch_id:str}")
-async def retrieve_batch(request: Request, batch_id: str, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
-    request_id(request.scope)
-    principal = authenticate(request, metering.keys, metering.auth_failures)
+async def retrieve_batch(request: Request, principal: Principal, batch_id: str, batch_store: BatchStore) -> Response[bytes]:
     batch = batch_store.get_batch(principal.project.name, batch_id)
     if batch is None:
         raise _not_found(batch_id)
@@ -76,10 +71,9 @@ async def retrieve_batch(request: Request, batch_id: str, metering: Metering, ba
 
 @post("/v1/batches/{batch_id:str}/cancel", status_code=200)
 async def cancel_batch(
-    request: Request, batch_id: str, metering: Metering, batch_store: BatchStore, batch_runner: BatchRunner
+    request: Request,
+    principal: Principal, batch_id: str, batch_store: BatchStore, batch_runner: BatchRunner
 ) -> Response[bytes]:
-    request_id(request.scope)
-    principal = authenticate(request, metering.keys, metering.auth_failures)
     batch = batch_store.get_batch(principal.project.name, batch_id)
     if batch is None:
         raise _not_found(batch_id)
@@ -92,9 +86,7 @@ async def cancel_batch(
 
 
 @get("/v1/batches")
-async def list_batches(request: Request, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
-    request_id(request.scope)
-    principal = authenticate(request, metering.keys, metering.auth_failures)
+async def list_batches(request: Request, principal: Principal, batch_store: BatchStore) -> Response[bytes]:
     limit = _limit(request.query_params.get("limit"), default=20, most=100)
     batches, more = batch_store.list_batches(principal.project.name, limit=limit, after=request.query_params.get("after"))
     return json_response(

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.response import Stream
 
-from proxy.auth import Principal, authenticate
+from proxy.auth import Principal
 from proxy.cache import ResponseCache, answer_from, cache_key
 from proxy.chat.prepare import prepare
 from proxy.chat.runner import Tally
@@ -112,9 +112,8 @@ async def run_chat(
 
 
 @post("/v1/chat/completions", status_code=200)
-async def chat_completions(request: Request, chat_parts: ChatParts) -> Response[Any]:
+async def chat_completions(request: Request, principal: Principal, chat_parts: ChatParts) -> Response[Any]:
     rid = request_id(request.scope)
-    principal = authenticate(request, chat_parts.metering.keys, chat_parts.metering.auth_failures)
     body = decode_json(await request.body(), chat_request_decoder)
     outcome = await run_chat(
         body, principal, chat_parts, request_id=rid, cache_directives=request.headers.get("cache-control", "").lower()

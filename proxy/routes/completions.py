@@ -15,7 +15,7 @@ import msgspec
 from litestar import Request, Response, post
 
 from adapters.types import TokenUsage
-from proxy.auth import authenticate
+from proxy.auth import Principal
 from proxy.chat.service import ChatService, ChunkWriter, to_usage
 from proxy.chat.prepare import prepare
 from proxy.errors import InvalidRequest
@@ -91,10 +91,10 @@ class TextChunkWriter(ChunkWriter):
 
 @post("/v1/completions", status_code=200)
 async def completions(
-    request: Request, routing: RequestRouter, chat: ChatService, metering: Metering, settings: Settings
+    request: Request,
+    principal: Principal, routing: RequestRouter, chat: ChatService, metering: Metering, settings: Settings
 ) -> Response[Any]:
     rid = request_id(request.scope)
-    principal = authenticate(request, metering.keys, metering.auth_failures)
     body = decode_json(await request.body(), completion_request_decoder)
     _check(body)
     prompts = _prompts(body)

@@ -5,12 +5,10 @@ from __future__ import annotations
 from litestar import Request, Response, Router, delete, get, post
 from litestar.datastructures import UploadFile
 
-from proxy.auth import authenticate
+from proxy.auth import Principal
 from proxy.batches.store import BatchStore
 from proxy.batches.wire import FILE_PURPOSES, FileDeleted, FileList, FileObject
 from proxy.errors import InvalidRequest, NotFound
-from proxy.metering import Metering
-from proxy.middleware import request_id
 from proxy.routes.chat import json_response
 from proxy.settings import Settings
 
@@ -20,9 +18,7 @@ def _not_found(file_id: str) -> NotFound:
 
 
 @post("/", status_code=200)
-async def upload_file(request: Request, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
-    request_id(request.scope)
-    principal = authenticate(request, metering.keys, metering.auth_failures)
+async def upload_file(request: Request, principal: Principal, batch_store: BatchStore) -> Response[bytes]:
     form = await request.form()
     purpose = form.get("purpose")
     upload = form.get("file")
@@ -36,9 +32,7 @@ async def upload_file(request: Request, metering: Metering, batch_store: BatchSt
 
 
 @get("/")
-async def list_files(request: Request, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
-    request_id(request.scope)
-    principal = authenticate(request, metering.keys, metering.auth_failures)
+async def list_files(request: Request, principal: Principal, batch_store: BatchStore) -> Response[bytes]:
     params = request.query_params
     order = params.get("order", "desc")
     if order not in ("asc", "desc"):
@@ -53,9 +47,7 @@ async def list_files(request: Request, metering: Metering, batch_store: BatchSto
 
 
 @get("/{file_id:str}")
-async def retrieve_file(request: Request, file_id: str, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
-    request_id(request.scope)
-    principal = authenticate(request, metering.keys, metering.auth_failures)
+async def retrieve_file(request: Request, principal: Principal, file_id: str, batch_store: BatchStore) -> Response[bytes]:
     found = batch_store.get_file(principal.project.name, file_id)
     if found is None:
         raise _not_found(file_id)
@@ -63,9 +55,7 @@ async def retrieve_file(request: Request, file_id: str, metering: Metering, batc
 
 
 @get("/{file_id:str}/content")
-async def file_content(request: Request, file_id: str, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
-    request_id(request.scope)
-    principal = authenticate(request, metering.keys, metering.auth_failures)
+async def file_content(request: Request, principal: Principal, file_id: str, batch_store: BatchStore) -> Response[bytes]:
     found = batch_store.get_file(principal.project.name, file_id)
     if found is None:
         raise _not_found(file_id)
@@ -77,9 +67,7 @@ async def file_content(request: Request, file_id: str, metering: Metering, batch
 
 
 @delete("/{file_id:str}", status_code=200)
-async def delete_file(request: Request, file_id: str, metering: Metering, batch_store: BatchStore) -> Response[bytes]:
-    request_id(request.scope)
-    principal = authenticate(request, metering.keys, metering.auth_failures)
+async def delete_file(request: Request, principal: Principal, file_id: str, batch_store: BatchStore) -> Response[bytes]:
     if not batch_store.delete_file(principal.project.name, file_id):
         raise _not_found(file_id)
     return json_response(FileDeleted(id=file_id))

@@ -8,7 +8,7 @@ from litestar import Request, Response, get
 
 from adapters.protocol import ChatBackend
 from adapters.router import CLAUDE_TIERS, ModelRouter
-from proxy.auth import authenticate, require_admin
+from proxy.auth import Principal, require_admin
 from proxy.errors import NotFound
 from proxy.metering import Metering
 from proxy.metrics import Metrics
@@ -33,19 +33,17 @@ def _models(router: ModelRouter, routing: RequestRouter) -> list[Model]:
 
 @get("/v1/models")
 async def list_models(
-    request: Request, router: ModelRouter, routing: RequestRouter, metering: Metering
+    request: Request,
+    principal: Principal, router: ModelRouter, routing: RequestRouter
 ) -> Response[bytes]:
-    request_id(request.scope)
-    authenticate(request, metering.keys, metering.auth_failures)
     return json_response(ModelList(data=_models(router, routing)))
 
 
 @get("/v1/models/{model_id:str}")
 async def retrieve_model(
-    request: Request, model_id: str, router: ModelRouter, routing: RequestRouter, metering: Metering
+    request: Request,
+    principal: Principal, model_id: str, router: ModelRouter, routing: RequestRouter
 ) -> Response[bytes]:
-    request_id(request.scope)
-    authenticate(request, metering.keys, metering.auth_failures)
     for model in _models(router, routing):
         if model.id == model_id:
             return json_response(model)

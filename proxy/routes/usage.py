@@ -7,10 +7,9 @@ import time
 from litestar import Request, Response, get, post
 
 from budgets.keys import Project
-from proxy.auth import authenticate
+from proxy.auth import Principal
 from proxy.errors import InvalidRequest
 from proxy.metering import Metering
-from proxy.middleware import request_id
 from proxy.routes.chat import decode_json, json_response
 from proxy.routing import RequestRouter
 from proxy.wire.chat_request import chat_request_decoder
@@ -58,16 +57,12 @@ async def usage_report(metering: Metering, project: Project, request: Request) -
 
 
 @get("/v1/usage")
-async def usage(request: Request, metering: Metering) -> Response[bytes]:
-    request_id(request.scope)
-    principal = authenticate(request, metering.keys, metering.auth_failures)
+async def usage(request: Request, principal: Principal, metering: Metering) -> Response[bytes]:
     return json_response(await usage_report(metering, principal.project, request))
 
 
 @post("/v1/route", status_code=200)
-async def route(request: Request, routing: RequestRouter, metering: Metering) -> Response[bytes]:
-    request_id(request.scope)
-    authenticate(request, metering.keys, metering.auth_failures)
+async def route(request: Request, principal: Principal, routing: RequestRouter) -> Response[bytes]:
     body = decode_json(await request.body(), chat_request_decoder)
     decision = routing.decide(body)
     report = RouteReport(

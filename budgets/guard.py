@@ -38,6 +38,20 @@ class BudgetStatus(Struct, kw_only=True):
     period_start: float
     period_end: float | None
 
+    @classmethod
+    def of(cls, project: Project, *, spent: float, reserved: float, now: float) -> "BudgetStatus":
+        """The status of `project` given its spend and reservations in the period around `now`."""
+        remaining = None if project.budget_usd is None else max(project.budget_usd - spent - reserved, 0.0)
+        return cls(
+            budget_usd=project.budget_usd,
+            period=project.budget_period,
+            spent_usd=spent,
+            reserved_usd=reserved,
+            remaining_usd=remaining,
+            period_start=period_start(project.budget_period, now),
+            period_end=period_end(project.budget_period, now),
+        )
+
 
 class BudgetGuard(Protocol):
     """Reserves worst-case costs against project budgets and settles them to real costs.
@@ -95,19 +109,8 @@ class LocalBudgetGuard:
 
     def status(self, project: Project) -> BudgetStatus:
         now = time.time()
-        start = period_start(project.budget_period, now)
-        spent = self._spent_since(project.name, start)
-        reserved = self._reserved.get(project.name, 0.0)
-        remaining = None if project.budget_usd is None else max(project.budget_usd - spent - reserved, 0.0)
-        return BudgetStatus(
-            budget_usd=project.budget_usd,
-            period=project.budget_period,
-            spent_usd=spent,
-            reserved_usd=reserved,
-            remaining_usd=remaining,
-            period_start=start,
-            period_end=period_end(project.budget_period, now),
-        )
+        spent = self._spent_since(project.name, period_start(project.budget_period, now))
+        return BudgetStatus.of(project, spent=spent, reserved=self._reserved.get(project.name, 0.0), now=now)
 
 
 class InProcessBudgetGuard:

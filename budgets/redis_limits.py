@@ -211,13 +211,4 @@ class RedisBudgetGuard:
             project.name, since=period_start(project.budget_period, now)
         )
         reserved = sum(float(v) for v in values if v is not None)
-        remaining = None if project.budget_usd is None else max(project.budget_usd - spent - reserved, 0.0)
-        return BudgetStatus(
-            budget_usd=project.budget_usd,
-            period=project.budget_period,
-            spent_usd=spent,
-            reserved_usd=reserved,
-            remaining_usd=remaining,
-            period_start=period_start(project.budget_period, now),
-            period_end=period_end(project.budget_period, now),
-        )
+        return BudgetStatus.of(project, spent=spent, reserved=reserved, now=now)

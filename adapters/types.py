@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
+import msgspec
 from msgspec import Struct
 
 
@@ -21,8 +22,30 @@ class ImageBlock(Struct, tag="image", tag_field="type"):
     source: ImageSource
 
 
-# Tool blocks join this union in a later issue.
-Block = Union[TextBlock, ImageBlock]
+class ToolUseBlock(Struct, tag="tool_use", tag_field="type"):
+    """A call the model made to one of the caller's tools; `name` is the caller's own name."""
+
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+class ToolResultBlock(Struct, tag="tool_result", tag_field="type"):
+    """The caller's answer to a tool call, as text."""
+
+    tool_use_id: str
+    content: list[TextBlock]
+
+
+Block = Union[TextBlock, ImageBlock, ToolUseBlock, ToolResultBlock]
+
+
+class ToolSpec(Struct, kw_only=True):
+    """A function the caller offers the model: its name, description and JSON schema."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = msgspec.field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
 class Turn(Struct):
@@ -52,6 +75,15 @@ class CompletionJob(Struct, kw_only=True):
     json_schema: dict[str, Any] | None = None
     # The project the job runs for; warm processes are never shared between projects.
     owner: str | None = None
+    # The caller's tools. `tool_choice` is "auto", "required" (the answer must call one) or
+    # "none" (the answer must not call one; tools are then offered only for earlier calls).
+    tools: list[ToolSpec] = []
+    tool_choice: Literal["auto", "required", "none"] = "auto"
+    parallel_tool_calls: bool = True
+
+    def continues_tool_calls(self) -> bool:
+        """The new input answers the model's tool calls (rather than being a new user message)."""
+        return any(isinstance(block, ToolResultBlock) for block in self.prompt)
 
 
 class TokenUsage(Struct):
@@ -75,14 +107,29 @@ class TextDelta(Struct, tag="text_delta"):
     text: str
 
 
+class ToolCallStarted(Struct, tag="tool_call"):
+    """The model began calling a tool; `index` counts the calls within this answer."""
+
+    index: int
+    id: str
+    name: str
+
+
+class ToolCallArguments(Struct, tag="tool_arguments"):
+    """The next piece of a tool call's JSON arguments."""
+
+    index: int
+    arguments: str
+
+
 class Completed(Struct, tag="completed", kw_only=True):
     """The backend finished. `usage_estimated` marks output counts the upstream never reported."""
 
-    finish_reason: Literal["stop", "length"]
+    finish_reason: Literal["stop", "length", "tool_calls"]
     usage: TokenUsage
     cost_usd: float | None = None
     model: str | None = None
     usage_estimated: bool = False
 
 
-BackendEvent = Union[Started, TextDelta, Completed]
+BackendEvent = Union[Started, TextDelta, ToolCallStarted, ToolCallArguments, Completed]

@@ -62,6 +62,8 @@ def cache_key(project: str, plan: Plan, request: ChatCompletionRequest) -> str:
         "top_p": request.top_p,
         "seed": request.seed,
         "response_format": request.response_format,
+        "tools": job.tools,
+        "tool_choice": job.tool_choice,
     }
     return hashlib.sha256(_encoder.encode(canonical)).hexdigest()
 
@@ -70,8 +72,8 @@ def answer_from(tally: Tally) -> CachedAnswer | None:
     """The answer to store, or None when some choice did not finish."""
     choices = []
     for choice in tally.choices:
-        if choice.completed is None:
-            return None
+        if choice.completed is None or choice.tool_calls:
+            return None  # a tool call answers one moment of one agent's run: not worth replaying
         choices.append(CachedChoice("".join(choice.emitted), choice.completed.finish_reason))
     return CachedAnswer(choices=choices, usage=tally.usages(), created=int(time.time()))
 

@@ -164,6 +164,15 @@ class RedisUnavailable(ProxyError):
     default_code = "redis_unavailable"
 
 
+class ToolChoiceNotFollowed(ProxyError):
+    """The model's answer broke the request's `tool_choice` (no call when one was required, or a
+    call when none was allowed)."""
+
+    status = 502
+    type = "server_error"
+    default_code = "tool_choice_not_followed"
+
+
 class StructuredOutputFailed(ProxyError):
     """The model did not produce an answer that matches the requested JSON schema."""
 

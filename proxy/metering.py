@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import time
 
+import msgspec
 import redis.asyncio as aioredis
 import sqlite_utils
 
 from adapters.router import Route
-from adapters.types import TextBlock
+from adapters.types import TextBlock, ToolResultBlock, ToolUseBlock
 from budgets.database import open_database
 from budgets.guard import BudgetGuard, InProcessBudgetGuard, Reservation
 from budgets.keys import KeyStore
@@ -34,15 +35,22 @@ from proxy.tokens import count_tokens
 log = logging.getLogger("claude_proxy.metering")
 
 
+_json = msgspec.json.Encoder()
 IMAGE_TOKENS = 1600  # the most a 1.15-megapixel image costs; larger ones are scaled down upstream
 
 
 def estimate_prompt_tokens(plan: Plan, overhead: int) -> int:
     texts = [plan.job.system]
     images = 0
+    for tool in plan.job.tools:
+        texts.append(_json.encode(tool).decode())
     for block in [block for turn in plan.job.history for block in turn.content] + plan.job.prompt:
         if isinstance(block, TextBlock):
             texts.append(block.text)
+        elif isinstance(block, ToolUseBlock):
+            texts.append(block.name + _json.encode(block.input).decode())
+        elif isinstance(block, ToolResultBlock):
+            texts.extend(part.text for part in block.content)
         else:
             images += 1
     return count_tokens("\n".join(texts)) + images * IMAGE_TOKENS + overhead

@@ -7,6 +7,8 @@ from typing import Mapping
 
 from msgspec import Struct
 
+from adapters.claude_cli.tool_bridge import MCP_CONFIG
+
 # Session ids and models reach argv; both are produced by the proxy, and checked once more here.
 _SAFE_ARG = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,100}")
 
@@ -33,8 +35,19 @@ def safe_arg(value: str) -> str:
     return value
 
 
-def build_argv(spec: LaunchSpec, *, model: str, resume_session: str | None = None) -> list[str]:
-    """A print-mode stream-json process with every host-facing feature off."""
+class ResumeTurn(Struct, kw_only=True):
+    """A process that resumes a conversation whose last turn (tool results) it must answer at
+    once, before any stdin set-up: its system prompt, tools and output limit come with it."""
+
+    system_prompt_file: str
+    max_output_tokens: int | None = None
+
+
+def build_argv(
+    spec: LaunchSpec, *, model: str, resume_session: str | None = None, resume_turn: ResumeTurn | None = None
+) -> list[str]:
+    """A print-mode stream-json process with every host-facing feature off. Tool permission
+    prompts come to the proxy over stdio (`--permission-prompt-tool stdio`)."""
     argv = [
         spec.binary,
         "-p",
@@ -57,12 +70,26 @@ def build_argv(spec: LaunchSpec, *, model: str, resume_session: str | None = Non
         "off",
         "--permission-mode",
         "default",
+        "--permission-prompt-tool",
+        "stdio",
     ]
     if spec.bare:
         argv.append("--bare")
     if resume_session is not None:
         argv += ["--resume", safe_arg(resume_session)]
+    if resume_turn is not None:
+        argv += ["--mcp-config", MCP_CONFIG, "--system-prompt-file", resume_turn.system_prompt_file]
     return argv
+
+
+def resume_turn_env(base: Mapping[str, str], resume_turn: ResumeTurn) -> dict[str, str]:
+    env = dict(base)
+    # Re-run the interrupted last turn at start-up: the model answers the tool results in the
+    # session file. The CLI adds its "Continue from where you left off." to that user turn.
+    env["CLAUDE_CODE_RESUME_INTERRUPTED_TURN"] = "1"
+    if resume_turn.max_output_tokens is not None:
+        env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(resume_turn.max_output_tokens)
+    return env
 
 
 def build_env(

@@ -145,11 +145,18 @@ class ControlResponseLine(Struct, tag="control_response", tag_field="type"):
     response: ControlResponseBody
 
 
+class ControlRequestLine(Struct, tag="control_request", tag_field="type"):
+    """The CLI asks its host something: MCP traffic for an SDK server, or a tool permission."""
+
+    request_id: str
+    request: dict[str, Any]
+
+
 class UnknownLine(Struct):
     type: str
 
 
-CliLine = Union[StreamEventLine, SystemLine, AssistantLine, ResultLine, ControlResponseLine]
+CliLine = Union[StreamEventLine, SystemLine, AssistantLine, ResultLine, ControlResponseLine, ControlRequestLine]
 
 _line_decoder = msgspec.json.Decoder(CliLine)
 
@@ -159,7 +166,7 @@ class _Head(Struct):
 
 
 _head_decoder = msgspec.json.Decoder(_Head)
-_MUST_PARSE = frozenset({"result", "control_response"})
+_MUST_PARSE = frozenset({"result", "control_response", "control_request"})
 
 
 class ProtocolError(ValueError):

@@ -134,6 +134,7 @@ class CliPool:
         history: list[Turn] | None = None,
         priority: int = Priority.INTERACTIVE,
         warm_key: str | None = None,
+        resume_turn: tuple[str, int | None] | None = None,
     ) -> AsyncIterator[CliProcess]:
         """A process for one request: the warm process holding this conversation if there is
         one, else a spare (no history) or a new process. When the block exits it is killed,
@@ -147,7 +148,7 @@ class CliPool:
                 proc = self._take_spare()
             if proc is None:
                 await self._make_room()
-                proc = await self._spawn(model=model, history=history)
+                proc = await self._spawn(model=model, history=history, resume_turn=resume_turn)
             yield proc
         finally:
             try:
@@ -263,13 +264,20 @@ class CliPool:
                 _, (proc, _) = self._warm.popitem(last=False)
             await self._retire(proc)
 
-    async def _spawn(self, *, model: str, history: list[Turn] | None) -> CliProcess:
+    async def _spawn(
+        self, *, model: str, history: list[Turn] | None, resume_turn: tuple[str, int | None] | None = None
+    ) -> CliProcess:
         if self.workroot is None:
             raise ShuttingDown("the pool is not running")
         self._spawning += 1
         try:
             proc = await CliProcess.spawn(
-                self.spec, model=model, workroot=self.workroot, config_dir=self.config_dir, history=history
+                self.spec,
+                model=model,
+                workroot=self.workroot,
+                config_dir=self.config_dir,
+                history=history,
+                resume_turn=resume_turn,
             )
         except Exception:
             self.failed_total += 1

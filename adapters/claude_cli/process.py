@@ -14,9 +14,10 @@ from collections import deque
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from adapters.claude_cli.command import LaunchSpec, build_argv
+from adapters.claude_cli.command import LaunchSpec, ResumeTurn, build_argv, resume_turn_env
 from adapters.claude_cli.events import (
     CliLine,
+    ControlRequestLine,
     ControlResponseLine,
     ProtocolError,
     UnknownLine,
@@ -24,7 +25,8 @@ from adapters.claude_cli.events import (
     parse_line,
 )
 from adapters.claude_cli.session_file import remove_session, write_session
-from adapters.types import Turn
+from adapters.claude_cli.tool_bridge import ToolBridge
+from adapters.types import TokenUsage, Turn
 from proxy.errors import CliFailed, CliUnavailable
 
 log = logging.getLogger("claude_proxy.cli")
@@ -62,6 +64,15 @@ class CliProcess:
         self.config_dir = config_dir
         self.parked_key: str | None = None  # set when the pool keeps it for a conversation's next turn
         self.initialized = False
+        # Answers the CLI's MCP and permission requests; kept while the process is suspended on
+        # the model's tool calls, so the next request can answer them.
+        self.bridge: ToolBridge | None = None
+        # What the proxy already reported of the CLI turn in progress (a turn suspended on tool
+        # calls spans two requests, and the CLI's result line counts both).
+        self.turn_usage: TokenUsage | None = None
+        # False when the CLI changed the conversation on its own (a resumed tool turn gets its
+        # "Continue" note), so it must not stand in for the caller's exact history.
+        self.exact = True
         self.pid = proc.pid
         self.workdir = workdir
         self.model = model
@@ -80,21 +91,33 @@ class CliProcess:
         workroot: Path,
         config_dir: Path,
         history: list[Turn] | None = None,
+        resume_turn: tuple[str, int | None] | None = None,
     ) -> "CliProcess":
+        """`resume_turn` (system prompt, output limit): the last turn of `history` is answered
+        at start-up, see `ResumeTurn`."""
         workdir = workroot / f"w{uuid.uuid4().hex}"
         workdir.mkdir(mode=0o700, parents=True)
         session_id = session_file = None
         try:
             if history:
                 session_id, session_file = write_session(config_dir, workdir, history)
-            argv = build_argv(spec, model=model, resume_session=session_id)
+            env = spec.env
+            turn = None
+            if resume_turn is not None:
+                prompt_file = workdir / "system-prompt.txt"
+                fd = os.open(prompt_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as file:
+                    file.write(resume_turn[0])
+                turn = ResumeTurn(system_prompt_file=str(prompt_file), max_output_tokens=resume_turn[1])
+                env = resume_turn_env(env, turn)
+            argv = build_argv(spec, model=model, resume_session=session_id, resume_turn=turn)
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 cwd=workdir,
-                env=spec.env,
+                env=env,
                 limit=_LINE_LIMIT,
                 start_new_session=True,  # its own process group, so one kill reaches its children
                 preexec_fn=_PREEXEC,
@@ -150,8 +173,11 @@ class CliProcess:
         while (line := await self.read()) is not None:
             yield line
 
-    async def control(self, requests: list[dict[str, Any]]) -> list[ControlResponseLine]:
-        """Send control requests and wait for every answer; other lines seen meanwhile are dropped."""
+    async def control(
+        self, requests: list[dict[str, Any]], bridge: ToolBridge | None = None
+    ) -> list[ControlResponseLine]:
+        """Send control requests and wait for every answer. The CLI's own requests meanwhile
+        (MCP set-up) go to `bridge`; other lines seen meanwhile are dropped."""
         pending: dict[str, int] = {}
         for position, request in enumerate(requests):
             self._control_seq += 1
@@ -163,6 +189,11 @@ class CliProcess:
             line = await self.read()
             if line is None:
                 raise CliFailed(await self.exit_message("the Claude CLI exited during set-up"))
+            if isinstance(line, ControlRequestLine) and bridge is not None:
+                answer = bridge.answer(line)
+                if answer is not None:
+                    await self.send(answer)
+                continue
             if isinstance(line, ControlResponseLine) and line.response.request_id in pending:
                 position = pending.pop(line.response.request_id)
                 if line.response.subtype != "success":

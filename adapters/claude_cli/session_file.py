@@ -15,7 +15,8 @@ from typing import Any, Mapping
 
 import msgspec
 
-from adapters.types import Turn
+from adapters.claude_cli.tool_bridge import upstream_name
+from adapters.types import Block, ToolUseBlock, Turn
 
 _encoder = msgspec.json.Encoder()
 
@@ -29,8 +30,15 @@ def project_dir(config: Path, cwd: Path) -> Path:
     return config / "projects" / re.sub(r"[^A-Za-z0-9]", "-", str(cwd))
 
 
+def _block(block: Block) -> dict[str, Any]:
+    data = msgspec.to_builtins(block)
+    if isinstance(block, ToolUseBlock):
+        data["name"] = upstream_name(block.name)
+    return data
+
+
 def _message(turn: Turn) -> dict[str, Any]:
-    content = [msgspec.to_builtins(block) for block in turn.content]
+    content = [_block(block) for block in turn.content]
     if turn.role == "user":
         return {"role": "user", "content": content}
     return {

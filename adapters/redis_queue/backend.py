@@ -24,6 +24,7 @@ from adapters.redis_queue.messages import (
     ResetEvent,
     StartedEvent,
     TextEvent,
+    ToolEvent,
     event_decoder,
     job_encoder,
 )
@@ -124,6 +125,8 @@ class RedisQueueBackend:
                         yield Started(event.usage)
                     elif isinstance(event, TextEvent):
                         yield TextDelta(event.text)
+                    elif isinstance(event, ToolEvent):
+                        yield event.part
                     elif isinstance(event, CompletedEvent):
                         yield event.completed
                         return

@@ -11,7 +11,7 @@ from typing import Union
 
 import msgspec
 
-from adapters.types import Completed, CompletionJob, TokenUsage
+from adapters.types import Completed, CompletionJob, TokenUsage, ToolCallArguments, ToolCallStarted
 
 GROUP = "workers"
 
@@ -47,6 +47,12 @@ class TextEvent(msgspec.Struct, tag="text", tag_field="event"):
     text: str
 
 
+class ToolEvent(msgspec.Struct, tag="tool", tag_field="event"):
+    """A tool call starting, or a piece of its arguments."""
+
+    part: ToolCallStarted | ToolCallArguments
+
+
 class CompletedEvent(msgspec.Struct, tag="completed", tag_field="event"):
     completed: Completed
 
@@ -62,7 +68,7 @@ class ResetEvent(msgspec.Struct, tag="reset", tag_field="event"):
     """A batch job starts over on another worker; what came before is void."""
 
 
-ReplyEvent = Union[ClaimedEvent, StartedEvent, TextEvent, CompletedEvent, ErrorEvent, ResetEvent]
+ReplyEvent = Union[ClaimedEvent, StartedEvent, TextEvent, ToolEvent, CompletedEvent, ErrorEvent, ResetEvent]
 
 job_encoder = msgspec.json.Encoder()
 job_decoder = msgspec.json.Decoder(JobMessage)

@@ -29,11 +29,12 @@ from adapters.redis_queue.messages import (
     ResetEvent,
     StartedEvent,
     TextEvent,
+    ToolEvent,
     event_decoder,
     job_decoder,
     job_encoder,
 )
-from adapters.types import Completed, Priority, Started, TextDelta
+from adapters.types import Completed, Priority, Started, TextDelta, ToolCallArguments, ToolCallStarted
 from proxy.errors import ProxyError
 
 log = logging.getLogger("claude_proxy.worker")
@@ -170,6 +171,8 @@ class Worker:
                     await self._send(reply, StartedEvent(event.usage))
                 elif isinstance(event, TextDelta):
                     await self._send(reply, TextEvent(event.text))
+                elif isinstance(event, (ToolCallStarted, ToolCallArguments)):
+                    await self._send(reply, ToolEvent(event))
                 elif isinstance(event, Completed):
                     await self._send(reply, CompletedEvent(event))
         except ProxyError as exc:

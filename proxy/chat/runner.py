@@ -15,7 +15,15 @@ import msgspec
 from msgspec import Struct
 
 from adapters.protocol import ChatBackend
-from adapters.types import Completed, CompletionJob, Started, TextDelta, TokenUsage
+from adapters.types import (
+    Completed,
+    CompletionJob,
+    Started,
+    TextDelta,
+    TokenUsage,
+    ToolCallArguments,
+    ToolCallStarted,
+)
 from proxy.chat.stops import StopCutter
 from proxy.errors import ProxyError, RequestTimeout
 from proxy.tokens import count_tokens
@@ -24,6 +32,13 @@ from proxy.tokens import count_tokens
 class ChoiceText(Struct):
     index: int
     text: str
+
+
+class ChoiceTool(Struct):
+    """A tool call starting (`part` is ToolCallStarted) or a piece of its arguments."""
+
+    index: int
+    part: ToolCallStarted | ToolCallArguments
 
 
 class ChoiceDone(Struct):
@@ -36,19 +51,20 @@ class ChoiceFailed(Struct):
     error: ProxyError
 
 
-ChoiceEvent = Union[ChoiceText, ChoiceDone]
+ChoiceEvent = Union[ChoiceText, ChoiceTool, ChoiceDone]
 
 
 class ChoiceTally:
     """What one choice consumed so far; read after the run, also when it was cut off."""
 
-    __slots__ = ("started", "produced", "emitted", "completed")
+    __slots__ = ("started", "produced", "emitted", "completed", "tool_calls")
 
     def __init__(self) -> None:
         self.started: TokenUsage | None = None
         self.produced: list[str] = []  # everything the model wrote
         self.emitted: list[str] = []  # what the caller was given (stop sequences cut)
         self.completed: Completed | None = None
+        self.tool_calls: list[tuple[str, str, list[str]]] = []  # (id, name, argument pieces)
 
     def usage(self) -> TokenUsage:
         if self.completed is not None:
@@ -96,6 +112,12 @@ async def _run_choice(
                     tally.completed = done
                     await queue.put(ChoiceDone(index, done))
                     return
+            elif isinstance(event, ToolCallStarted):
+                tally.tool_calls.append((event.id, event.name, []))
+                await queue.put(ChoiceTool(index, event))
+            elif isinstance(event, ToolCallArguments):
+                tally.tool_calls[event.index][2].append(event.arguments)
+                await queue.put(ChoiceTool(index, event))
             elif isinstance(event, Completed):
                 tally.completed = event
                 rest = cutter.flush()

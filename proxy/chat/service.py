@@ -12,7 +12,8 @@ import msgspec
 
 from adapters.protocol import ChatBackend
 from adapters.types import TokenUsage
-from proxy.chat.runner import ChoiceEvent, ChoiceText, Tally, run_choices
+from adapters.types import ToolCallStarted
+from proxy.chat.runner import ChoiceEvent, ChoiceTally, ChoiceText, ChoiceTool, Tally, run_choices
 from proxy.chat.translate import Plan
 from proxy.cache import CachedAnswer
 from proxy.errors import ProxyError
@@ -23,8 +24,12 @@ from proxy.wire.chat_response import (
     Choice,
     ChunkChoice,
     Delta,
+    FunctionCall,
+    FunctionCallDelta,
     PromptTokensDetails,
     ResponseMessage,
+    ToolCall,
+    ToolCallDelta,
     Usage,
 )
 
@@ -88,7 +93,7 @@ class ChatService:
         choices = [
             Choice(
                 index=i,
-                message=ResponseMessage(content="".join(texts[i])),
+                message=_message("".join(texts[i]), choice),
                 finish_reason=choice.completed.finish_reason if choice.completed else "stop",
             )
             for i, choice in enumerate(tally.choices)
@@ -135,6 +140,8 @@ class ChatService:
             async for event in _prepend(first, events):
                 if isinstance(event, ChoiceText):
                     yield chunks.text(event.index, event.text)
+                elif isinstance(event, ChoiceTool):
+                    yield chunks.tool(event)
                 else:
                     yield chunks.finish(event.index, event.completed.finish_reason)
             status = 200
@@ -149,6 +156,16 @@ class ChatService:
             await events.aclose()
             await asyncio.shield(finish(tally, status))
         yield sse_done()
+
+
+def _message(text: str, choice: ChoiceTally) -> ResponseMessage:
+    if not choice.tool_calls:
+        return ResponseMessage(content=text)
+    calls = [
+        ToolCall(id=call_id, function=FunctionCall(name=name, arguments="".join(pieces)))
+        for call_id, name, pieces in choice.tool_calls
+    ]
+    return ResponseMessage(content=text or None, tool_calls=calls)
 
 
 def replay_completion(answer: CachedAnswer, *, model: str) -> ChatCompletion:
@@ -201,6 +218,16 @@ class ChunkWriter:
 
     def text(self, index: int, text: str) -> bytes:
         return self._chunk([ChunkChoice(index=index, delta=Delta(content=text))])
+
+    def tool(self, event: ChoiceTool) -> bytes:
+        part = event.part
+        if isinstance(part, ToolCallStarted):
+            delta = ToolCallDelta(
+                index=part.index, id=part.id, type="function", function=FunctionCallDelta(name=part.name, arguments="")
+            )
+        else:
+            delta = ToolCallDelta(index=part.index, function=FunctionCallDelta(arguments=part.arguments))
+        return self._chunk([ChunkChoice(index=event.index, delta=Delta(tool_calls=[delta]))])
 
     def finish(self, index: int, reason: str) -> bytes:
         return self._chunk([ChunkChoice(index=index, delta=Delta(), finish_reason=reason)])  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from msgspec import Struct
 from adapters.router import Route
 from adapters.types import Block, CompletionJob, TextBlock, Turn
 from proxy.chat.images import image_block
+from proxy.chat.tools import ToolTurns, tool_setup
 from proxy.errors import InvalidRequest
 from proxy.wire.chat_request import (
     AssistantMessage,
@@ -73,8 +74,13 @@ def validate(request: ChatCompletionRequest) -> None:
     stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
     if len(stops) > MAX_STOP_SEQUENCES:
         raise InvalidRequest(f"'stop' takes at most {MAX_STOP_SEQUENCES} sequences.", param="stop")
-    if request.tools or request.functions:
-        raise _unsupported("Function and tool calling is not supported yet.", "tools")
+    if request.functions or request.function_call:
+        raise _unsupported(
+            "The deprecated 'functions' and 'function_call' are not supported; use 'tools' and 'tool_choice'.",
+            "functions" if request.functions else "function_call",
+        )
+    if request.tools and request.response_format and request.response_format.get("type") != "text":
+        raise _unsupported("'tools' together with a JSON 'response_format' is not supported.", "response_format")
     response_schema(request.response_format)  # raises on a malformed response_format
     if request.modalities and any(m != "text" for m in request.modalities):
         raise _unsupported("Only the text modality is supported.", "modalities")
@@ -141,6 +147,7 @@ def build_plan(
     validate(request)
     system: list[str] = []
     turns: list[Turn] = []
+    tool_turns = ToolTurns()
     for i, message in enumerate(request.messages):
         param = f"messages[{i}].content"
         if isinstance(message, (SystemMessage, DeveloperMessage)):
@@ -148,12 +155,19 @@ def build_plan(
             if text:
                 system.append(text)
             continue
-        if isinstance(message, (ToolMessage, FunctionMessage)):
-            raise _unsupported("Tool result messages are not supported yet.", f"messages[{i}].role")
-        if isinstance(message, AssistantMessage) and (message.tool_calls or message.function_call):
-            raise _unsupported("Assistant tool calls are not supported yet.", f"messages[{i}].tool_calls")
-        role = "user" if isinstance(message, UserMessage) else "assistant"
-        blocks = _blocks(message.content, param, max_image_bytes)
+        if isinstance(message, FunctionMessage):
+            raise _unsupported("The deprecated 'function' role is not supported; use 'tool'.", f"messages[{i}].role")
+        if isinstance(message, ToolMessage):
+            role = "user"
+            blocks: list[Block] = [tool_turns.result(message, i)]
+        else:
+            tool_turns.check_answered(i)
+            role = "user" if isinstance(message, UserMessage) else "assistant"
+            blocks = _blocks(message.content, param, max_image_bytes)
+            if isinstance(message, AssistantMessage):
+                if message.function_call:
+                    raise _unsupported("'function_call' is deprecated; use 'tool_calls'.", f"messages[{i}].function_call")
+                blocks += tool_turns.calls(message.tool_calls or [], i)
         if not blocks:
             continue  # an empty turn carries nothing and the upstream rejects empty content
         if turns and turns[-1].role == role:
@@ -161,6 +175,10 @@ def build_plan(
             turns[-1].content.extend(blocks)
         else:
             turns.append(Turn(role=role, content=blocks))
+    tool_turns.check_answered(len(request.messages))
+    tools = tool_setup(request, used=tool_turns.used)
+    if tools.instruction:
+        system.append(tools.instruction)
     if not turns or turns[-1].role != "user":
         raise InvalidRequest(
             "The last non-system message must be a user message with content.", param="messages"
@@ -175,6 +193,9 @@ def build_plan(
         max_output_tokens=request.max_completion_tokens or request.max_tokens or default_max_tokens,
         request_id=request_id,
         json_schema=response_schema(request.response_format),
+        tools=tools.specs,
+        tool_choice=tools.choice,
+        parallel_tool_calls=request.parallel_tool_calls is not False,
     )
     return Plan(
         job=job,

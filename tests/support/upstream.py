@@ -39,6 +39,7 @@ class Reply:
     cache_creation: int = 0
     stop_reason: str = "end_turn"
     tool_use: dict[str, Any] | None = None  # {"name":..., "input": {...}}
+    tool_uses: list[dict[str, Any]] | None = None  # several tool calls in one answer
     times: int | None = None  # how many requests this rule answers; None: forever
 
 
@@ -70,6 +71,18 @@ def content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     return "".join(block.get("text", "") for block in content if block.get("type") == "text")
+
+
+def tool_result_text(body: dict[str, Any]) -> str:
+    """The text of the tool results in the last user message."""
+    for message in reversed(body.get("messages", [])):
+        if message.get("role") == "user":
+            content = message["content"]
+            if isinstance(content, str):
+                return ""
+            parts = [block.get("content") for block in content if block.get("type") == "tool_result"]
+            return " ".join(part if isinstance(part, str) else content_text(part or []) for part in parts)
+    return ""
 
 
 def last_user_text(body: dict[str, Any]) -> str:
@@ -121,7 +134,7 @@ class ScriptedUpstream:
 
     def requests_matching(self, needle: str) -> list[Recorded]:
         with self._lock:
-            return [r for r in self.requests if needle in last_user_text(r.body)]
+            return [r for r in self.requests if needle in last_user_text(r.body) + " " + tool_result_text(r.body)]
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -132,7 +145,8 @@ class ScriptedUpstream:
         return predicate()
 
     def _record_and_pick(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> Reply:
-        text = last_user_text(body)
+        # Rules match the last user message's text, or the tool results it carries.
+        text = last_user_text(body) + " " + tool_result_text(body)
         with self._lock:
             self.requests.append(Recorded(path, headers, body))
             for rule in self._rules:
@@ -254,13 +268,17 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
                 self._event("content_block_stop", {"type": "content_block_stop", "index": index})
                 index += 1
             stop_reason = reply.stop_reason
-            if reply.tool_use is not None:
+            calls = list(reply.tool_uses or []) + ([reply.tool_use] if reply.tool_use is not None else [])
+            for n, call in enumerate(calls):
                 stop_reason = "tool_use"
-                block = {"type": "tool_use", "id": "toolu_scripted", "name": reply.tool_use["name"], "input": {}}
+                # Real ids never prefix one another; the CLI mispairs results of ids that do.
+                call_id = call.get("id") or ("toolu_scripted" if len(calls) == 1 else f"toolu_scripted_{n}")
+                block = {"type": "tool_use", "id": call_id, "name": call["name"], "input": {}}
                 self._event("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
-                delta = {"type": "input_json_delta", "partial_json": json.dumps(reply.tool_use.get("input", {}))}
+                delta = {"type": "input_json_delta", "partial_json": json.dumps(call.get("input", {}))}
                 self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
                 self._event("content_block_stop", {"type": "content_block_stop", "index": index})
+                index += 1
             self._event(
                 "message_delta",
                 {

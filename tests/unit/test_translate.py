@@ -246,14 +246,8 @@ def test_stream_options_without_stream():
     assert refused(stream=False, stream_options={"include_usage": True}).param == "stream_options"
 
 
-def test_tools_present():
-    err = refused(tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}])
-    assert err.param == "tools"
-    assert err.code == "unsupported_parameter"
-
-
-def test_legacy_functions_present():
-    assert refused(functions=[{"name": "f"}]).param == "tools"
+def test_legacy_functions_are_refused():
+    assert refused(functions=[{"name": "f"}]).param == "functions"
 
 
 def test_response_format_json_schema_becomes_the_jobs_schema():
@@ -351,33 +345,6 @@ def test_input_audio_part():
         messages=[{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}]}]
     )
     assert err.param == "messages[0].content[0]"
-
-
-def test_tool_role_message():
-    err = refused(
-        messages=[
-            {"role": "user", "content": "hi"},
-            {"role": "tool", "content": "42", "tool_call_id": "call_1"},
-            {"role": "user", "content": "and?"},
-        ]
-    )
-    assert err.param == "messages[1].role"
-    assert err.code == "unsupported_parameter"
-
-
-def test_assistant_tool_calls():
-    err = refused(
-        messages=[
-            {"role": "user", "content": "hi"},
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
-            },
-            {"role": "user", "content": "and?"},
-        ]
-    )
-    assert err.param == "messages[1].tool_calls"
 
 
 def test_last_message_from_assistant():

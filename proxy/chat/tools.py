@@ -1,0 +1,166 @@
+"""OpenAI function calling in neutral terms: the offered tools, the tool choice, and the
+assistant tool calls and tool results of earlier turns, checked as OpenAI checks them."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, Literal
+
+import msgspec
+from msgspec import Struct
+
+from adapters.types import TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock
+from proxy.errors import InvalidRequest
+from proxy.wire.chat_request import ChatCompletionRequest, TextPart, ToolCall, ToolMessage
+
+_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+# The Anthropic API takes tool ids of this shape only; others are mapped, the same way each time.
+_UPSTREAM_ID = re.compile(r"[a-zA-Z0-9_-]{1,200}")
+_decode = msgspec.json.Decoder()
+
+
+def upstream_id(call_id: str) -> str:
+    if _UPSTREAM_ID.fullmatch(call_id):
+        return call_id
+    return "call_" + hashlib.sha256(call_id.encode()).hexdigest()[:24]
+
+
+class ToolTurns:
+    """Walks the messages: every assistant tool call must be answered by a tool message before
+    the conversation goes on, and every tool message must answer one."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, str] = {}  # upstream id -> the caller's id, in call order
+        self.used: set[str] = set()
+
+    def calls(self, tool_calls: list[ToolCall], i: int) -> list[ToolUseBlock]:
+        blocks = []
+        for j, call in enumerate(tool_calls):
+            param = f"messages[{i}].tool_calls[{j}]"
+            if call.type != "function":
+                raise InvalidRequest(f"Unsupported tool call type '{call.type}'.", param=f"{param}.type")
+            if not _NAME.fullmatch(call.function.name):
+                raise InvalidRequest("Invalid function name.", param=f"{param}.function.name")
+            try:
+                arguments = _decode.decode(call.function.arguments or "{}")
+            except msgspec.DecodeError:
+                arguments = None
+            if not isinstance(arguments, dict):
+                raise InvalidRequest(
+                    "Tool call arguments must be a JSON object encoded as a string.", param=f"{param}.function.arguments"
+                )
+            call_id = upstream_id(call.id)
+            self.pending[call_id] = call.id
+            self.used.add(call.function.name)
+            blocks.append(ToolUseBlock(id=call_id, name=call.function.name, input=arguments))
+        return blocks
+
+    def result(self, message: ToolMessage, i: int) -> ToolResultBlock:
+        call_id = upstream_id(message.tool_call_id)
+        if call_id not in self.pending:
+            raise InvalidRequest(
+                "Invalid parameter: messages with role 'tool' must be a response to a preceding message "
+                f"with 'tool_calls' (no pending call has the id '{message.tool_call_id}').",
+                param=f"messages[{i}].tool_call_id",
+            )
+        del self.pending[call_id]
+        text = _tool_text(message.content, f"messages[{i}].content")
+        return ToolResultBlock(tool_use_id=call_id, content=[TextBlock(text)] if text else [])
+
+    def check_answered(self, i: int) -> None:
+        """Called at each non-tool message and at the end."""
+        if self.pending:
+            missing = ", ".join(self.pending.values())
+            self.pending.clear()
+            raise InvalidRequest(
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                f"'tool_call_id'. The following tool_call_ids did not have response messages: {missing}",
+                param=f"messages[{i}]" if i else "messages",
+            )
+
+
+def _tool_text(content: Any, param: str) -> str:
+    if isinstance(content, str):
+        return content
+    texts = []
+    for k, part in enumerate(content):
+        if not isinstance(part, TextPart):
+            raise InvalidRequest("Tool messages take text content only.", param=f"{param}[{k}]")
+        texts.append(part.text)
+    return "".join(texts)
+
+
+class ToolSetup(Struct, kw_only=True):
+    specs: list[ToolSpec]
+    choice: Literal["auto", "required", "none"]
+    instruction: str = ""
+
+
+def _specs(tools: list[dict[str, Any]]) -> list[ToolSpec]:
+    specs: list[ToolSpec] = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            raise InvalidRequest(
+                f"Only tools of type 'function' are supported, got {kind!r}.",
+                param=f"tools[{i}].type",
+                code="unsupported_parameter" if kind else None,
+            )
+        function = tool.get("function")
+        if not isinstance(function, dict):
+            raise InvalidRequest("Missing required parameter: 'function'.", param=f"tools[{i}].function")
+        name = function.get("name")
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise InvalidRequest(
+                "Invalid 'name': a function name is 1 to 64 characters of a-z, A-Z, 0-9, underscores and dashes.",
+                param=f"tools[{i}].function.name",
+            )
+        if any(spec.name == name for spec in specs):
+            raise InvalidRequest(f"Duplicate function name '{name}'.", param=f"tools[{i}].function.name")
+        parameters = function.get("parameters")
+        if parameters is None:
+            parameters = {"type": "object", "properties": {}}
+        if not isinstance(parameters, dict):
+            raise InvalidRequest("'parameters' must be a JSON schema object.", param=f"tools[{i}].function.parameters")
+        description = function.get("description") or ""
+        if not isinstance(description, str):
+            raise InvalidRequest("'description' must be a string.", param=f"tools[{i}].function.description")
+        specs.append(ToolSpec(name=name, description=description, parameters=parameters))
+    return specs
+
+
+def tool_setup(request: ChatCompletionRequest, *, used: set[str]) -> ToolSetup:
+    """Which tools the model is offered, what it must do with them, and the instruction that
+    tells it so (the CLI has no tool_choice: the proxy instructs, then checks the answer)."""
+    specs = _specs(request.tools or [])
+    choice = request.tool_choice
+    if choice is not None and not specs:
+        raise InvalidRequest(
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+            param="tool_choice",
+        )
+    one_at_a_time = " Call at most one tool." if request.parallel_tool_calls is False else ""
+    if choice is None or choice == "auto":
+        return ToolSetup(specs=specs, choice="auto" if specs else "none", instruction=one_at_a_time.strip())
+    if choice == "none":
+        # Earlier calls still need their tools' definitions; otherwise the model sees none.
+        offered = [spec for spec in specs if spec.name in used]
+        note = "Do not call any tool now; answer in text." if offered else ""
+        return ToolSetup(specs=offered, choice="none", instruction=note)
+    if choice == "required":
+        return ToolSetup(
+            specs=specs, choice="required", instruction="You must call at least one tool in this answer." + one_at_a_time
+        )
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        if not any(spec.name == name for spec in specs):
+            raise InvalidRequest(f"Invalid 'tool_choice': no tool named {name!r} was given.", param="tool_choice")
+        offered = [spec for spec in specs if spec.name == name or spec.name in used]
+        return ToolSetup(
+            specs=offered, choice="required", instruction=f"You must call the tool `{name}` in this answer." + one_at_a_time
+        )
+    raise InvalidRequest(
+        "Invalid 'tool_choice': use 'none', 'auto', 'required' or {'type': 'function', 'function': {'name': ...}}.",
+        param="tool_choice",
+    )

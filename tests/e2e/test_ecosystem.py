@@ -33,6 +33,32 @@ def test_langchain_chat_openai(server, upstream):
     assert structured.invoke("lc structured") == City(name="Lyon", country="France")
 
 
+def test_langchain_bind_tools_agent_loop(server, upstream):
+    from langchain_core.messages import HumanMessage, ToolMessage
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+
+    @tool
+    def get_population(city: str) -> str:
+        """Population of a city."""
+        return {"Lyon": "522,000"}[city]
+
+    upstream.on("lc tools", Reply(chunks=[], tool_use={"name": "mcp__proxy__get_population", "input": {"city": "Lyon"}}))
+    upstream.on("522,000", Reply(text="Lyon has about 522,000 people."))
+    llm = ChatOpenAI(model="gpt-4o", base_url=server.base_url, api_key=server.api_key, max_retries=0)
+    agent = llm.bind_tools([get_population])
+    messages = [HumanMessage("lc tools: how many people live in Lyon?")]
+    first = agent.invoke(messages)
+    (call,) = first.tool_calls
+    assert (call["name"], call["args"]) == ("get_population", {"city": "Lyon"})
+    messages += [first, ToolMessage(get_population.invoke(call["args"]), tool_call_id=call["id"])]
+    assert agent.invoke(messages).content == "Lyon has about 522,000 people."
+    (seen,) = upstream.requests_matching("lc tools")
+    (offered,) = seen.body["tools"]
+    assert offered["name"] == "mcp__proxy__get_population"
+    assert offered["input_schema"]["properties"] == {"city": {"type": "string"}}
+
+
 def test_llamaindex_openai_like(server, upstream):
     from llama_index.core.llms import ChatMessage
     from llama_index.llms.openai_like import OpenAILike

@@ -169,3 +169,31 @@ def test_kill_9_of_a_worker_mid_batch_records_each_line_once(cluster, upstream):
     assert done.error_file_id is None
     assert sorted(o["custom_id"] for o in outputs) == sorted(line["custom_id"] for line in lines)
     assert all(o["response"]["body"]["choices"][0]["message"]["content"] == "p q r" for o in outputs)
+
+
+def test_tool_calls_and_results_travel_through_the_queue(cluster, upstream):
+    gateway, (worker,) = cluster()
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]
+    upstream.on("queued tools", Reply(chunks=["Looking."], tool_use={"name": "mcp__proxy__lookup", "input": {"q": "x"}}))
+    upstream.on("queued-result", Reply(text="Found it."))
+    client = openai.OpenAI(base_url=gateway.base_url, api_key=gateway.api_key, max_retries=0)
+    messages = [{"role": "user", "content": "queued tools please"}]
+    stream = client.chat.completions.create(model="gpt-4o", messages=messages, tools=tools, stream=True)
+    names, arguments, finish = [], "", None
+    for chunk in stream:
+        for delta in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
+            if delta.function.name:
+                names.append((delta.id, delta.function.name))
+            arguments += delta.function.arguments or ""
+        if chunk.choices:
+            finish = chunk.choices[0].finish_reason or finish
+    assert finish == "tool_calls"
+    ((call_id, name),) = names
+    assert name == "lookup" and json.loads(arguments) == {"q": "x"}
+    messages += [
+        {"role": "assistant", "content": "Looking.", "tool_calls": [{"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]},
+        {"role": "tool", "tool_call_id": call_id, "content": "queued-result"},
+    ]
+    final = client.chat.completions.create(model="gpt-4o", messages=messages, tools=tools)
+    assert final.choices[0].message.content == "Found it."
+    assert upstream.requests_matching("queued-result")

@@ -93,14 +93,16 @@ class ClaudeCliBackend:
         # A resumed tool turn runs at start-up, before stdin could set it up.
         resume_turn = (job.system, job.max_output_tokens) if continuing else None
         key = conversation_key(job, job.history, suspended=continuing)
+        if continuing and not all(isinstance(block, ToolResultBlock) for block in job.prompt):
+            key = None  # results plus a new message: a waiting call can take only the results
         async with pool.lease(
             model=job.model, history=history, priority=job.priority, warm_key=key, resume_turn=resume_turn
         ) as proc:
-            results = _tool_results(job.prompt)
-            if continuing and proc.bridge is not None and proc.bridge.held:
-                # The warm process waits on exactly these calls: answer them and read on.
+            if continuing and proc.initialized and proc.bridge is not None:
+                # A warm process suspended on exactly these calls (its key says so): answer
+                # them, including permission requests that arrived before it was parked.
                 bridge = proc.bridge
-                for answer in bridge.provide(results):
+                for answer in bridge.provide(_tool_results(job.prompt)):
                     await proc.send(answer)
             else:
                 bridge = proc.bridge = ToolBridge(job.tools)

@@ -48,11 +48,14 @@ def test_langchain_bind_tools_agent_loop(server, upstream):
     llm = ChatOpenAI(model="gpt-4o", base_url=server.base_url, api_key=server.api_key, max_retries=0)
     agent = llm.bind_tools([get_population])
     messages = [HumanMessage("lc tools: how many people live in Lyon?")]
+    hits = server.health()["pool"]["warm_hits"]
     first = agent.invoke(messages)
     (call,) = first.tool_calls
     assert (call["name"], call["args"]) == ("get_population", {"city": "Lyon"})
     messages += [first, ToolMessage(get_population.invoke(call["args"]), tool_call_id=call["id"])]
     assert agent.invoke(messages).content == "Lyon has about 522,000 people."
+    # LangChain resends the call as it got it, so the suspended process took the result.
+    assert server.health()["pool"]["warm_hits"] == hits + 1
     (seen,) = upstream.requests_matching("lc tools")
     (offered,) = seen.body["tools"]
     assert offered["name"] == "mcp__proxy__get_population"

@@ -201,3 +201,22 @@ def test_a_missing_tool_result_is_a_400(server):
             ],
         )
     assert "c1" in info.value.body["message"]
+
+
+def test_results_with_a_new_user_message_go_cold_with_both(server, upstream):
+    upstream.on("tc-mixed weather", Reply(chunks=[], tool_use={"name": "mcp__proxy__get_weather", "input": {"city": "Paris"}}))
+    client = _client(server)
+    messages = [{"role": "user", "content": "tc-mixed weather?"}]
+    first = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER])
+    (call,) = first.choices[0].message.tool_calls
+    messages += [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "tc-mixed-sunny"},
+        {"role": "user", "content": "tc-mixed and tomorrow?"},
+    ]
+    answer = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER])
+    assert answer.choices[0].finish_reason == "stop"
+    (seen,) = upstream.requests_matching("tc-mixed-sunny")
+    last = seen.body["messages"][-1]["content"]
+    assert [b["type"] for b in last] == ["tool_result", "text", "text"]
+    assert last[1]["text"].strip() == "tc-mixed and tomorrow?"  # the CLI puts a newline before its note

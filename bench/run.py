@@ -25,7 +25,7 @@ import httpx
 
 from tests.support.cli import ensure_cli
 from tests.support.server import RunningServer, descendants
-from tests.support.upstream import ScriptedUpstream
+from tests.support.upstream import Reply, ScriptedUpstream
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -110,6 +110,59 @@ class Proxy:
         return float("nan")
 
 
+AGENT_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "description": "Look a fact up",
+            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]},
+        },
+    }
+]
+
+
+def agent_loop(proxy: Proxy, i: int) -> tuple[float, float]:
+    """One agent step as SDK users write it: ask with tools, get a call, send its result back.
+    Returns (whole loop, the request that carried the result)."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": f"agent-loop question {i}"}]
+    start = time.perf_counter()
+    first = proxy.client.post("/chat/completions", json={"model": "haiku", "messages": messages, "tools": AGENT_TOOLS})
+    first.raise_for_status()
+    message = first.json()["choices"][0]["message"]
+    (call,) = message["tool_calls"]
+    messages += [message, {"role": "tool", "tool_call_id": call["id"], "content": f"agent-result {i}"}]
+    middle = time.perf_counter()
+    second = proxy.client.post("/chat/completions", json={"model": "haiku", "messages": messages, "tools": AGENT_TOOLS})
+    second.raise_for_status()
+    end = time.perf_counter()
+    return end - start, end - middle
+
+
+def batch_run(server: RunningServer, lines: int) -> float:
+    """Seconds from upload to a completed batch of `lines` chat requests."""
+    body = "".join(
+        json.dumps({"custom_id": f"b{i}", "method": "POST", "url": "/v1/chat/completions",
+                    "body": {"model": "haiku", "messages": [{"role": "user", "content": f"batch line {i}"}]}}) + "\n"
+        for i in range(lines)
+    )
+    with httpx.Client(base_url=server.base_url, headers=server.headers, timeout=60) as client:
+        start = time.perf_counter()
+        uploaded = client.post("/files", files={"file": ("in.jsonl", body.encode())}, data={"purpose": "batch"})
+        uploaded.raise_for_status()
+        created = client.post("/batches", json={"input_file_id": uploaded.json()["id"], "endpoint": "/v1/chat/completions",
+                                                "completion_window": "24h"})
+        created.raise_for_status()
+        while True:
+            batch = client.get(f"/batches/{created.json()['id']}").json()
+            if batch["status"] in ("completed", "failed", "expired", "cancelled"):
+                break
+            time.sleep(0.05)
+        if batch["request_counts"]["completed"] != lines:
+            raise RuntimeError(f"batch ended {batch['status']} with {batch['request_counts']}")
+        return time.perf_counter() - start
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and of its children it has waited for."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -186,6 +239,7 @@ def main() -> int:
         cli=binary,
         upstream_url=upstream.url,
         config={"pool": {"size": 8, "spares": 4, "spare_model": "haiku", "max_queue": 64}, "cache": {"enabled": True},
+                "batches": {"concurrency": 4, "poll_s": 0.05},
                 "server": {"log_level": "warning"}},
     ).start()
     cold, proxy = Cold(binary, upstream.url, workdir), Proxy(server)
@@ -230,6 +284,22 @@ def main() -> int:
             for turn, v in by_turn.items()
             if turn >= 2
         }
+
+        # An agent loop: a tool call, then the request carrying its result. The baseline cannot
+        # offer tools at all, so it gets two plain one-shot requests, its floor for two steps.
+        upstream.on("agent-loop question", Reply(chunks=[], tool_use={"name": "mcp__proxy__lookup", "input": {"q": "x"}}))
+        loops = [agent_loop(proxy, i) for i in range(rounds)]
+        cold_steps = [cold.run(f"agent cold {i} a") + cold.run(f"agent cold {i} b") for i in range(rounds)]
+        report["agent_loop_s"] = {
+            "proxy_loop": percentiles([whole for whole, _ in loops]),
+            "proxy_result_step": percentiles([step for _, step in loops]),
+            "cold_two_requests": percentiles(cold_steps),
+        }
+        report["agent_loop_ratio_p50"] = report["agent_loop_s"]["proxy_loop"]["p50"] / report["agent_loop_s"]["cold_two_requests"]["p50"]
+
+        batch_lines = 8 if args.quick else 24
+        seconds = batch_run(server, batch_lines)
+        report["batch"] = {"lines": batch_lines, "seconds": seconds, "lines_per_s": batch_lines / seconds}
 
         report["throughput_rps"] = {}
         for concurrency in (1, 4, 8):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Callable
 
 import redis.asyncio as aioredis
 from litestar import Litestar, Request, Response
@@ -29,6 +29,7 @@ from proxy.errors import (
     NotFound,
     ProxyError,
     RequestTooLarge,
+    ShuttingDown,
 )
 from proxy.middleware import add_request_headers, request_id
 from proxy.routes import files_router, routes
@@ -119,8 +120,33 @@ def _default_backend(settings: Settings, redis: aioredis.Redis | None) -> ChatBa
     return ClaudeCliBackend(settings)
 
 
-def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Litestar:
-    """Builds the app. `backend` defaults to the Claude CLI pool; tests may pass another."""
+class Drain:
+    """Set when the server begins to shut down: from then on no new request is admitted, while
+    requests already running finish within `server.shutdown_grace_s`."""
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def begin(self) -> None:
+        self.started = True
+
+
+# Probes keep answering during a drain, so an orchestrator can see it happen.
+_ALWAYS_OPEN = frozenset({"/health", "/metrics"})
+
+
+def _refusing_while_draining(drain: Drain) -> Callable[[Request], Awaitable[None]]:
+    async def before_request(request: Request) -> None:
+        if drain.started and request.url.path not in _ALWAYS_OPEN:
+            raise ShuttingDown("the server is shutting down; retry shortly or on another instance")
+
+    return before_request
+
+
+def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain: Drain | None = None) -> Litestar:
+    """Builds the app. `backend` defaults to the Claude CLI pool; tests may pass another.
+    `drain` is begun by the command that runs the server when a shutdown signal arrives."""
+    drain = drain or Drain()
     redis = connect(settings.redis) if settings.redis.url else None
     if backend is None:
         backend = _default_backend(settings, redis)
@@ -182,6 +208,7 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Lit
         },
         exception_handlers={Exception: handle_exception},
         before_send=[add_request_headers, timing_hook(metrics)],
+        before_request=_refusing_while_draining(drain),
         request_max_body_size=settings.server.max_body_bytes,
         state=State({"settings": settings}),
         openapi_config=None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 from proxy.settings import Settings, SettingsError, load_settings
 
@@ -141,7 +142,7 @@ def _configure_logging(settings: Settings) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from proxy.app import create_app
+    from proxy.app import Drain, create_app
 
     settings = load_settings(args.config, overrides={"server.host": args.host, "server.port": args.port})
     _configure_logging(settings)
@@ -150,8 +151,9 @@ def _serve(args: argparse.Namespace) -> int:
             "listening on %s: anyone who can reach this address can spend your Claude quota",
             settings.server.host,
         )
-    app = create_app(settings)
-    uvicorn.run(
+    drain = Drain()
+    app = create_app(settings, drain=drain)
+    config = uvicorn.Config(
         app,
         host=settings.server.host,
         port=settings.server.port,
@@ -160,6 +162,15 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,  # claude_proxy.access logs each request, with its id and route template
         timeout_graceful_shutdown=settings.server.shutdown_grace_s,
     )
+
+    class DrainingServer(uvicorn.Server):
+        # uvicorn notices the signal on its next tick (up to 0.1 s) and keeps serving open
+        # connections until then; the drain flag refuses new requests from the signal on.
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            drain.begin()
+            super().handle_exit(sig, frame)
+
+    DrainingServer(config).run()
     return 0
 
 

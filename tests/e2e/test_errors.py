@@ -8,6 +8,7 @@ import signal
 import socket
 import stat
 import threading
+import time
 
 import httpx
 import openai
@@ -338,6 +339,29 @@ def test_sigterm_lets_an_in_flight_stream_finish_then_stops(make_server, upstrea
     server = make_server({"pool": {"spares": 0}, "server": {"shutdown_grace_s": 10}})
     upstream.on("draining", Reply(chunks=["one ", "two ", "three ", "four"], chunk_delay=0.3))
     received, serving = [], []
+    late: list[str] = []
+
+    def new_request_while_draining() -> None:
+        # Poll with a deadline: the listener closes soon after the signal, then no new work gets in.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                answer = httpx.post(
+                    server.base_url + "/chat/completions",
+                    headers=server.headers,
+                    json={"model": "gpt-4o", "messages": [{"role": "user", "content": "too late"}]},
+                    timeout=5,
+                )
+            except httpx.TransportError:
+                late.append("refused")
+                return
+            if answer.status_code == 503:
+                late.append(answer.json()["error"]["code"])
+                return
+            time.sleep(0.02)
+        late.append("accepted")
+
+    probe = threading.Thread(target=new_request_while_draining)
     with httpx.stream(
         "POST",
         server.base_url + "/chat/completions",
@@ -350,6 +374,7 @@ def test_sigterm_lets_an_in_flight_stream_finish_then_stops(make_server, upstrea
             if "one " in line and not serving:
                 serving = server.cli_pids()
                 server.proc.send_signal(signal.SIGTERM)  # mid-stream
+                probe.start()
     received = [line for line in received if line]
     assert received[-1] == "data: [DONE]"
     text = "".join(
@@ -358,6 +383,9 @@ def test_sigterm_lets_an_in_flight_stream_finish_then_stops(make_server, upstrea
         if line.startswith("data: {") and '"choices":[{' in line
     )
     assert text == "one two three four"
+    probe.join(timeout=10)
+    assert late in (["refused"], ["shutting_down"])
+    assert not upstream.requests_matching("too late")  # no new work ran during the drain
     # uvicorn re-raises SIGTERM after its graceful shutdown, so "killed by SIGTERM" is a clean exit.
     assert server.proc.wait(timeout=20) in (0, -signal.SIGTERM)
     assert "Traceback" not in server.log_path.read_text()

@@ -39,7 +39,13 @@ class ToolTurns:
         for j, call in enumerate(tool_calls):
             param = f"messages[{i}].tool_calls[{j}]"
             if call.type != "function":
-                raise InvalidRequest(f"Unsupported tool call type '{call.type}'.", param=f"{param}.type")
+                raise InvalidRequest(
+                    f"Only function tool calls are supported, got '{call.type}'.",
+                    param=f"{param}.type",
+                    code="unsupported_parameter",
+                )
+            if call.function is None:
+                raise InvalidRequest(f"Missing required parameter: '{param}.function'.", param=f"{param}.function")
             if not _NAME.fullmatch(call.function.name):
                 raise InvalidRequest("Invalid function name.", param=f"{param}.function.name")
             try:

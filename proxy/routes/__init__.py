@@ -9,6 +9,7 @@ routes = [
     models.list_models,
     models.retrieve_model,
     models.health,
+    models.openapi_document,
     models.metrics_endpoint,
     usage.usage,
     usage.route,

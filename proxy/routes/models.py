@@ -12,6 +12,7 @@ from proxy.auth import Principal, require_admin
 from proxy.errors import NotFound
 from proxy.metering import Metering
 from proxy.metrics import Metrics
+from proxy.openapi import served_document
 from proxy.settings import Settings
 from proxy.middleware import request_id
 from proxy.redis_conn import ping
@@ -51,6 +52,12 @@ async def retrieve_model(
     if route.claude_model == model_id:
         return json_response(Model(id=model_id, created=_STARTED, owned_by="anthropic"))
     raise NotFound(f"The model '{model_id}' does not exist", param="model", code="model_not_found")
+
+
+@get("/openapi.json")
+async def openapi_document(router: ModelRouter) -> Response[bytes]:
+    """The OpenAPI document of the OpenAI routes this server serves; needs no key."""
+    return Response(served_document([*router.model_ids(), "auto"]), media_type="application/json")
 
 
 @get("/health")

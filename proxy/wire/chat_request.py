@@ -48,8 +48,9 @@ class FunctionCall(Struct):
 
 class ToolCall(Struct):
     id: str
-    function: FunctionCall
+    function: FunctionCall | None = None
     type: str = "function"
+    custom: dict[str, Any] | None = None  # a custom tool's call, refused with a clear message
 
 
 class SystemMessage(Struct, tag="system", tag_field="role"):

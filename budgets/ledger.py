@@ -51,11 +51,18 @@ class UsageLedger:
             columns = {field.name: field.type for field in structs.fields(LedgerEntry)}
             db["usage"].create({"id": int, **columns}, pk="id")
             db["usage"].create_index(["project", "created_at"])
+        if "storage_probe" not in db.table_names():
+            db["storage_probe"].create({"id": int, "at": float}, pk="id")
 
     def record(self, entry: LedgerEntry) -> None:
         if not entry.created_at:
             entry.created_at = time.time()
         self.db["usage"].insert(structs.asdict(entry))
+
+    def probe(self) -> None:
+        """A small real write: raises when the database cannot be written (disk full, read-only)."""
+        with self.db.conn:
+            self.db.execute("insert or replace into storage_probe (id, at) values (1, ?)", [time.time()])
 
     def spent(self, project: str, since: float = 0.0) -> float:
         row = self.db.execute(

@@ -156,6 +156,15 @@ class InsufficientQuota(ProxyError):
     default_code = "insufficient_quota"
 
 
+class StorageUnavailable(ProxyError):
+    """The usage ledger cannot be written (disk full, read-only): requests are refused rather
+    than run unrecorded."""
+
+    status = 503
+    type = "server_error"
+    default_code = "storage_unavailable"
+
+
 class RedisUnavailable(ProxyError):
     """Redis is configured but cannot be reached; nothing that needs it can proceed."""
 

@@ -27,7 +27,7 @@ from proxy.auth import FailedAuthLimiter, Principal
 from proxy.chat.runner import Tally
 from proxy.chat.service import to_usage
 from proxy.chat.translate import Plan
-from proxy.errors import ProxyError
+from proxy.errors import ProxyError, StorageUnavailable
 from proxy.metrics import Metrics
 from proxy.settings import Settings
 from proxy.tokens import count_tokens
@@ -36,6 +36,7 @@ log = logging.getLogger("claude_proxy.metering")
 
 
 _json = msgspec.json.Encoder()
+STORAGE_PROBE_INTERVAL_S = 1.0
 IMAGE_TOKENS = 1600  # the most a 1.15-megapixel image costs; larger ones are scaled down upstream
 
 
@@ -116,8 +117,10 @@ class Admission:
                     status=status,
                 )
             )
-        except Exception:  # noqa: BLE001 - a ledger failure must not keep the reservation
+            self.metering.storage_error = None
+        except Exception as exc:  # noqa: BLE001 - a ledger failure must not keep the reservation
             log.exception("could not record usage of request %s", self.request_id)
+            self.metering.storage_failed(exc)
         if self.metering.metrics is not None:
             self.metering.metrics.observe_completion(
                 project=self.principal.project.name,
@@ -164,6 +167,9 @@ class Metering:
         self.ledger: UsageLedger
         self.guard: BudgetGuard
         self.limiter: RateLimiter
+        # Set when the ledger could not be written; admissions are refused until a probe write works.
+        self.storage_error: str | None = None
+        self._probed_at = 0.0
 
     def open(self, redis: aioredis.Redis | None = None) -> None:
         """Opens the database; with a Redis client, limits and budgets are shared through it."""
@@ -186,8 +192,41 @@ class Metering:
             self.db.close()
             self.db = None
 
+    def storage_failed(self, exc: BaseException) -> None:
+        self.storage_error = f"{type(exc).__name__}: {exc}"
+        self._probed_at = time.monotonic()
+
+    def check_storage(self) -> None:
+        """Refuses work while the ledger cannot be written, probing at most once a second."""
+        if self.storage_error is None:
+            return
+        if time.monotonic() - self._probed_at >= STORAGE_PROBE_INTERVAL_S:
+            self._probed_at = time.monotonic()
+            try:
+                self.ledger.probe()
+            except Exception as exc:  # noqa: BLE001 - any failure to write counts
+                self.storage_error = f"{type(exc).__name__}: {exc}"
+            else:
+                log.warning("the usage ledger can be written again")
+                self.storage_error = None
+                return
+        raise StorageUnavailable(
+            f"the usage ledger cannot be written ({self.storage_error}); requests are refused until it can"
+        )
+
+    def record_cached(self, entry: LedgerEntry) -> None:
+        """Records an answer replayed from the cache; one that cannot be recorded is not served."""
+        self.check_storage()
+        try:
+            self.ledger.record(entry)
+        except Exception as exc:  # noqa: BLE001 - any failure to write counts
+            self.storage_failed(exc)
+            raise StorageUnavailable(f"the usage ledger cannot be written ({self.storage_error})") from exc
+
     async def admit(self, principal: Principal, plan: Plan, route: Route, *, request_id: str) -> Admission:
-        """Checks the key's rate limits, then reserves the worst-case cost; raises 429s."""
+        """Checks the ledger can be written, the key's rate limits, then reserves the worst-case
+        cost; raises 503 and 429s."""
+        self.check_storage()
         budgets = self.settings.budgets
         plan.job.owner = principal.project.name  # the job is bound to its project from here on
         prompt = estimate_prompt_tokens(plan, budgets.overhead_tokens)

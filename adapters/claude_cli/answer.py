@@ -51,6 +51,7 @@ from proxy.errors import (
     UpstreamOverloaded,
     UpstreamRejected,
 )
+from proxy.tokens import count_tokens
 
 log = logging.getLogger("claude_proxy.cli")
 
@@ -138,8 +139,12 @@ class Answer:
                         call.arguments.append("{}")
                         yield ToolCallArguments(self._blocks[event.index], "{}")
                     if not self.job.parallel_tool_calls:
-                        yield self._ended_on_tools(started, model)
+                        # Stopped before the upstream counted its output: estimate what it wrote.
+                        written = "".join(self.text) + "".join("".join(call.arguments) for call in self.calls)
+                        usage = msgspec.structs.replace(started, output_tokens=count_tokens(written))
+                        completed = self._ended_on_tools(usage, model)
                         self.suspended = False  # it may still write more calls: not resumable
+                        yield msgspec.structs.replace(completed, usage_estimated=True)
                         return
                 elif isinstance(event, MessageStart):
                     usage = event.message.usage

@@ -95,7 +95,7 @@ async def run_chat(
         if parts.metrics is not None:
             parts.metrics.cache["hit" if hit is not None else "miss"] += 1
         if hit is not None:
-            parts.metering.ledger.record(cached_entry(principal, decision.route, request_id, hit.usage))
+            parts.metering.record_cached(cached_entry(principal, decision.route, request_id, hit.usage))
             headers["x-cache"] = "hit"
             if plan.stream:
                 return ChatOutcome(headers, stream=replay_stream(hit, plan, model=body.model))

@@ -72,6 +72,9 @@ async def health(request: Request, backend: ChatBackend, metering: Metering) -> 
         ok = ok and error is None
     else:
         state["redis"] = {"configured": False}
+    storage_error = metering.storage_error
+    state["storage"] = {"ok": storage_error is None, **({"error": storage_error} if storage_error else {})}
+    ok = ok and storage_error is None
     return Response(
         content=encoder.encode({"status": "ok" if ok else "degraded", **state}),
         media_type=_JSON,

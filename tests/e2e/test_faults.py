@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 
 import httpx
 import pytest
@@ -67,3 +69,58 @@ def test_a_cut_stream_after_output_ends_with_an_sse_error(make_server, upstream)
     openapi.validate(last, "ErrorResponse")
     assert last["error"]["code"] == "upstream_error"
     assert server.wait_until(lambda: server.cli_pids() == [], timeout=10)
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs: a disk that can really be filled. Needs the right to mount (root)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def _fill(path) -> None:
+    with open(path, "wb") as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+        except OSError:
+            pass
+
+
+def test_a_full_disk_refuses_new_work_until_the_ledger_can_be_written(make_server, small_disk):
+    server = make_server({"storage": {"path": str(small_disk / "data")}})
+    client = httpx.Client(base_url=server.base_url, headers=server.headers, timeout=60)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "disk full"}], "max_tokens": 16}
+    assert client.post("/chat/completions", json=body).status_code == 200
+    _fill(small_disk / "filler")
+
+    # The answer that could not be recorded is still delivered; from then on nothing new runs.
+    statuses = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and 503 not in statuses:
+        response = client.post("/chat/completions", json=body)
+        statuses.append(response.status_code)
+    refused = response.json()
+    assert response.status_code == 503, statuses
+    openapi.validate(refused, "ErrorResponse")
+    assert refused["error"]["code"] == "storage_unavailable"
+    assert set(statuses) <= {200, 503}
+    health = httpx.get(server.base_url.removesuffix("/v1") + "/health").json()
+    assert health["status"] == "degraded" and health["storage"]["ok"] is False
+
+    (small_disk / "filler").unlink()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        response = client.post("/chat/completions", json=body)
+        if response.status_code == 200:
+            break
+    assert response.status_code == 200  # the probe found the ledger writable again
+    assert httpx.get(server.base_url.removesuffix("/v1") + "/health").json()["storage"] == {"ok": True}
+    usage = client.get("/usage").json()
+    assert usage["reserved_usd"] == 0  # nothing is left reserved by the failed records

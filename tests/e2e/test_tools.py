@@ -220,3 +220,16 @@ def test_results_with_a_new_user_message_go_cold_with_both(server, upstream):
     last = seen.body["messages"][-1]["content"]
     assert [b["type"] for b in last] == ["tool_result", "text", "text"]
     assert last[1]["text"].strip() == "tc-mixed and tomorrow?"  # the CLI puts a newline before its note
+
+
+def test_parallel_tool_calls_false_ends_at_the_first_call(server, upstream):
+    upstream.on("tc-single", Reply(chunks=[], tool_uses=TWO_CALLS))
+    result = _client(server).chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "tc-single"}], tools=[WEATHER], parallel_tool_calls=False
+    )
+    (call,) = result.choices[0].message.tool_calls
+    assert json.loads(call.function.arguments) == {"city": "Paris"}
+    assert result.choices[0].finish_reason == "tool_calls"
+    assert result.usage.completion_tokens > 0  # estimated: the upstream had not counted it yet
+    (seen,) = upstream.requests_matching("tc-single")
+    assert "at most one tool" in seen.system_text

@@ -1,0 +1,97 @@
+"""A profile of the server's own hot path: pyinstrument samples the server thread while it answers
+uncached requests (through the real CLI) and cache hits.
+
+Run: .venv/bin/python -m bench.profile [--requests 40] [--hits 2000]. Prints the call tree (the CLI
+processes are children and are not in it: what is shown is the proxy's own time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import uvicorn
+from pyinstrument import Profiler
+
+from budgets.database import open_database
+from budgets.keys import KeyStore
+from proxy.app import create_app
+from proxy.settings import load_settings
+from tests.support.cli import ensure_cli
+from tests.support.server import free_port
+from tests.support.upstream import ScriptedUpstream
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=40, help="uncached requests (each runs the CLI)")
+    parser.add_argument("--hits", type=int, default=2000, help="cache hits")
+    args = parser.parse_args()
+    binary = ensure_cli()
+    upstream = ScriptedUpstream().start()
+    workdir = Path(tempfile.mkdtemp(prefix="claude-proxy-profile-"))
+    port = free_port()
+    config = workdir / "config.yaml"
+    config.write_text(
+        f"server: {{port: {port}, log_level: warning}}\n"
+        f"storage: {{path: {workdir / 'data'}}}\n"
+        f"claude: {{binary: {binary}, env: {{ANTHROPIC_BASE_URL: '{upstream.url}', ANTHROPIC_API_KEY: sk-ant-profile, "
+        f"CLAUDE_CONFIG_DIR: '{workdir / 'claude'}'}}}}\n"
+        "pool: {size: 4, spares: 2, spare_model: haiku}\n"
+        "cache: {enabled: true}\n"
+    )
+    settings = load_settings(config)
+    db = open_database(settings.storage.path)
+    key, _ = KeyStore(db).create_key("profile")
+    db.close()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None))
+    profiler = Profiler(async_mode="disabled", interval=0.0005)
+
+    def serve() -> None:
+        profiler.start()
+        try:
+            server.run()
+        finally:
+            profiler.stop()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    base = f"http://127.0.0.1:{port}/v1"
+    headers = {"Authorization": f"Bearer {key}"}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    try:
+        with httpx.Client(base_url=base, headers={**headers, "Cache-Control": "no-store"}, timeout=60) as client:
+            for i in range(args.requests):
+                body = {"model": "haiku", "messages": [{"role": "user", "content": f"profile {i}"}]}
+                client.post("/chat/completions", json=body).raise_for_status()
+        hit = {"model": "haiku", "messages": [{"role": "user", "content": "profile cached"}]}
+        httpx.post(f"{base}/chat/completions", json=hit, headers=headers, timeout=60).raise_for_status()
+
+        def hits(count: int) -> None:
+            with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+                for _ in range(count):
+                    client.post("/chat/completions", json=hit).raise_for_status()
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(hits, [args.hits // 4] * 4))
+    finally:
+        server.should_exit = True
+        thread.join()
+        upstream.stop()
+    print(profiler.output_text(unicode=True, color=False, show_all=False))  # noqa: T201 - the report
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -11,7 +11,8 @@ import argparse
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -19,12 +20,19 @@ import uvicorn
 from pyinstrument import Profiler
 
 from budgets.database import open_database
-from budgets.keys import KeyStore
+from budgets.keys import KeyStore, Project
 from proxy.app import create_app
 from proxy.settings import load_settings
 from tests.support.cli import ensure_cli
 from tests.support.server import free_port
 from tests.support.upstream import ScriptedUpstream
+
+
+def _hits(job: tuple[str, dict, dict, int]) -> None:
+    base, headers, body, count = job
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        for _ in range(count):
+            client.post("/chat/completions", json=body).raise_for_status()
 
 
 def main() -> int:
@@ -47,7 +55,9 @@ def main() -> int:
     )
     settings = load_settings(config)
     db = open_database(settings.storage.path)
-    key, _ = KeyStore(db).create_key("profile")
+    keys = KeyStore(db)
+    keys.upsert_project(Project(name="profile"))
+    key, _ = keys.create_key("profile")
     db.close()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None))
     profiler = Profiler(async_mode="disabled", interval=0.0005)
@@ -78,13 +88,9 @@ def main() -> int:
         hit = {"model": "haiku", "messages": [{"role": "user", "content": "profile cached"}]}
         httpx.post(f"{base}/chat/completions", json=hit, headers=headers, timeout=60).raise_for_status()
 
-        def hits(count: int) -> None:
-            with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-                for _ in range(count):
-                    client.post("/chat/completions", json=hit).raise_for_status()
-
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(hits, [args.hits // 4] * 4))
+        # The load runs in other processes, so it does not compete with the server for the GIL.
+        with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
+            list(pool.map(_hits, [(base, headers, hit, args.hits // 4)] * 4))
     finally:
         server.should_exit = True
         thread.join()

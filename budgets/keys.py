@@ -9,7 +9,7 @@ import time
 from typing import Literal
 
 import sqlite_utils
-from msgspec import Struct
+from msgspec import Struct, structs
 
 KEY_PREFIX = "sk-cp-"
 _VISIBLE = 12  # characters of a key kept in clear for listing ("sk-cp-AbCdEf")
@@ -24,6 +24,10 @@ class Project(Struct, kw_only=True):
     rpm: int | None = None
     tpm: int | None = None
     created_at: float = 0.0
+
+
+_PROJECT_FIELDS = [field.name for field in structs.fields(Project)]
+_PROJECT_COLUMNS = ", ".join(_PROJECT_FIELDS)
 
 
 class ApiKey(Struct, kw_only=True):
@@ -89,8 +93,9 @@ class KeyStore:
         return Project(**row)
 
     def get_project(self, name: str) -> Project | None:
-        rows = list(self.db["projects"].rows_where("name = ?", [name]))
-        return Project(**rows[0]) if rows else None
+        cursor = self.db.execute(f"select {_PROJECT_COLUMNS} from projects where name = ?", [name])
+        row = cursor.fetchone()
+        return Project(**dict(zip(_PROJECT_FIELDS, row))) if row else None
 
     def create_key(self, project: str) -> tuple[str, ApiKey]:
         """A new key for an existing project: (the secret, shown once, and its record)."""
@@ -110,7 +115,13 @@ class KeyStore:
     def verify(self, secret: str) -> ApiKey | None:
         """The live key matching `secret`, or None for unknown and revoked keys."""
         digest = hash_key(secret)
-        for row in self.db["api_keys"].rows_where("key_hash = ?", [digest]):
+        # Plain SQL: this runs on every request, and sqlite_utils' table objects introspect the schema.
+        cursor = self.db.execute(
+            "select id, project, prefix, key_hash, created_at, revoked_at from api_keys where key_hash = ?", [digest]
+        )
+        columns = [column[0] for column in cursor.description]
+        for values in cursor.fetchall():
+            row = dict(zip(columns, values))
             # The lookup is by hash; the constant-time compare keeps timing independent of the match.
             if hmac.compare_digest(row["key_hash"], digest) and row["revoked_at"] is None:
                 return _key(row)

@@ -42,6 +42,10 @@ class UsageTotals(Struct, kw_only=True):
     by_model: dict[str, ModelTotals]
 
 
+_COLUMNS = [field.name for field in structs.fields(LedgerEntry)]
+_INSERT = f"insert into usage ({', '.join(_COLUMNS)}) values ({', '.join('?' for _ in _COLUMNS)})"
+
+
 class UsageLedger:
     """Append-only rows in the `usage` table, with the sums budgets and `/v1/usage` need."""
 
@@ -57,7 +61,9 @@ class UsageLedger:
     def record(self, entry: LedgerEntry) -> None:
         if not entry.created_at:
             entry.created_at = time.time()
-        self.db["usage"].insert(structs.asdict(entry))
+        # One prepared statement and one commit: this runs for every request.
+        with self.db.conn:
+            self.db.conn.execute(_INSERT, structs.astuple(entry))
 
     def probe(self) -> None:
         """A small real write: raises when the database cannot be written (disk full, read-only)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Awaitable, Callable
@@ -35,6 +36,7 @@ from proxy.middleware import add_request_headers, request_id
 from proxy.routes import files_router, routes
 from proxy.routes.chat import ChatParts
 from proxy.settings import Settings
+from proxy.tokens import count_tokens
 from proxy.wire.chat_response import encoder
 
 log = logging.getLogger("claude_proxy")
@@ -162,6 +164,8 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
         metering.open(redis)
+        # Loading the tokenizer takes most of a second: do it now rather than in a first request.
+        await asyncio.to_thread(count_tokens, "warm up")
         if settings.cache.enabled:
             caching.cache = (
                 RedisCache(redis, settings.redis.prefix, ttl_s=settings.cache.ttl_s)

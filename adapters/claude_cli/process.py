@@ -41,7 +41,13 @@ def _die_with_parent() -> None:
 
 
 _PR_SET_PDEATHSIG = 1
-_PREEXEC = _die_with_parent if sys.platform.startswith("linux") else None
+_LINUX = sys.platform.startswith("linux")
+# util-linux's setpriv sets the same death signal and then execs the CLI. Without a preexec_fn
+# Python can spawn with vfork: about 1 ms instead of 20 ms of forking the whole server, time the
+# event loop is blocked for. The preexec_fn is the fallback where setpriv is missing.
+_SETPRIV = shutil.which("setpriv") if _LINUX else None
+_DEATH_WRAPPER = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
+_PREEXEC = _die_with_parent if _LINUX and not _SETPRIV else None
 
 # stream-json lines carry whole messages; a long answer is one long line.
 _LINE_LIMIT = 64 * 1024 * 1024
@@ -112,6 +118,7 @@ class CliProcess:
                 env = resume_turn_env(env, turn)
             argv = build_argv(spec, model=model, resume_session=session_id, resume_turn=turn)
             proc = await asyncio.create_subprocess_exec(
+                *_DEATH_WRAPPER,
                 *argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,

@@ -140,11 +140,19 @@ def conversation_key(job: CompletionJob, turns: list[Turn], *, suspended: bool =
     (no project, or a response schema)."""
     if job.owner is None or job.json_schema is not None:
         return None
-    parts = [job.owner, job.model, job.system, job.tools, job.tool_choice, suspended, turns]
+    parts: list[Any] = [job.owner, job.model, job.system, job.tools, job.tool_choice, suspended, turns]
+    if suspended:
+        # The turn that goes on keeps the output limit it started with (a limit sent now would
+        # apply only from the next turn), so only a request with the same limit can take it.
+        parts.append(job.max_output_tokens)
     return hashlib.sha256(_key_encoder.encode(parts)).hexdigest()
 
 
 _key_encoder = msgspec.json.Encoder()
+
+
+def _output_limit(tokens: int) -> dict[str, Any]:
+    return {"subtype": "apply_flag_settings", "settings": {"env": {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(tokens)}}}
 
 
 def _tool_results(blocks: list[Block]) -> dict[str, list[TextBlock]]:
@@ -165,8 +173,7 @@ async def _prepare(proc: CliProcess, job: CompletionJob, bridge: ToolBridge) -> 
     if job.model != proc.model:
         requests.append({"subtype": "set_model", "model": job.model})
     if job.max_output_tokens is not None:
-        env = {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(job.max_output_tokens)}
-        requests.append({"subtype": "apply_flag_settings", "settings": {"env": env}})
+        requests.append(_output_limit(job.max_output_tokens))
     if requests:
         await proc.control(requests, bridge)
     proc.initialized = True

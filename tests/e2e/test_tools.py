@@ -50,14 +50,15 @@ def _agent_round_trip(server, upstream, tag: str) -> tuple[list[dict], list[dict
     upstream.on(f"{tag}-sun-paris", Reply(text=f"{tag}: sunny in Paris, rain in Rome."))
     client = _client(server)
     messages = [{"role": "system", "content": f"You are a weather bot {tag}."}, {"role": "user", "content": f"{tag} weather?"}]
-    first = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER])
+    first = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER], max_tokens=321)
     assert first.choices[0].finish_reason == "tool_calls"
     messages += _results(first.choices[0].message, {"Paris": f"{tag}-sun-paris", "Rome": f"{tag}-rain-rome"})
-    second = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER])
+    second = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER], max_tokens=321)
     assert second.choices[0].finish_reason == "stop"
     assert second.choices[0].message.content == f"{tag}: sunny in Paris, rain in Rome."
     assert second.choices[0].message.tool_calls is None
     (continued,) = upstream.requests_matching(f"{tag}-sun-paris")
+    assert continued.body["max_tokens"] == 321  # the new request's limit, warm or cold
     return messages, continued.body
 
 

@@ -39,6 +39,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=40, help="uncached requests (each runs the CLI)")
     parser.add_argument("--hits", type=int, default=2000, help="cache hits")
+    parser.add_argument("--all", action="store_true", help="show library frames too")
     args = parser.parse_args()
     binary = ensure_cli()
     upstream = ScriptedUpstream().start()
@@ -95,7 +96,7 @@ def main() -> int:
         server.should_exit = True
         thread.join()
         upstream.stop()
-    print(profiler.output_text(unicode=True, color=False, show_all=False))  # noqa: T201 - the report
+    print(profiler.output_text(unicode=True, color=False, show_all=args.all))  # noqa: T201 - the report
     return 0
 
 

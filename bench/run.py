@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -225,6 +226,41 @@ def cache_load(proxy: Proxy, concurrency: int, seconds: float) -> dict[str, floa
     return {"rps": len(latencies) / (time.perf_counter() - began), **percentiles(latencies)}
 
 
+def wrk_cache_load(proxy: Proxy, *, connections: int, seconds: int) -> dict[str, float] | None:
+    """The cache-hit path under wrk (a C load generator, 1 thread), when wrk is installed."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    body = json.dumps({"model": "haiku", "messages": [{"role": "user", "content": "cached benchmark question"}]})
+    script = Path(tempfile.mkdtemp()) / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "{proxy.server.headers["Authorization"]}"\n'
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("RESULT %d %d %f %f %f %d\\n", summary.requests, summary.duration,'
+        " latency:percentile(50), latency:percentile(99), latency.max, summary.errors.status))\n"
+        "end\n"
+    )
+    done = subprocess.run(
+        [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), proxy.server.base_url + "/chat/completions"],
+        capture_output=True, text=True, check=True,
+    )
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    requests, duration_us, p50_us, p99_us, max_us, bad = line.split()[1:]
+    if int(bad):
+        raise RuntimeError(f"wrk saw {bad} non-2xx answers on the cache path")
+    return {
+        "rps": int(requests) / (int(duration_us) / 1e6),
+        "p50": float(p50_us) / 1e6,
+        "p99": float(p99_us) / 1e6,
+        "max": float(max_us) / 1e6,
+        "n": int(requests),
+        "connections": connections,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=15, help="requests per latency sample")
@@ -313,6 +349,7 @@ def main() -> int:
             "pooled_cli": [rss_mb(pid) for pid in descendants(server.proc.pid) if "claude" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")],
         }
         report["cache_hit"] = cache_load(proxy, concurrency=8, seconds=3 if args.quick else 10)
+        report["cache_hit_wrk"] = wrk_cache_load(proxy, connections=8, seconds=3 if args.quick else 10)
         overhead = []
         with httpx.Client(base_url=server.base_url, headers=server.headers, timeout=30) as client:
             for _ in range(rounds):

@@ -28,10 +28,23 @@ def upstream_server() -> Iterator[ScriptedUpstream]:
     upstream.stop()
 
 
+def _offered_tools_are_allowed(upstream: ScriptedUpstream) -> list[str]:
+    """Tools any request offered the model that are neither the caller's nor the CLI's schema tool."""
+    return [
+        tool.get("name", "?")
+        for recorded in upstream.requests
+        for tool in recorded.body.get("tools") or []
+        if not (tool.get("name") == "StructuredOutput" or str(tool.get("name", "")).startswith("mcp__proxy__"))
+    ]
+
+
 @pytest.fixture()
-def upstream(upstream_server: ScriptedUpstream) -> ScriptedUpstream:
+def upstream(upstream_server: ScriptedUpstream) -> Iterator[ScriptedUpstream]:
     upstream_server.reset()
-    return upstream_server
+    yield upstream_server
+    # Security invariant, checked after every test of every request kind: Claude Code's own tools
+    # (Bash, Read, Write, ...) never reach the model.
+    assert _offered_tools_are_allowed(upstream_server) == []
 
 
 @pytest.fixture(scope="session")

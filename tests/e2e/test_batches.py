@@ -243,7 +243,8 @@ def test_projects_cannot_see_each_others_files_and_batches(client, server):
     _wait(client, batch.id, {"completed"})
 
 
-def test_kill_9_mid_batch_resumes_and_records_each_line_once(make_server, upstream):
+@pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_a_stop_mid_batch_resumes_and_records_each_line_once(make_server, upstream, stop_signal):
     server = make_server({"batches": {"concurrency": 2}, "pool": {"spares": 0}})
     client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
     upstream.on("durable", Reply(chunk_delay=0.15, chunks=["x ", "y ", "z"]))
@@ -251,8 +252,8 @@ def test_kill_9_mid_batch_resumes_and_records_each_line_once(make_server, upstre
     source = client.files.create(file=("in.jsonl", io.BytesIO(_jsonl(lines))), purpose="batch")
     batch = client.batches.create(input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h")
     assert upstream.wait_for(lambda: len(upstream.requests_matching("durable")) >= 4, timeout=30)
-    server.proc.send_signal(signal.SIGKILL)
-    server.proc.wait()
+    server.proc.send_signal(stop_signal)
+    server.proc.wait(timeout=30)
     server.start()
     done = _wait(client, batch.id, {"completed"}, timeout=90)
     outputs = _read_lines(client, done.output_file_id)

@@ -51,6 +51,8 @@ def test_two_servers_share_one_budget_under_a_race(make_server, upstream, tmp_pa
     first, second = _pair(make_server, tmp_path, {**redis_config, **PRICED})
     budget = 1900.0  # about three worst cases of $603, as in the single-server race
     key = first.create_key("shared-budget", budget_usd=budget)
+    # Answers wait, so no admitted request settles (and frees its reservation) before all 20 arrived.
+    upstream.on("race", Reply(first_delay=2.0))
     servers = [first, second] * 10
     with ThreadPoolExecutor(max_workers=20) as pool:
         responses = list(pool.map(lambda i: _chat(servers[i], key, f"race {i}", max_tokens=100), range(20)))

@@ -30,19 +30,19 @@ RESPONSES = {
     ("GET", "/batches"): "ListBatchesResponse",
 }
 OPERATIONS = [
-    ("POST", "/chat/completions", 150),
-    ("POST", "/completions", 60),
-    ("GET", "/models", 20),
-    ("GET", "/models/{model}", 60),
-    ("GET", "/files", 100),
-    ("POST", "/files", 100),
-    ("GET", "/files/{file_id}", 60),
-    ("DELETE", "/files/{file_id}", 60),
-    ("GET", "/files/{file_id}/content", 60),
-    ("GET", "/batches", 100),
-    ("POST", "/batches", 150),
-    ("GET", "/batches/{batch_id}", 60),
-    ("POST", "/batches/{batch_id}/cancel", 60),
+    ("POST", "/chat/completions", 300),
+    ("POST", "/completions", 120),
+    ("GET", "/models", 40),
+    ("GET", "/models/{model}", 120),
+    ("GET", "/files", 200),
+    ("POST", "/files", 200),
+    ("GET", "/files/{file_id}", 120),
+    ("DELETE", "/files/{file_id}", 120),
+    ("GET", "/files/{file_id}/content", 120),
+    ("GET", "/batches", 200),
+    ("POST", "/batches", 300),
+    ("GET", "/batches/{batch_id}", 120),
+    ("POST", "/batches/{batch_id}/cancel", 120),
 ]
 
 

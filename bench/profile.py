@@ -8,10 +8,9 @@ processes are children and are not in it: what is shown is the proxy's own time)
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import tempfile
 import threading
-import time
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -19,12 +18,11 @@ import httpx
 import uvicorn
 from pyinstrument import Profiler
 
-from budgets.database import open_database
-from budgets.keys import KeyStore, Project
+from adapters.claude_cli.backend import ClaudeCliBackend
 from proxy.app import create_app
 from proxy.settings import load_settings
 from tests.support.cli import ensure_cli
-from tests.support.server import free_port
+from tests.support.server import RunningServer
 from tests.support.upstream import ScriptedUpstream
 
 
@@ -43,24 +41,16 @@ def main() -> int:
     args = parser.parse_args()
     binary = ensure_cli()
     upstream = ScriptedUpstream().start()
-    workdir = Path(tempfile.mkdtemp(prefix="claude-proxy-profile-"))
-    port = free_port()
-    config = workdir / "config.yaml"
-    config.write_text(
-        f"server: {{port: {port}, log_level: warning}}\n"
-        f"storage: {{path: {workdir / 'data'}}}\n"
-        f"claude: {{binary: {binary}, env: {{ANTHROPIC_BASE_URL: '{upstream.url}', ANTHROPIC_API_KEY: sk-ant-profile, "
-        f"CLAUDE_CONFIG_DIR: '{workdir / 'claude'}'}}}}\n"
-        "pool: {size: 4, spares: 2, spare_model: haiku}\n"
-        "cache: {enabled: true}\n"
+    # The tests' server set-up (config file, key, CLI environment), run in this process instead.
+    running = RunningServer(
+        Path(tempfile.mkdtemp(prefix="claude-proxy-profile-")),
+        cli=binary,
+        upstream_url=upstream.url,
+        config={"pool": {"spares": 2, "spare_model": "haiku"}, "cache": {"enabled": True}},
     )
-    settings = load_settings(config)
-    db = open_database(settings.storage.path)
-    keys = KeyStore(db)
-    keys.upsert_project(Project(name="profile"))
-    key, _ = keys.create_key("profile")
-    db.close()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None))
+    settings = load_settings(running.config_path)
+    app = create_app(settings, backend=ClaudeCliBackend(settings, environ=running.env))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=running.port, log_config=None))
     profiler = Profiler(async_mode="disabled", interval=0.0005)
 
     def serve() -> None:
@@ -72,15 +62,8 @@ def main() -> int:
 
     thread = threading.Thread(target=serve)
     thread.start()
-    base = f"http://127.0.0.1:{port}/v1"
-    headers = {"Authorization": f"Bearer {key}"}
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.05)
+    base, headers = running.base_url, running.headers
+    running.wait_until(lambda: running.ready(0), timeout=30)
     try:
         with httpx.Client(base_url=base, headers={**headers, "Cache-Control": "no-store"}, timeout=60) as client:
             for i in range(args.requests):

@@ -205,7 +205,7 @@ class Metering:
             try:
                 self.ledger.probe()
             except Exception as exc:  # noqa: BLE001 - any failure to write counts
-                self.storage_error = f"{type(exc).__name__}: {exc}"
+                self.storage_failed(exc)
             else:
                 log.warning("the usage ledger can be written again")
                 self.storage_error = None

@@ -28,7 +28,7 @@ def upstream_server() -> Iterator[ScriptedUpstream]:
     upstream.stop()
 
 
-def _offered_tools_are_allowed(upstream: ScriptedUpstream) -> list[str]:
+def _disallowed_tools_offered(upstream: ScriptedUpstream) -> list[str]:
     """Tools any request offered the model that are neither the caller's nor the CLI's schema tool."""
     return [
         tool.get("name", "?")
@@ -44,7 +44,7 @@ def upstream(upstream_server: ScriptedUpstream) -> Iterator[ScriptedUpstream]:
     yield upstream_server
     # Security invariant, checked after every test of every request kind: Claude Code's own tools
     # (Bash, Read, Write, ...) never reach the model.
-    assert _offered_tools_are_allowed(upstream_server) == []
+    assert _disallowed_tools_offered(upstream_server) == []
 
 
 @pytest.fixture(scope="session")

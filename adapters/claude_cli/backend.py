@@ -151,10 +151,6 @@ def conversation_key(job: CompletionJob, turns: list[Turn], *, suspended: bool =
 _key_encoder = msgspec.json.Encoder()
 
 
-def _output_limit(tokens: int) -> dict[str, Any]:
-    return {"subtype": "apply_flag_settings", "settings": {"env": {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(tokens)}}}
-
-
 def _tool_results(blocks: list[Block]) -> dict[str, list[TextBlock]]:
     return {block.tool_use_id: block.content for block in blocks if isinstance(block, ToolResultBlock)}
 
@@ -173,7 +169,8 @@ async def _prepare(proc: CliProcess, job: CompletionJob, bridge: ToolBridge) -> 
     if job.model != proc.model:
         requests.append({"subtype": "set_model", "model": job.model})
     if job.max_output_tokens is not None:
-        requests.append(_output_limit(job.max_output_tokens))
+        env = {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(job.max_output_tokens)}
+        requests.append({"subtype": "apply_flag_settings", "settings": {"env": env}})
     if requests:
         await proc.control(requests, bridge)
     proc.initialized = True

@@ -27,9 +27,6 @@ TWO_CALLS = [
 ]
 
 
-def _raw(response) -> dict:
-    return json.loads(response.model_dump_json(exclude_unset=True))
-
 
 def _client(server) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
@@ -67,7 +64,7 @@ def test_tool_calls_come_back_as_openai_tool_calls(server, upstream):
     result = _client(server).chat.completions.create(
         model="gpt-4o", messages=[{"role": "user", "content": "tc-basic weather?"}], tools=[WEATHER]
     )
-    body = _raw(result)
+    body = openapi.sdk_json(result)
     openapi.validate(body, "CreateChatCompletionResponse")
     choice = result.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -135,7 +132,7 @@ def test_streamed_tool_calls_carry_index_id_and_argument_pieces(server, upstream
     finish = None
     text = ""
     for chunk in stream:
-        openapi.validate(_raw(chunk), "CreateChatCompletionStreamResponse")
+        openapi.validate(openapi.sdk_json(chunk), "CreateChatCompletionStreamResponse")
         choice = chunk.choices[0]
         text += choice.delta.content or ""
         for delta in choice.delta.tool_calls or []:

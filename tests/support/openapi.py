@@ -40,6 +40,7 @@ from __future__ import annotations
 import copy
 import datetime
 import functools
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-__all__ = ["validate", "errors", "schema", "schema_dir", "document_path", "ENV_VAR"]
+__all__ = ["validate", "errors", "sdk_json", "schema", "schema_dir", "document_path", "ENV_VAR"]
 
 ENV_VAR = "OPENAI_OPENAPI_DIR"
 CURRENT = "current"
@@ -328,6 +329,11 @@ def errors(instance: Any, schema_name: str, *, document: str = CURRENT) -> list[
         key=lambda e: ([str(p) for p in e.absolute_path], e.message),
     )
     return [_describe(e) for e in found]
+
+
+def sdk_json(response: Any) -> dict[str, Any]:
+    """An OpenAI SDK object as the server sent it: fields the SDK filled in itself are left out."""
+    return json.loads(response.model_dump_json(exclude_unset=True))
 
 
 def validate(instance: Any, schema_name: str, *, document: str = CURRENT) -> None:

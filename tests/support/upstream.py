@@ -85,6 +85,11 @@ def tool_result_text(body: dict[str, Any]) -> str:
     return ""
 
 
+def match_text(body: dict[str, Any]) -> str:
+    """What rules match against: the last user message's text, and the tool results it carries."""
+    return last_user_text(body) + " " + tool_result_text(body)
+
+
 def last_user_text(body: dict[str, Any]) -> str:
     for message in reversed(body.get("messages", [])):
         if message.get("role") == "user":
@@ -134,7 +139,7 @@ class ScriptedUpstream:
 
     def requests_matching(self, needle: str) -> list[Recorded]:
         with self._lock:
-            return [r for r in self.requests if needle in last_user_text(r.body) + " " + tool_result_text(r.body)]
+            return [r for r in self.requests if needle in match_text(r.body)]
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -145,8 +150,7 @@ class ScriptedUpstream:
         return predicate()
 
     def _record_and_pick(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> Reply:
-        # Rules match the last user message's text, or the tool results it carries.
-        text = last_user_text(body) + " " + tool_result_text(body)
+        text = match_text(body)
         with self._lock:
             self.requests.append(Recorded(path, headers, body))
             for rule in self._rules:

@@ -274,7 +274,8 @@ def main() -> int:
         workdir / "server",
         cli=binary,
         upstream_url=upstream.url,
-        config={"pool": {"size": 8, "spares": 4, "spare_model": "haiku", "max_queue": 64}, "cache": {"enabled": True},
+        config={"pool": {"size": 8, "spares": 2, "warm_max": 6, "spare_model": "haiku", "max_queue": 64},
+                "cache": {"enabled": True},
                 "batches": {"concurrency": 4, "poll_s": 0.05},
                 "server": {"log_level": "warning"}},
     ).start()
@@ -298,6 +299,17 @@ def main() -> int:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cold_cpu = ((after.ru_utime + after.ru_stime) - (children_before.ru_utime + children_before.ru_stime)) / rounds
         report["cpu_s_per_request"] = {"proxy_incl_cli": proxy_cpu, "cold": cold_cpu}
+
+        # The same, but every request brings a system prompt never seen before: no idle process
+        # has its set-up, so each takes a spare (or starts a process).
+        def paced_new_prompt(i: int) -> float:
+            elapsed = proxy.run([{"role": "system", "content": f"new prompt {i}"}, {"role": "user", "content": f"one-shot {i}"}])
+            time.sleep(0.3)
+            return elapsed
+
+        proxy_new, cold_new = interleaved(rounds, paced_new_prompt, lambda i: cold.run(f"one-shot new cold {i}"))
+        report["one_shot_new_prompt_s"] = {"proxy": percentiles(proxy_new), "cold": percentiles(cold_new)}
+        report["one_shot_new_prompt_ratio_p50"] = percentiles(proxy_new)["p50"] / percentiles(cold_new)["p50"]
 
         proxy_ttft, cold_ttft = interleaved(
             rounds, lambda i: (proxy.first_token(f"ttft {i}"), time.sleep(0.3))[0], lambda i: cold.first_token(f"ttft cold {i}")
@@ -343,6 +355,16 @@ def main() -> int:
             p = throughput(concurrency, total, lambda i: proxy.run([{"role": "user", "content": f"tp {concurrency} {i}"}]))
             c = throughput(concurrency, total, lambda i: cold.run(f"tp cold {concurrency} {i}"))
             report["throughput_rps"][concurrency] = {"proxy": p, "cold": c, "ratio": p / c}
+        # Throughput when no two requests share a set-up: every request needs a new process.
+        total = max(rounds, 12)
+        new_setups = throughput(
+            4, total, lambda i: proxy.run([{"role": "system", "content": f"tp new {i}"}, {"role": "user", "content": f"tp new {i}"}])
+        )
+        cold_new_setups = throughput(4, total, lambda i: cold.run(f"tp new cold {i}"))
+        report["throughput_new_prompt_c4_rps"] = {
+            "proxy": new_setups, "cold": cold_new_setups, "ratio": new_setups / cold_new_setups
+        }
+        report["pool"] = server.health()["pool"]
 
         report["rss_mb"] = {
             "server": rss_mb(server.proc.pid),

@@ -87,6 +87,7 @@ class Answer:
         self.text: list[str] = []
         self.calls: list[_Call] = []
         self.suspended = False
+        self.turn_ended = False  # the CLI finished its turn (its result line was read)
         self._blocks: dict[int, int] = {}  # content block index -> call index
         self._held_text: list[str] = []  # with tool_choice "required", text waits for a call
 
@@ -184,11 +185,12 @@ class Answer:
                     cache_read_tokens=line.usage.cache_read_input_tokens,
                     cache_creation_tokens=line.usage.cache_creation_input_tokens,
                 )
-                cost = line.total_cost_usd
+                cost = self._turn_cost(line.total_cost_usd)
                 if self.proc.turn_usage is not None:
                     # This CLI turn began in an earlier request, which reported its part already.
                     usage, cost = _subtract(usage, self.proc.turn_usage), None
                     self.proc.turn_usage = None
+                self.turn_ended = True
                 yield self._finish(
                     Completed(
                         finish_reason="length" if line.stop_reason == "max_tokens" else "stop",
@@ -223,6 +225,13 @@ class Answer:
         self.calls.append(_Call(str(block.get("id", "")), name))
         out.append(ToolCallStarted(index=index, id=str(block.get("id", "")), name=name))
         return out
+
+    def _turn_cost(self, total: float | None) -> float | None:
+        """The CLI's cost total counts every turn the process answered; this turn's share."""
+        if total is None:
+            return None
+        previous, self.proc.cost_total = self.proc.cost_total, total
+        return total - previous if total >= previous else total
 
     def _finish(self, completed: Completed) -> Completed:
         if self.job.tool_choice == "required" and not self.calls:

@@ -11,7 +11,7 @@ from typing import Any, AsyncIterator, Mapping
 
 import msgspec
 
-from adapters.claude_cli.command import LaunchSpec, build_env, decide_bare
+from adapters.claude_cli.command import OUTPUT_LIMIT_ENV, LaunchSpec, build_env, decide_bare
 from adapters.claude_cli.discovery import CliInfo, find_cli
 from adapters.claude_cli.answer import Answer
 from adapters.claude_cli.pool import CliPool
@@ -69,6 +69,7 @@ class ClaudeCliBackend:
             workroot=Path(claude.workdir) if claude.workdir else None,
             warm_max=pool.warm_max,
             warm_idle_s=pool.warm_idle_s,
+            reuse_max=pool.reuse_max,
         )
         await self.pool.start()
 
@@ -95,8 +96,14 @@ class ClaudeCliBackend:
         key = conversation_key(job, job.history, suspended=continuing)
         if continuing and not all(isinstance(block, ToolResultBlock) for block in job.prompt):
             key = None  # results plus a new message: a waiting call can take only the results
+        profile = None if continuing else reuse_profile(job)
         async with pool.lease(
-            model=job.model, history=history, priority=job.priority, warm_key=key, resume_turn=resume_turn
+            model=job.model,
+            history=history,
+            priority=job.priority,
+            warm_key=key,
+            resume_turn=resume_turn,
+            profile=profile,
         ) as proc:
             if continuing and proc.initialized and proc.bridge is not None:
                 # A warm process suspended on exactly these calls (its key says so): answer
@@ -106,12 +113,11 @@ class ClaudeCliBackend:
                     await proc.send(answer)
             else:
                 bridge = proc.bridge = ToolBridge(job.tools)
-                await _prepare(proc, job, bridge)
+                await _prepare(proc, job, bridge, profile)
                 if continuing:
                     proc.exact = False
                 else:
-                    message = {"role": "user", "content": _stdin_content(job.prompt)}
-                    await proc.send({"type": "user", "message": message})
+                    await proc.send_user(_stdin_content(job.prompt))
             answer = Answer(proc, job, bridge)
             async for event in answer.events():
                 if isinstance(event, Completed) and proc.exact:
@@ -121,17 +127,15 @@ class ClaudeCliBackend:
 
 def _park(pool: CliPool, proc: CliProcess, job: CompletionJob, answer: Answer, completed: Completed) -> None:
     """The process now holds exactly the conversation the caller will resend next time, with
-    this answer: keep it for that request."""
-    if completed.finish_reason == "stop" and answer.text:
-        suspended = False
-    elif completed.finish_reason == "tool_calls" and answer.suspended:
-        suspended = True
-    else:
-        return
-    turns = [*job.history, Turn("user", job.prompt), Turn("assistant", answer.assistant_blocks())]
-    next_key = conversation_key(job, turns, suspended=suspended)
-    if next_key is not None:
-        pool.park(proc, next_key)
+    this answer: keep it for that request, and, when its turn has ended, for another request
+    of its profile, which empties it first."""
+    next_key = None
+    if (completed.finish_reason == "stop" and answer.text) or (
+        completed.finish_reason == "tool_calls" and answer.suspended
+    ):
+        turns = [*job.history, Turn("user", job.prompt), Turn("assistant", answer.assistant_blocks())]
+        next_key = conversation_key(job, turns, suspended=answer.suspended)
+    pool.park(proc, next_key, reusable=answer.turn_ended)
 
 
 def conversation_key(job: CompletionJob, turns: list[Turn], *, suspended: bool = False) -> str | None:
@@ -148,6 +152,23 @@ def conversation_key(job: CompletionJob, turns: list[Turn], *, suspended: bool =
     return hashlib.sha256(_key_encoder.encode(parts)).hexdigest()
 
 
+def reuse_profile(job: CompletionJob) -> str | None:
+    """Identifies what `initialize` fixes in a process for good: a process emptied by a rewind
+    can serve any request with the same profile. None for jobs without a project."""
+    if job.owner is None:
+        return None
+    parts: list[Any] = [
+        job.owner,
+        job.model,
+        job.system,
+        job.tools,
+        job.tool_choice,
+        job.parallel_tool_calls,
+        job.json_schema,
+    ]
+    return hashlib.sha256(_key_encoder.encode(parts)).hexdigest()
+
+
 _key_encoder = msgspec.json.Encoder()
 
 
@@ -155,11 +176,14 @@ def _tool_results(blocks: list[Block]) -> dict[str, list[TextBlock]]:
     return {block.tool_use_id: block.content for block in blocks if isinstance(block, ToolResultBlock)}
 
 
-async def _prepare(proc: CliProcess, job: CompletionJob, bridge: ToolBridge) -> None:
+async def _prepare(proc: CliProcess, job: CompletionJob, bridge: ToolBridge, profile: str | None) -> None:
     """System prompt, tools, model and output limit go over stdin as control requests, never
-    argv. A warm process was initialized by the turn before, with the same settings."""
+    argv. A warm or reused process was initialized before, with the same settings."""
     requests: list[dict[str, Any]] = []
     if not proc.initialized:
+        # A process resumed from a session file cannot be emptied: a rewind reaches only what
+        # came over stdin.
+        proc.profile = profile if proc.session_file is None else None
         initialize: dict[str, Any] = {"subtype": "initialize", "systemPrompt": job.system}
         if job.json_schema is not None:
             initialize["jsonSchema"] = job.json_schema
@@ -168,13 +192,15 @@ async def _prepare(proc: CliProcess, job: CompletionJob, bridge: ToolBridge) -> 
         requests.append(initialize)
     if job.model != proc.model:
         requests.append({"subtype": "set_model", "model": job.model})
-    if job.max_output_tokens is not None:
-        env = {"CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(job.max_output_tokens)}
-        requests.append({"subtype": "apply_flag_settings", "settings": {"env": env}})
+    limit = proc.base_output_limit if job.max_output_tokens is None else str(job.max_output_tokens)
+    if limit != proc.output_limit:
+        # null unsets the variable: the CLI's default comes back, whatever an earlier turn set.
+        requests.append({"subtype": "apply_flag_settings", "settings": {"env": {OUTPUT_LIMIT_ENV: limit}}})
     if requests:
         await proc.control(requests, bridge)
     proc.initialized = True
     proc.model = job.model
+    proc.output_limit = limit
 
 
 def _stdin_content(blocks: list[Block]) -> list[dict[str, Any]]:

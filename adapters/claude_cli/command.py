@@ -12,6 +12,8 @@ from adapters.claude_cli.tool_bridge import MCP_CONFIG
 # Session ids and models reach argv; both are produced by the proxy, and checked once more here.
 _SAFE_ARG = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,100}")
 
+OUTPUT_LIMIT_ENV = "CLAUDE_CODE_MAX_OUTPUT_TOKENS"  # the upstream request's max_tokens
+
 FORCED_ENV = {
     "DISABLE_TELEMETRY": "1",
     "DISABLE_AUTOUPDATER": "1",
@@ -88,7 +90,7 @@ def resume_turn_env(base: Mapping[str, str], resume_turn: ResumeTurn) -> dict[st
     # session file. The CLI adds its "Continue from where you left off." to that user turn.
     env["CLAUDE_CODE_RESUME_INTERRUPTED_TURN"] = "1"
     if resume_turn.max_output_tokens is not None:
-        env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(resume_turn.max_output_tokens)
+        env[OUTPUT_LIMIT_ENV] = str(resume_turn.max_output_tokens)
     return env
 
 

@@ -1,9 +1,11 @@
 """A bounded pool of CLI processes with pre-started spares and a bounded wait queue.
 
 At most `size` processes are alive at once, spares included. A request first takes a slot
-(waiting in FIFO order, at most `max_queue` waiters, each for at most `queue_timeout_s`), then a
-spare if its conversation needs no resumed history, else a freshly started process. Each
-process serves one request and is closed afterwards; spares are refilled in the background.
+(waiting in FIFO order, at most `max_queue` waiters, each for at most `queue_timeout_s`), then
+the first of: the warm process holding its conversation; for a new conversation, an idle process
+of its profile, emptied by a rewind, or a spare; else a freshly started process. A finished
+process is kept (at most `warm_max`, LRU) when it can serve again, and closed otherwise; spares
+are refilled in the background.
 """
 
 from __future__ import annotations
@@ -43,13 +45,17 @@ class CliPool:
         workroot: Path | None = None,
         warm_max: int = 0,
         warm_idle_s: float = 300.0,
+        reuse_max: int = 0,
     ) -> None:
         self.spec = spec
         self.warm_max = warm_max
         self.warm_idle_s = warm_idle_s
-        # Processes that answered a conversation and wait for its next turn, by conversation key.
+        self.reuse_max = reuse_max
+        # Processes that answered and wait for their conversation's next turn (by conversation
+        # key) or to be emptied for another request of their profile (`reusable`), oldest first.
         self._warm: OrderedDict[str, tuple[CliProcess, float]] = OrderedDict()
         self.warm_hits = 0
+        self.reuse_hits = 0
         self.size = size
         self.target_spares = min(spares, size)
         self.spare_model = spare_model
@@ -111,6 +117,7 @@ class CliPool:
             "spares": len(self._spares),
             "warm": len(self._warm),
             "warm_hits": self.warm_hits,
+            "reuse_hits": self.reuse_hits,
             "starting": self._spawning,
             "queued": len(self._waiters[Priority.INTERACTIVE]),
             "queued_batch": len(self._waiters[Priority.BATCH]),
@@ -135,15 +142,18 @@ class CliPool:
         priority: int = Priority.INTERACTIVE,
         warm_key: str | None = None,
         resume_turn: tuple[str, int | None] | None = None,
+        profile: str | None = None,
     ) -> AsyncIterator[CliProcess]:
         """A process for one request: the warm process holding this conversation if there is
-        one, else a spare (no history) or a new process. When the block exits it is killed,
-        unless the request parked it (`park`) for the conversation's next turn."""
+        one; without history, an emptied idle process of `profile` or a spare; else a new
+        process. When the block exits it is killed, unless the request parked it (`park`)."""
         await self._acquire_slot(priority)
         proc: CliProcess | None = None
         try:
             await self._sweep()
             proc = self._take_warm(warm_key)
+            if proc is None and not history:
+                proc = await self._reuse(profile)
             if proc is None and not history:
                 proc = self._take_spare()
             if proc is None:
@@ -160,10 +170,14 @@ class CliPool:
             finally:
                 self._release_slot()
 
-    def park(self, proc: CliProcess, key: str) -> None:
-        """Keep `proc` after this request, for a request that continues its conversation."""
-        if self.warm_max > 0:
-            proc.parked_key = key
+    def park(self, proc: CliProcess, key: str | None, *, reusable: bool = False) -> None:
+        """Keep `proc` after this request: for the request that continues its conversation
+        (`key`), and, when `reusable` (its turn ended), for another request of its profile."""
+        reusable = reusable and proc.profile is not None and proc.conversations + 1 < self.reuse_max
+        if self.warm_max <= 0 or (key is None and not reusable):
+            return
+        proc.reusable = reusable
+        proc.parked_key = key if key is not None else f"reuse-{proc.pid}"
 
     def _take_warm(self, key: str | None) -> CliProcess | None:
         if key is None or key not in self._warm:
@@ -173,7 +187,32 @@ class CliPool:
             self._forget(proc)
             return None
         proc.parked_key = None
+        proc.reusable = False
         self.warm_hits += 1
+        return proc
+
+    async def _reuse(self, profile: str | None) -> CliProcess | None:
+        """The idle process of `profile` parked longest, its conversation emptied."""
+        if profile is None:
+            return None
+        found = next(
+            (key for key, (proc, _) in self._warm.items() if proc.reusable and proc.profile == profile), None
+        )
+        if found is None:
+            return None
+        proc, _ = self._warm.pop(found)
+        proc.parked_key = None
+        proc.reusable = False
+        try:
+            await proc.rewind()
+        except BaseException as exc:
+            proc.kill()
+            await asyncio.shield(self._retire(proc))
+            if not isinstance(exc, Exception):
+                raise
+            log.warning("could not empty an idle Claude process for reuse: %s", exc)
+            return None
+        self.reuse_hits += 1
         return proc
 
     def _keep_warm(self, proc: CliProcess) -> None:
@@ -300,10 +339,13 @@ class CliPool:
     def _refill(self) -> None:
         if self._closed:
             return
-        while (
-            len(self._spares) + self._spawning < self.target_spares
-            and self._serving + len(self._spares) + len(self._warm) + self._spawning < self.size
-        ):
+        while len(self._spares) + self._spawning < self.target_spares:
+            if self._serving + len(self._spares) + len(self._warm) + self._spawning >= self.size:
+                if not self._warm:
+                    break
+                # A spare serves any new set-up; the kept process idle longest makes room.
+                _, (oldest, _) = self._warm.popitem(last=False)
+                self._schedule_retire(oldest)
             self._spawning += 1  # counted now so the loop sees it; _spawn_spare balances it
             task = asyncio.get_running_loop().create_task(self._spawn_spare())
             self._tasks.add(task)

@@ -14,7 +14,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from adapters.claude_cli.command import LaunchSpec, ResumeTurn, build_argv, resume_turn_env
+from adapters.claude_cli.command import OUTPUT_LIMIT_ENV, LaunchSpec, ResumeTurn, build_argv, resume_turn_env
 from adapters.claude_cli.events import (
     CliLine,
     ControlRequestLine,
@@ -65,6 +65,7 @@ class CliProcess:
         model: str,
         session_file: Path | None,
         config_dir: Path | None = None,
+        output_limit: str | None = None,
     ) -> None:
         self.proc = proc
         self.config_dir = config_dir
@@ -79,6 +80,18 @@ class CliProcess:
         # False when the CLI changed the conversation on its own (a resumed tool turn gets its
         # "Continue" note), so it must not stand in for the caller's exact history.
         self.exact = True
+        # Reuse for unrelated requests: `profile` names the set-up sent with `initialize` (None:
+        # not reusable), `first_uuid` the first user message of the conversation it holds
+        # (None: empty), `conversations` how many it has held.
+        self.profile: str | None = None
+        self.first_uuid: str | None = None
+        self.conversations = 0
+        self.reusable = False  # set when parked after a turn that ended cleanly
+        # The output limit it started with and the one now applied (None: the CLI's default),
+        # and the CLI's running cost total (its result lines count every turn answered).
+        self.base_output_limit = output_limit
+        self.output_limit = output_limit
+        self.cost_total = 0.0
         self.pid = proc.pid
         self.workdir = workdir
         self.model = model
@@ -135,7 +148,14 @@ class CliProcess:
                 remove_session(session_file)
             raise CliUnavailable(f"could not start the Claude CLI: {exc}") from exc
         log.debug("cli started pid=%s model=%s resume=%s", proc.pid, model, bool(history))
-        return cls(proc, workdir=workdir, model=model, session_file=session_file, config_dir=config_dir)
+        return cls(
+            proc,
+            workdir=workdir,
+            model=model,
+            session_file=session_file,
+            config_dir=config_dir,
+            output_limit=env.get(OUTPUT_LIMIT_ENV),
+        )
 
     @property
     def alive(self) -> bool:
@@ -159,6 +179,27 @@ class CliProcess:
             await self.proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise CliFailed(await self.exit_message("the Claude CLI closed its input")) from exc
+
+    async def send_user(self, content: list[dict[str, Any]]) -> None:
+        """Write a user message; its uuid is what `rewind` cuts back to."""
+        message_uuid = str(uuid.uuid4())
+        if self.first_uuid is None:
+            self.first_uuid = message_uuid
+        await self.send({"type": "user", "uuid": message_uuid, "message": {"role": "user", "content": content}})
+
+    async def rewind(self) -> None:
+        """Empty the conversation: cut it back to before its first user message, as if the
+        process had just been initialized. Only for a process whose turn has ended and whose
+        whole conversation came over stdin."""
+        if self.first_uuid is None:
+            return
+        answers = await self.control([{"subtype": "rewind_conversation", "target_message_uuid": self.first_uuid}])
+        body = answers[0].response.response or {}
+        if body.get("rewound") is not True:
+            raise CliFailed(f"the Claude CLI did not rewind its conversation: {body.get('reason') or body}")
+        self.first_uuid = None
+        self.turn_usage = None
+        self.conversations += 1
 
     async def read(self) -> CliLine | UnknownLine | None:
         """The next stdout line, or None at end of output."""

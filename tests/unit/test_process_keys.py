@@ -1,0 +1,46 @@
+"""The keys that decide which kept process may serve a request."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from adapters.claude_cli.backend import conversation_key, reuse_profile
+from adapters.types import CompletionJob, TextBlock, ToolSpec, Turn
+
+BASE = CompletionJob(model="haiku", system="be brief", history=[], prompt=[TextBlock("hi")], owner="p1")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"owner": "p2"},
+        {"model": "sonnet"},
+        {"system": "be long"},
+        {"tools": [ToolSpec(name="lookup", description="", parameters={"type": "object"})]},
+        {"tool_choice": "none"},
+        {"parallel_tool_calls": False},
+        {"json_schema": {"type": "object"}},
+    ],
+)
+def test_anything_initialize_fixes_changes_the_reuse_profile(change):
+    assert reuse_profile(msgspec.structs.replace(BASE, **change)) != reuse_profile(BASE)
+
+
+def test_the_conversation_and_output_limit_do_not_change_the_reuse_profile():
+    other = msgspec.structs.replace(
+        BASE, history=[Turn("user", [TextBlock("a")]), Turn("assistant", [TextBlock("b")])], max_output_tokens=5
+    )
+    assert reuse_profile(other) == reuse_profile(BASE)
+
+
+def test_jobs_without_a_project_are_never_kept():
+    anonymous = msgspec.structs.replace(BASE, owner=None)
+    assert reuse_profile(anonymous) is None
+    assert conversation_key(anonymous, []) is None
+
+
+def test_a_conversation_key_names_its_turns_and_whether_it_waits_on_tools():
+    turns = [Turn("user", [TextBlock("hi")]), Turn("assistant", [TextBlock("hello")])]
+    assert conversation_key(BASE, turns) != conversation_key(BASE, turns[:1])
+    assert conversation_key(BASE, turns) != conversation_key(BASE, turns, suspended=True)

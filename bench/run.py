@@ -18,11 +18,14 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
 import httpx
+
+from adapters.claude_cli.command import LaunchSpec, build_argv
 
 from tests.support.cli import ensure_cli
 from tests.support.server import RunningServer, descendants
@@ -80,6 +83,52 @@ class Cold:
                 break
         proc.wait()
         return ttft
+
+
+class Direct:
+    """The floor under a reused process: one stream-json CLI, driven without the proxy exactly
+    as the pool drives it (emptied by a rewind, then one user message). The proxy's one-shot
+    latency minus this is the proxy's own overhead."""
+
+    def __init__(self, binary: Path, upstream: str, workdir: Path) -> None:
+        spec = LaunchSpec(binary=str(binary), bare=True, max_retries=0, env={})
+        cwd = workdir / "direct-cwd"
+        cwd.mkdir(parents=True, exist_ok=True)
+        env = {**Cold(binary, upstream, workdir).env, "CLAUDE_CONFIG_DIR": str(workdir / "direct-config")}
+        self.proc = subprocess.Popen(build_argv(spec, model="haiku"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=env, cwd=cwd)
+        self.first: str | None = None
+        self._send({"type": "control_request", "request_id": "init",
+                    "request": {"subtype": "initialize", "systemPrompt": ""}})
+        self._until(b'"control_response"')
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self.proc.stdin
+        self.proc.stdin.write(json.dumps(message).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def _until(self, marker: bytes) -> None:
+        assert self.proc.stdout
+        for line in self.proc.stdout:
+            if marker in line:
+                return
+        raise RuntimeError("the CLI exited")
+
+    def run(self, prompt: str) -> float:
+        start = time.perf_counter()
+        if self.first is not None:
+            self._send({"type": "control_request", "request_id": f"rewind-{self.first}",
+                        "request": {"subtype": "rewind_conversation", "target_message_uuid": self.first}})
+            self._until(b'"control_response"')
+        self.first = str(uuid.uuid4())
+        content = [{"type": "text", "text": prompt}]
+        self._send({"type": "user", "uuid": self.first, "message": {"role": "user", "content": content}})
+        self._until(b'"type":"result"')
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
 
 
 class Proxy:
@@ -169,6 +218,17 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and of every process below it, the live ones (kept CLIs) included."""
+    total = cpu_seconds(pid)
+    for child in descendants(pid):
+        try:
+            total += cpu_seconds(child)
+        except OSError:
+            pass  # exited meanwhile: its time is in its parent's children time
+    return total
 
 
 def rss_mb(pid: int) -> float:
@@ -261,6 +321,10 @@ def wrk_cache_load(proxy: Proxy, *, connections: int, seconds: int) -> dict[str,
     }
 
 
+def new_tools(name: str) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": {"name": name, "parameters": {"type": "object", "properties": {}}}}]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=15, help="requests per latency sample")
@@ -284,7 +348,7 @@ def main() -> int:
     try:
         proxy.run([{"role": "user", "content": "warm up"}])
         time.sleep(1.0)  # let the pool start its spares before measuring
-        cpu_before, children_before = cpu_seconds(server.proc.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_before, children_before = tree_cpu_seconds(server.proc.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
 
         def paced_proxy(i: int) -> float:
             elapsed = proxy.run([{"role": "user", "content": f"one-shot {i}"}])
@@ -295,13 +359,23 @@ def main() -> int:
         report["one_shot_s"] = {"proxy": percentiles(proxy_one), "cold": percentiles(cold_one)}
         report["one_shot_ratio_p50"] = report["one_shot_s"]["proxy"]["p50"] / report["one_shot_s"]["cold"]["p50"]
 
-        proxy_cpu = (cpu_seconds(server.proc.pid) - cpu_before) / rounds
+        proxy_cpu = (tree_cpu_seconds(server.proc.pid) - cpu_before) / rounds
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cold_cpu = ((after.ru_utime + after.ru_stime) - (children_before.ru_utime + children_before.ru_stime)) / rounds
         report["cpu_s_per_request"] = {"proxy_incl_cli": proxy_cpu, "cold": cold_cpu}
 
-        # The same, but every request brings a system prompt never seen before: no idle process
-        # has its set-up, so each takes a spare (or starts a process).
+        # The same one-shot requests sent straight to one stream-json CLI, emptied by a rewind
+        # before each, as the pool does: what is left above it is the proxy's own time.
+        direct = Direct(binary, upstream.url, workdir)
+        try:
+            direct_one = [direct.run(f"one-shot direct {i}") for i in range(rounds)]
+        finally:
+            direct.close()
+        report["one_shot_s"]["direct_cli"] = percentiles(direct_one)
+        report["proxy_overhead_ms_p50"] = (report["one_shot_s"]["proxy"]["p50"] - percentiles(direct_one)["p50"]) * 1000
+
+        # Every request brings a system prompt never seen before: an idle process of the
+        # project switches to it (`set_model` with `system_prompt`) after the rewind.
         def paced_new_prompt(i: int) -> float:
             elapsed = proxy.run([{"role": "system", "content": f"new prompt {i}"}, {"role": "user", "content": f"one-shot {i}"}])
             time.sleep(0.3)
@@ -310,6 +384,17 @@ def main() -> int:
         proxy_new, cold_new = interleaved(rounds, paced_new_prompt, lambda i: cold.run(f"one-shot new cold {i}"))
         report["one_shot_new_prompt_s"] = {"proxy": percentiles(proxy_new), "cold": percentiles(cold_new)}
         report["one_shot_new_prompt_ratio_p50"] = percentiles(proxy_new)["p50"] / percentiles(cold_new)["p50"]
+
+        # Every request offers a tool set never seen before: no idle process can take it (tools
+        # are fixed at start), so each takes a spare, or starts a process when none is ready.
+        def paced_new_setup(i: int) -> float:
+            elapsed = proxy.run([{"role": "user", "content": f"one-shot {i}"}], tools=new_tools(f"setup_{i}"))
+            time.sleep(0.3)  # spares have time to refill
+            return elapsed
+
+        proxy_setup, cold_setup = interleaved(rounds, paced_new_setup, lambda i: cold.run(f"one-shot setup cold {i}"))
+        report["one_shot_new_setup_s"] = {"proxy": percentiles(proxy_setup), "cold": percentiles(cold_setup)}
+        report["one_shot_new_setup_ratio_p50"] = percentiles(proxy_setup)["p50"] / percentiles(cold_setup)["p50"]
 
         proxy_ttft, cold_ttft = interleaved(
             rounds, lambda i: (proxy.first_token(f"ttft {i}"), time.sleep(0.3))[0], lambda i: cold.first_token(f"ttft cold {i}")
@@ -357,11 +442,9 @@ def main() -> int:
             report["throughput_rps"][concurrency] = {"proxy": p, "cold": c, "ratio": p / c}
         # Throughput when no two requests share a set-up: every request needs a new process.
         total = max(rounds, 12)
-        new_setups = throughput(
-            4, total, lambda i: proxy.run([{"role": "system", "content": f"tp new {i}"}, {"role": "user", "content": f"tp new {i}"}])
-        )
+        new_setups = throughput(4, total, lambda i: proxy.run([{"role": "user", "content": f"tp new {i}"}], tools=new_tools(f"tp_{i}")))
         cold_new_setups = throughput(4, total, lambda i: cold.run(f"tp new cold {i}"))
-        report["throughput_new_prompt_c4_rps"] = {
+        report["throughput_new_setup_c4_rps"] = {
             "proxy": new_setups, "cold": cold_new_setups, "ratio": new_setups / cold_new_setups
         }
         report["pool"] = server.health()["pool"]

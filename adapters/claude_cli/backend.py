@@ -154,13 +154,15 @@ def conversation_key(job: CompletionJob, turns: list[Turn], *, suspended: bool =
 
 def reuse_profile(job: CompletionJob) -> str | None:
     """Identifies what `initialize` fixes in a process for good: a process emptied by a rewind
-    can serve any request with the same profile. None for jobs without a project."""
+    can serve any request with the same profile. The system prompt is not part of it (`set_model`
+    switches it), except whether it is empty, which a switch cannot make it. None for jobs
+    without a project."""
     if job.owner is None:
         return None
     parts: list[Any] = [
         job.owner,
         job.model,
-        job.system,
+        job.system == "",
         job.tools,
         job.tool_choice,
         job.parallel_tool_calls,
@@ -190,8 +192,14 @@ async def _prepare(proc: CliProcess, job: CompletionJob, bridge: ToolBridge, pro
         if bridge.offers_tools:
             initialize["sdkMcpServers"] = [SERVER]
         requests.append(initialize)
-    if job.model != proc.model:
-        requests.append({"subtype": "set_model", "model": job.model})
+    switch_system = proc.initialized and job.system != proc.system
+    if job.model != proc.model or switch_system:
+        set_model: dict[str, Any] = {"subtype": "set_model", "model": job.model}
+        if switch_system:
+            # A reused process: its profile guarantees the prompt is not empty, which the
+            # CLI requires; the upstream then gets it exactly as `initialize` would send it.
+            set_model["system_prompt"] = job.system
+        requests.append(set_model)
     limit = proc.base_output_limit if job.max_output_tokens is None else str(job.max_output_tokens)
     if limit != proc.output_limit:
         # null unsets the variable: the CLI's default comes back, whatever an earlier turn set.
@@ -200,6 +208,7 @@ async def _prepare(proc: CliProcess, job: CompletionJob, bridge: ToolBridge, pro
         await proc.control(requests, bridge)
     proc.initialized = True
     proc.model = job.model
+    proc.system = job.system
     proc.output_limit = limit
 
 

@@ -27,6 +27,9 @@ from proxy.errors import RateLimited, ShuttingDown
 
 log = logging.getLogger("claude_proxy.pool")
 
+# How long a kept process must have been idle before a missing spare may replace it.
+_GIVES_WAY_TO_SPARE_S = 1.0
+
 
 class CliPool:
     """Owns every CLI process the server starts; `close()` leaves none behind."""
@@ -91,8 +94,9 @@ class CliPool:
 
     async def _sweep_forever(self) -> None:
         while True:
-            await asyncio.sleep(max(self.warm_idle_s / 4, 0.05))
+            await asyncio.sleep(min(max(self.warm_idle_s / 4, 0.05), _GIVES_WAY_TO_SPARE_S))
             await self._sweep()
+            self._refill()
 
     async def close(self) -> None:
         self._closed = True
@@ -341,11 +345,14 @@ class CliPool:
             return
         while len(self._spares) + self._spawning < self.target_spares:
             if self._serving + len(self._spares) + len(self._warm) + self._spawning >= self.size:
-                if not self._warm:
+                # A spare serves any new set-up, so a kept process idle for a while makes room
+                # for it. One parked a moment ago stays: under load it is what the next request
+                # reuses, and replacing it would start a process per request.
+                oldest = next(iter(self._warm.values()), None)
+                if oldest is None or time.monotonic() - oldest[1] < _GIVES_WAY_TO_SPARE_S:
                     break
-                # A spare serves any new set-up; the kept process idle longest makes room.
-                _, (oldest, _) = self._warm.popitem(last=False)
-                self._schedule_retire(oldest)
+                self._warm.popitem(last=False)
+                self._schedule_retire(oldest[0])
             self._spawning += 1  # counted now so the loop sees it; _spawn_spare balances it
             task = asyncio.get_running_loop().create_task(self._spawn_spare())
             self._tasks.add(task)

@@ -87,6 +87,7 @@ class CliProcess:
         self.first_uuid: str | None = None
         self.conversations = 0
         self.reusable = False  # set when parked after a turn that ended cleanly
+        self.system: str | None = None  # the system prompt in force, once initialized
         # The output limit it started with and the one now applied (None: the CLI's default),
         # and the CLI's running cost total (its result lines count every turn answered).
         self.base_output_limit = output_limit

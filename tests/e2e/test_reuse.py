@@ -80,6 +80,31 @@ def test_an_emptied_process_answers_the_next_request_exactly_as_a_fresh_one(make
     assert _comparable(reused) == _comparable(baseline)
 
 
+@pytest.mark.parametrize(
+    "workload",
+    [
+        {},
+        {"tools": [LOOKUP], "tool_choice": "auto"},
+        {"response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON}}},
+    ],
+    ids=["plain", "tools", "structured"],
+)
+def test_for_each_workload_the_upstream_gets_what_a_fresh_process_sends(make_server, upstream, workload):
+    server = make_server(POOL, name="reuse")
+    fresh = make_server({"pool": {"size": 4, "spares": 1, "warm_max": 0}}, name="fresh")
+    if "response_format" in workload:
+        upstream.on("equivalent", Reply(chunks=[], tool_use={"name": "StructuredOutput", "input": {"name": "Ada"}}))
+    client = _client(server)
+    _ask(client, "equivalent first", system="one prompt", **workload)
+    _ask(client, "equivalent second", system="another prompt", **workload)
+    assert _pool(server)["reuse_hits"] == 1
+    reused = upstream.requests_matching("equivalent second")
+    _ask(_client(fresh), "equivalent second", system="another prompt", **workload)
+    baseline = upstream.requests_matching("equivalent second")[len(reused):]
+    assert "equivalent first" not in json.dumps([r.body for r in reused])
+    assert [_comparable(r) for r in reused] == [_comparable(r) for r in baseline]
+
+
 def test_a_reused_process_keeps_its_new_conversation_warm(make_server, upstream):
     server = make_server(POOL)
     client = _client(server)
@@ -97,15 +122,34 @@ def test_a_reused_process_keeps_its_new_conversation_warm(make_server, upstream)
     ]
 
 
-def test_other_projects_prompts_and_models_never_share_a_process(make_server, upstream):
+def test_other_projects_and_models_never_share_a_process(make_server, upstream):
     server = make_server(POOL)
     client = _client(server)
     _ask(client, "owner question")
     _ask(_client(server, server.create_key("stranger")), "stranger question")
-    _ask(client, "other system question", system="another system")
     client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "system", "content": "reuse system"}, {"role": "user", "content": "other model question"}])
     assert _pool(server)["reuse_hits"] == 0
     assert "owner" not in json.dumps(_request(upstream, "stranger question").body)
+
+
+def test_a_reused_process_switches_to_the_new_system_prompt_exactly(make_server, upstream):
+    server = make_server(POOL, name="reuse")
+    fresh = make_server({"pool": {"size": 4, "spares": 1, "warm_max": 0}}, name="fresh")
+    client = _client(server)
+    _ask(client, "first prompt question", system="context: the sky is green")
+    assert _ask(client, "switched prompt question", system="context: the sea is red") == "Echo: switched prompt question"
+    assert _pool(server)["reuse_hits"] == 1
+    reused = _request(upstream, "switched prompt question")
+    assert reused.system_text.endswith("context: the sea is red")
+    assert "green" not in json.dumps(reused.body)
+    _ask(_client(fresh), "switched prompt question", system="context: the sea is red")
+    (_, baseline) = upstream.requests_matching("switched prompt question")
+    assert _comparable(reused) == _comparable(baseline)
+
+    # No system prompt: the CLI cannot switch a prompt to empty, so such requests keep apart.
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "no system question"}])
+    assert _pool(server)["reuse_hits"] == 1
+    assert "context" not in _request(upstream, "no system question").system_text
 
 
 def test_the_output_limit_of_an_earlier_request_does_not_stick(make_server, upstream):
@@ -189,3 +233,15 @@ def test_each_reused_request_is_charged_its_own_cost(make_server, upstream):
     assert _pool(server)["reuse_hits"] == 2
     assert costs[0] > 0
     assert costs == pytest.approx([costs[0]] * 3)  # the CLI's running total is not charged again
+
+
+def test_a_kept_process_gives_way_to_a_missing_spare_only_once_idle(make_server, upstream):
+    server = make_server({"pool": {"size": 1, "spares": 1, "warm_max": 1, "reuse_max": 100}})
+    client = _client(server)
+    _ask(client, "takes the spare")
+    _ask(client, "right after")  # the pool is full: the process just kept serves it, no new start
+    pool = _pool(server)
+    assert (pool["reuse_hits"], pool["started_total"]) == (1, 1)
+    # Idle for a while, it is replaced by a spare, which serves any set-up.
+    assert server.wait_until(lambda: (_pool(server)["spares"], _pool(server)["warm"]) == (1, 0))
+    assert _pool(server)["started_total"] == 2

@@ -16,7 +16,7 @@ BASE = CompletionJob(model="haiku", system="be brief", history=[], prompt=[TextB
     [
         {"owner": "p2"},
         {"model": "sonnet"},
-        {"system": "be long"},
+        {"system": ""},
         {"tools": [ToolSpec(name="lookup", description="", parameters={"type": "object"})]},
         {"tool_choice": "none"},
         {"parallel_tool_calls": False},
@@ -27,9 +27,12 @@ def test_anything_initialize_fixes_changes_the_reuse_profile(change):
     assert reuse_profile(msgspec.structs.replace(BASE, **change)) != reuse_profile(BASE)
 
 
-def test_the_conversation_and_output_limit_do_not_change_the_reuse_profile():
+def test_the_conversation_output_limit_and_a_non_empty_system_prompt_do_not_change_the_reuse_profile():
     other = msgspec.structs.replace(
-        BASE, history=[Turn("user", [TextBlock("a")]), Turn("assistant", [TextBlock("b")])], max_output_tokens=5
+        BASE,
+        system="be long",
+        history=[Turn("user", [TextBlock("a")]), Turn("assistant", [TextBlock("b")])],
+        max_output_tokens=5,
     )
     assert reuse_profile(other) == reuse_profile(BASE)
 

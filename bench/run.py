@@ -231,9 +231,11 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory; `RssAnon` leaves out the pages of the CLI's binary, which every CLI
+    process shares."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -338,7 +340,7 @@ def main() -> int:
         workdir / "server",
         cli=binary,
         upstream_url=upstream.url,
-        config={"pool": {"size": 8, "spares": 2, "warm_max": 6, "spare_model": "haiku", "max_queue": 64},
+        config={"pool": {"size": 8, "spares": 2, "warm_max": 8, "spare_model": "haiku", "max_queue": 64},
                 "cache": {"enabled": True},
                 "batches": {"concurrency": 4, "poll_s": 0.05},
                 "server": {"log_level": "warning"}},
@@ -436,7 +438,7 @@ def main() -> int:
 
         report["throughput_rps"] = {}
         for concurrency in (1, 4, 8):
-            total = max(rounds, concurrency * 3)
+            total = max(rounds * 4, concurrency * 8)  # long enough that a process start or two do not dominate
             p = throughput(concurrency, total, lambda i: proxy.run([{"role": "user", "content": f"tp {concurrency} {i}"}]))
             c = throughput(concurrency, total, lambda i: cold.run(f"tp cold {concurrency} {i}"))
             report["throughput_rps"][concurrency] = {"proxy": p, "cold": c, "ratio": p / c}
@@ -449,9 +451,11 @@ def main() -> int:
         }
         report["pool"] = server.health()["pool"]
 
+        clis = [pid for pid in descendants(server.proc.pid) if "claude" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
         report["rss_mb"] = {
             "server": rss_mb(server.proc.pid),
-            "pooled_cli": [rss_mb(pid) for pid in descendants(server.proc.pid) if "claude" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")],
+            "pooled_cli": [rss_mb(pid) for pid in clis],
+            "pooled_cli_private": [rss_mb(pid, "RssAnon") for pid in clis],
         }
         report["cache_hit"] = cache_load(proxy, concurrency=8, seconds=3 if args.quick else 10)
         report["cache_hit_wrk"] = wrk_cache_load(proxy, connections=8, seconds=3 if args.quick else 10)
@@ -482,8 +486,10 @@ def _plots(report: dict[str, Any]) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    def plot(xs: list, series: dict[str, list[float]], xlabel: str, ylabel: str, name: str) -> None:
+    def plot(xs: list, series: dict[str, list[float]], xlabel: str, ylabel: str, name: str, log: bool = False) -> None:
         fig, ax = plt.subplots(figsize=(5, 3.2))
+        if log:  # the two sides are an order of magnitude apart
+            ax.set_yscale("log")
         for label, ys in series.items():
             ax.plot(xs, ys, marker="o", label=label)
         ax.set_xlabel(xlabel)
@@ -495,11 +501,11 @@ def _plots(report: dict[str, Any]) -> None:
     levels = sorted(report["throughput_rps"], key=int)
     rps = report["throughput_rps"]
     plot(levels, {"proxy": [rps[k]["proxy"] for k in levels], "cold claude -p": [rps[k]["cold"] for k in levels]},
-         "concurrency", "requests / s", "perf-throughput.png")
+         "concurrency", "requests / s", "perf-throughput.png", log=True)
     turns = sorted(report["conversation_next_turn_s"], key=int)
     conv = report["conversation_next_turn_s"]
     plot(turns, {"proxy": [conv[t]["proxy_p50"] for t in turns], "cold claude -p": [conv[t]["cold_p50"] for t in turns]},
-         "turns in the conversation", "median latency of the next turn (s)", "perf-conversation.png")
+         "turns in the conversation", "median latency of the next turn (s)", "perf-conversation.png", log=True)
 
 
 if __name__ == "__main__":

@@ -111,9 +111,10 @@ class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_queue: int = 32
     queue_timeout_s: float = 30.0
     retry_after_s: int = 2
-    warm_max: int = 3
+    warm_max: int = 4
     warm_idle_s: float = 300.0
     reuse_max: int = 100
+    max_process_mb: int = 300
 
 
 class BudgetSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -293,8 +294,8 @@ def _check(settings: Settings) -> None:
         raise SettingsError("pool.size 0 hands every request to workers, which needs redis.url")
     if settings.workers.overflow and not settings.redis.url:
         raise SettingsError("workers.overflow needs redis.url")
-    if settings.pool.spares < 0 or settings.pool.max_queue < 0 or settings.pool.reuse_max < 0:
-        raise SettingsError("pool.spares, pool.max_queue and pool.reuse_max must not be negative")
+    if settings.pool.spares < 0 or settings.pool.max_queue < 0 or settings.pool.reuse_max < 0 or settings.pool.max_process_mb < 0:
+        raise SettingsError("pool.spares, pool.max_queue, pool.reuse_max and pool.max_process_mb must not be negative")
     if not 0 < settings.server.port < 65536:
         raise SettingsError("server.port must be between 1 and 65535")
     for tier in ("haiku", "sonnet", "opus"):

@@ -70,6 +70,7 @@ class ClaudeCliBackend:
             warm_max=pool.warm_max,
             warm_idle_s=pool.warm_idle_s,
             reuse_max=pool.reuse_max,
+            max_process_mb=pool.max_process_mb,
         )
         await self.pool.start()
 

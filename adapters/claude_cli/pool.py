@@ -49,11 +49,13 @@ class CliPool:
         warm_max: int = 0,
         warm_idle_s: float = 300.0,
         reuse_max: int = 0,
+        max_process_mb: int = 0,
     ) -> None:
         self.spec = spec
         self.warm_max = warm_max
         self.warm_idle_s = warm_idle_s
         self.reuse_max = reuse_max
+        self.max_process_mb = max_process_mb
         # Processes that answered and wait for their conversation's next turn (by conversation
         # key) or to be emptied for another request of their profile (`reusable`), oldest first.
         self._warm: OrderedDict[str, tuple[CliProcess, float]] = OrderedDict()
@@ -179,6 +181,10 @@ class CliPool:
         (`key`), and, when `reusable` (its turn ended), for another request of its profile."""
         reusable = reusable and proc.profile is not None and proc.conversations + 1 < self.reuse_max
         if self.warm_max <= 0 or (key is None and not reusable):
+            return
+        private = proc.private_mb() if self.max_process_mb else None
+        if private is not None and private > self.max_process_mb:
+            log.info("not keeping cli pid=%s: %.0f MB of private memory", proc.pid, private)
             return
         proc.reusable = reusable
         proc.parked_key = key if key is not None else f"reuse-{proc.pid}"

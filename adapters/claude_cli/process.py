@@ -158,6 +158,18 @@ class CliProcess:
             output_limit=env.get(OUTPUT_LIMIT_ENV),
         )
 
+    def private_mb(self) -> float | None:
+        """Resident memory of its own (the binary's pages, shared by every CLI, left out);
+        None where /proc cannot tell."""
+        try:
+            with open(f"/proc/{self.pid}/status", encoding="ascii", errors="replace") as status:
+                for line in status:
+                    if line.startswith("RssAnon:"):
+                        return int(line.split()[1]) / 1024
+        except (OSError, ValueError):
+            pass
+        return None
+
     @property
     def alive(self) -> bool:
         return not self._closed and self.proc.returncode is None

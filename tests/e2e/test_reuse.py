@@ -245,3 +245,12 @@ def test_a_kept_process_gives_way_to_a_missing_spare_only_once_idle(make_server,
     # Idle for a while, it is replaced by a spare, which serves any set-up.
     assert server.wait_until(lambda: (_pool(server)["spares"], _pool(server)["warm"]) == (1, 0))
     assert _pool(server)["started_total"] == 2
+
+
+def test_a_process_over_the_memory_limit_is_not_kept(make_server, upstream):
+    server = make_server({"pool": {"size": 2, "spares": 1, "warm_max": 2, "max_process_mb": 1}})
+    client = _client(server)
+    _ask(client, "too big to keep")
+    _ask(client, "too big to keep, again")
+    pool = _pool(server)
+    assert (pool["reuse_hits"], pool["warm"]) == (0, 0)

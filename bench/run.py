@@ -422,6 +422,18 @@ def main() -> int:
             if turn >= 2
         }
 
+        # "Regenerate": a client resends a three-turn conversation without its last answer. The
+        # kept process went past that point and is cut back to it.
+        regenerated, cold_regenerated = [], []
+        for conv in range(rounds):
+            messages = []
+            for turn in range(3):
+                messages.append({"role": "user", "content": f"regenerate {conv} question {turn}"})
+                messages.append({"role": "assistant", "content": proxy.ask(messages)[1]})
+            regenerated.append(proxy.run(messages[:-1]))
+            cold_regenerated.append(cold.run(flattened(messages[:-1])))
+        report["regenerate_s"] = {"proxy": percentiles(regenerated), "cold": percentiles(cold_regenerated)}
+
         # An agent loop: a tool call, then the request carrying its result. The baseline cannot
         # offer tools at all, so it gets two plain one-shot requests, its floor for two steps.
         upstream.on("agent-loop question", Reply(chunks=[], tool_use={"name": "mcp__proxy__lookup", "input": {"q": "x"}}))

@@ -118,7 +118,7 @@ class ClaudeCliBackend:
                 if continuing:
                     proc.exact = False
                 else:
-                    await proc.send_user(_stdin_content(job.prompt))
+                    await proc.send_user(_stdin_content(job.prompt), before=key)
             answer = Answer(proc, job, bridge)
             async for event in answer.events():
                 if isinstance(event, Completed) and proc.exact:
@@ -136,7 +136,7 @@ def _park(pool: CliPool, proc: CliProcess, job: CompletionJob, answer: Answer, c
     ):
         turns = [*job.history, Turn("user", job.prompt), Turn("assistant", answer.assistant_blocks())]
         next_key = conversation_key(job, turns, suspended=answer.suspended)
-    pool.park(proc, next_key, reusable=answer.turn_ended)
+    pool.park(proc, next_key, turn_ended=answer.turn_ended)
 
 
 def conversation_key(job: CompletionJob, turns: list[Turn], *, suspended: bool = False) -> str | None:

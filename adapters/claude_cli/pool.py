@@ -2,8 +2,9 @@
 
 At most `size` processes are alive at once, spares included. A request first takes a slot
 (waiting in FIFO order, at most `max_queue` waiters, each for at most `queue_timeout_s`), then
-the first of: the warm process holding its conversation; for a new conversation, an idle process
-of its profile, emptied by a rewind, or a spare; else a freshly started process. A finished
+the first of: the warm process holding its conversation, or one whose conversation went on from
+it, rewound; for a new conversation, an idle process of its profile, emptied by a rewind, or a
+spare; else a freshly started process. A finished
 process is kept (at most `warm_max`, LRU) when it can serve again, and closed otherwise; spares
 are refilled in the background.
 """
@@ -61,6 +62,7 @@ class CliPool:
         self._warm: OrderedDict[str, tuple[CliProcess, float]] = OrderedDict()
         self.warm_hits = 0
         self.reuse_hits = 0
+        self.rewind_hits = 0
         self.size = size
         self.target_spares = min(spares, size)
         self.spare_model = spare_model
@@ -124,6 +126,7 @@ class CliPool:
             "warm": len(self._warm),
             "warm_hits": self.warm_hits,
             "reuse_hits": self.reuse_hits,
+            "rewind_hits": self.rewind_hits,
             "starting": self._spawning,
             "queued": len(self._waiters[Priority.INTERACTIVE]),
             "queued_batch": len(self._waiters[Priority.BATCH]),
@@ -151,13 +154,16 @@ class CliPool:
         profile: str | None = None,
     ) -> AsyncIterator[CliProcess]:
         """A process for one request: the warm process holding this conversation if there is
-        one; without history, an emptied idle process of `profile` or a spare; else a new
-        process. When the block exits it is killed, unless the request parked it (`park`)."""
+        one, or one whose conversation passed through it, cut back; without history, an emptied
+        idle process of `profile` or a spare; else a new process. When the block exits it is
+        killed, unless the request parked it (`park`)."""
         await self._acquire_slot(priority)
         proc: CliProcess | None = None
         try:
             await self._sweep()
             proc = self._take_warm(warm_key)
+            if proc is None and history:
+                proc = await self._rewound_to(warm_key)
             if proc is None and not history:
                 proc = await self._reuse(profile)
             if proc is None and not history:
@@ -176,18 +182,20 @@ class CliPool:
             finally:
                 self._release_slot()
 
-    def park(self, proc: CliProcess, key: str | None, *, reusable: bool = False) -> None:
+    def park(self, proc: CliProcess, key: str | None, *, turn_ended: bool = False) -> None:
         """Keep `proc` after this request: for the request that continues its conversation
-        (`key`), and, when `reusable` (its turn ended), for another request of its profile."""
-        reusable = reusable and proc.profile is not None and proc.conversations + 1 < self.reuse_max
-        if self.warm_max <= 0 or (key is None and not reusable):
+        (`key`), and, when its turn has ended, for one that continues an earlier point of it
+        or starts a new conversation of its profile."""
+        reusable = turn_ended and proc.profile is not None and proc.conversations + 1 < self.reuse_max
+        if self.warm_max <= 0 or (key is None and not turn_ended):
             return
         private = proc.private_mb() if self.max_process_mb else None
         if private is not None and private > self.max_process_mb:
             log.info("not keeping cli pid=%s: %.0f MB of private memory", proc.pid, private)
             return
+        proc.turn_ended = turn_ended
         proc.reusable = reusable
-        proc.parked_key = key if key is not None else f"reuse-{proc.pid}"
+        proc.parked_key = key if key is not None else f"idle-{proc.pid}"
 
     def _take_warm(self, key: str | None) -> CliProcess | None:
         if key is None or key not in self._warm:
@@ -196,10 +204,28 @@ class CliPool:
         if not proc.alive:
             self._forget(proc)
             return None
-        proc.parked_key = None
-        proc.reusable = False
+        self._unpark(proc)
         self.warm_hits += 1
         return proc
+
+    def _unpark(self, proc: CliProcess) -> None:
+        proc.parked_key = None
+        proc.turn_ended = proc.reusable = False
+
+    async def _rewound_to(self, key: str | None) -> CliProcess | None:
+        """A kept process whose conversation passed through `key` (the request edits or
+        regenerates a later turn), cut back to it."""
+        if key is None:
+            return None
+        for parked, (proc, _) in self._warm.items():
+            index = proc.rewind_point(key) if proc.turn_ended else None
+            if index is not None:
+                del self._warm[parked]
+                if not await self._rewind(proc, index):
+                    return None
+                self.rewind_hits += 1
+                return proc
+        return None
 
     async def _reuse(self, profile: str | None) -> CliProcess | None:
         """The idle process of `profile` parked longest, its conversation emptied."""
@@ -211,19 +237,25 @@ class CliPool:
         if found is None:
             return None
         proc, _ = self._warm.pop(found)
-        proc.parked_key = None
-        proc.reusable = False
+        if not await self._rewind(proc, 0):
+            return None
+        proc.conversations += 1
+        self.reuse_hits += 1
+        return proc
+
+    async def _rewind(self, proc: CliProcess, index: int) -> bool:
+        """Rewind a process just taken from the kept ones; one that fails is closed."""
+        self._unpark(proc)
         try:
-            await proc.rewind()
+            await proc.rewind(index)
         except BaseException as exc:
             proc.kill()
             await asyncio.shield(self._retire(proc))
             if not isinstance(exc, Exception):
                 raise
-            log.warning("could not empty an idle Claude process for reuse: %s", exc)
-            return None
-        self.reuse_hits += 1
-        return proc
+            log.warning("could not rewind a kept Claude process: %s", exc)
+            return False
+        return True
 
     def _keep_warm(self, proc: CliProcess) -> None:
         key = proc.parked_key or ""

@@ -80,13 +80,15 @@ class CliProcess:
         # False when the CLI changed the conversation on its own (a resumed tool turn gets its
         # "Continue" note), so it must not stand in for the caller's exact history.
         self.exact = True
-        # Reuse for unrelated requests: `profile` names the set-up sent with `initialize` (None:
-        # not reusable), `first_uuid` the first user message of the conversation it holds
-        # (None: empty), `conversations` how many it has held.
+        # Rewinds. `user_messages`: for each user message written over stdin in the conversation
+        # it holds, its uuid and the conversation key of what came before it (what a rewind to it
+        # leaves). `profile` names the set-up sent with `initialize` (None: not reusable for new
+        # conversations); `conversations` counts those it has held.
+        self.user_messages: list[tuple[str | None, str]] = []
         self.profile: str | None = None
-        self.first_uuid: str | None = None
         self.conversations = 0
-        self.reusable = False  # set when parked after a turn that ended cleanly
+        self.turn_ended = False  # set when parked after a turn the CLI finished
+        self.reusable = False  # ... and when it may also serve a new conversation of its profile
         self.system: str | None = None  # the system prompt in force, once initialized
         # The output limit it started with and the one now applied (None: the CLI's default),
         # and the CLI's running cost total (its result lines count every turn answered).
@@ -193,26 +195,34 @@ class CliProcess:
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise CliFailed(await self.exit_message("the Claude CLI closed its input")) from exc
 
-    async def send_user(self, content: list[dict[str, Any]]) -> None:
-        """Write a user message; its uuid is what `rewind` cuts back to."""
+    async def send_user(self, content: list[dict[str, Any]], before: str | None = None) -> None:
+        """Write a user message; `before` is the conversation key of what the process holds
+        now, which a later `rewind` to this message restores."""
         message_uuid = str(uuid.uuid4())
-        if self.first_uuid is None:
-            self.first_uuid = message_uuid
+        self.user_messages.append((before, message_uuid))
         await self.send({"type": "user", "uuid": message_uuid, "message": {"role": "user", "content": content}})
 
-    async def rewind(self) -> None:
-        """Empty the conversation: cut it back to before its first user message, as if the
-        process had just been initialized. Only for a process whose turn has ended and whose
-        whole conversation came over stdin."""
-        if self.first_uuid is None:
+    def rewind_point(self, key: str) -> int | None:
+        """Which user message a rewind must cut at to leave the conversation `key`."""
+        return next((i for i, (before, _) in enumerate(self.user_messages) if before == key), None)
+
+    async def rewind(self, index: int = 0) -> None:
+        """Cut the conversation back to before its `index`-th stdin user message; 0 empties it,
+        as if the process had just been initialized. Only for a process whose turn has ended."""
+        if index >= len(self.user_messages):
             return
-        answers = await self.control([{"subtype": "rewind_conversation", "target_message_uuid": self.first_uuid}])
+        rewind = {
+            "subtype": "rewind_conversation",
+            "target_message_uuid": self.user_messages[index][1],
+            # Without it, a rewind after an earlier rewind is refused as `stale_target`.
+            "last_seen_user_message_uuid": self.user_messages[-1][1],
+        }
+        answers = await self.control([rewind])
         body = answers[0].response.response or {}
         if body.get("rewound") is not True:
             raise CliFailed(f"the Claude CLI did not rewind its conversation: {body.get('reason') or body}")
-        self.first_uuid = None
+        del self.user_messages[index:]
         self.turn_usage = None
-        self.conversations += 1
 
     async def read(self) -> CliLine | UnknownLine | None:
         """The next stdout line, or None at end of output."""

@@ -87,3 +87,52 @@ def test_idle_warm_processes_are_closed(make_server, upstream):
     assert _pool(server)["warm"] == 1  # parked when the answer was complete, idle for under 0.5 s
     assert server.wait_until(lambda: _pool(server)["warm"] == 0, timeout=5)
     assert server.wait_until(lambda: server.cli_pids() == [], timeout=5)
+
+
+def test_a_regenerated_or_edited_turn_rewinds_the_process_that_went_past_it(make_server, upstream):
+    kept = make_server({"pool": {"size": 4, "spares": 1, "warm_max": 4}}, name="kept")
+    cold = make_server({"pool": {"size": 4, "spares": 1, "warm_max": 0}}, name="cold")
+    messages = _conversation(openai.OpenAI(base_url=kept.base_url, api_key=kept.api_key, max_retries=0), "regen", 3)
+    # Regenerate the last answer, then edit the second question: both resend an earlier point
+    # of the conversation the kept process went past.
+    regenerate = messages[:-1]
+    edited = messages[:3] + [{"role": "user", "content": "regen turn 1, edited"}]
+    seen = {}
+    for name, server in (("kept", kept), ("cold", cold)):
+        client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
+        upstream.reset()
+        assert _ask(client, regenerate) == "Echo: regen turn 2"
+        assert _ask(client, edited) == "Echo: regen turn 1, edited"
+        seen[name] = [r.turns for r in upstream.requests]
+    assert _pool(kept)["rewind_hits"] == 2
+    assert _pool(cold)["rewind_hits"] == 0
+    assert seen["kept"] == seen["cold"]  # turn by turn, what the cold exact path sends
+    assert seen["kept"][1] == [
+        ("user", "regen turn 0"),
+        ("assistant", "Echo: regen turn 0"),
+        ("user", "regen turn 1, edited"),
+    ]
+    # The rewound process holds the edited conversation now: its next turn is a warm hit.
+    client = openai.OpenAI(base_url=kept.base_url, api_key=kept.api_key, max_retries=0)
+    hits = _pool(kept)["warm_hits"]
+    _ask(client, edited + [{"role": "assistant", "content": "Echo: regen turn 1, edited"}, {"role": "user", "content": "after the edit"}])
+    assert _pool(kept)["warm_hits"] == hits + 1
+
+
+def test_a_conversation_resumed_from_history_can_be_rewound_to_its_start(make_server, upstream):
+    server = make_server({"pool": {"size": 4, "spares": 1, "warm_max": 4}})
+    client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
+    history = [
+        {"role": "user", "content": "resumed q0"},
+        {"role": "assistant", "content": "resumed a0"},
+        {"role": "user", "content": "resumed q1"},
+    ]
+    _ask(client, history)  # no kept process holds it: a new process resumes it from a session file
+    upstream.reset()
+    assert _ask(client, history[:2] + [{"role": "user", "content": "resumed q1, again"}]) == "Echo: resumed q1, again"
+    assert _pool(server)["rewind_hits"] == 1
+    assert upstream.requests[-1].turns == [
+        ("user", "resumed q0"),
+        ("assistant", "resumed a0"),
+        ("user", "resumed q1, again"),
+    ]

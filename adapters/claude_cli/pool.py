@@ -220,12 +220,14 @@ class CliPool:
         for parked, (proc, _) in self._warm.items():
             index = proc.rewind_point(key) if proc.turn_ended else None
             if index is not None:
-                del self._warm[parked]
-                if not await self._rewind(proc, index):
-                    return None
-                self.rewind_hits += 1
-                return proc
-        return None
+                break
+        else:
+            return None
+        del self._warm[parked]
+        if not await self._rewind(proc, index):
+            return None
+        self.rewind_hits += 1
+        return proc
 
     async def _reuse(self, profile: str | None) -> CliProcess | None:
         """The idle process of `profile` parked longest, its conversation emptied."""
@@ -246,6 +248,9 @@ class CliPool:
     async def _rewind(self, proc: CliProcess, index: int) -> bool:
         """Rewind a process just taken from the kept ones; one that fails is closed."""
         self._unpark(proc)
+        if not proc.alive:
+            await self._retire(proc)
+            return False
         try:
             await proc.rewind(index)
         except BaseException as exc:

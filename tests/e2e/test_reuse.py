@@ -50,12 +50,11 @@ def _request(upstream, needle: str) -> Recorded:
 
 
 def _comparable(request: Recorded) -> dict:
-    """What the model receives, without the CLI's billing line (it hashes the first prompt)."""
+    """The request body, but for what differs between any two processes and the model never
+    sees: the CLI's billing line (it hashes the first prompt) and `metadata` (the device id of
+    each server's config directory, the session id of each process)."""
     body = json.loads(json.dumps(request.body))
     body["system"] = [block for block in body.get("system", []) if "billing-header" not in block.get("text", "")]
-    for message in body["messages"]:
-        for block in message["content"] if isinstance(message["content"], list) else []:
-            block.pop("cache_control", None)
     body.pop("metadata", None)
     return body
 

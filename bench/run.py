@@ -250,11 +250,12 @@ def interleaved(rounds: int, a: Callable[[int], float], b: Callable[[int], float
     return first, second
 
 
-def throughput(concurrency: int, total: int, one: Callable[[int], float]) -> float:
+def throughput(concurrency: int, total: int, one: Callable[[int], float]) -> tuple[float, list[float]]:
+    """Requests per second with `concurrency` callers, and each request's latency."""
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(one, range(total)))
-    return total / (time.perf_counter() - start)
+        latencies = list(pool.map(one, range(total)))
+    return total / (time.perf_counter() - start), latencies
 
 
 def flattened(messages: list[dict[str, str]]) -> str:
@@ -450,16 +451,20 @@ def main() -> int:
         seconds = batch_run(server, batch_lines)
         report["batch"] = {"lines": batch_lines, "seconds": seconds, "lines_per_s": batch_lines / seconds}
 
-        report["throughput_rps"] = {}
+        report["throughput_rps"], report["latency_by_concurrency_s"] = {}, {}
         for concurrency in (1, 4, 8):
-            total = max(rounds * 4, concurrency * 8)  # long enough that a process start or two do not dominate
-            p = throughput(concurrency, total, lambda i: proxy.run([{"role": "user", "content": f"tp {concurrency} {i}"}]))
-            c = throughput(concurrency, total, lambda i: cold.run(f"tp cold {concurrency} {i}"))
+            total = max(rounds * 4, concurrency * 8)
+            # Steady state: the first time this many requests run at once, the pool starts the
+            # processes it lacks (about 1 s each under this load); a server in use has them.
+            throughput(concurrency, concurrency * 2, lambda i: proxy.run([{"role": "user", "content": f"tp warm {i}"}]))
+            p, p_lat = throughput(concurrency, total, lambda i: proxy.run([{"role": "user", "content": f"tp {concurrency} {i}"}]))
+            c, c_lat = throughput(concurrency, total, lambda i: cold.run(f"tp cold {concurrency} {i}"))
             report["throughput_rps"][concurrency] = {"proxy": p, "cold": c, "ratio": p / c}
+            report["latency_by_concurrency_s"][concurrency] = {"proxy": percentiles(p_lat), "cold": percentiles(c_lat)}
         # Throughput when no two requests share a set-up: every request needs a new process.
         total = max(rounds, 12)
-        new_setups = throughput(4, total, lambda i: proxy.run([{"role": "user", "content": f"tp new {i}"}], tools=new_tools(f"tp_{i}")))
-        cold_new_setups = throughput(4, total, lambda i: cold.run(f"tp new cold {i}"))
+        new_setups, _ = throughput(4, total, lambda i: proxy.run([{"role": "user", "content": f"tp new {i}"}], tools=new_tools(f"tp_{i}")))
+        cold_new_setups, _ = throughput(4, total, lambda i: cold.run(f"tp new cold {i}"))
         report["throughput_new_setup_c4_rps"] = {
             "proxy": new_setups, "cold": cold_new_setups, "ratio": new_setups / cold_new_setups
         }
@@ -516,6 +521,10 @@ def _plots(report: dict[str, Any]) -> None:
     rps = report["throughput_rps"]
     plot(levels, {"proxy": [rps[k]["proxy"] for k in levels], "cold claude -p": [rps[k]["cold"] for k in levels]},
          "concurrency", "requests / s", "perf-throughput.png", log=True)
+    lat = report["latency_by_concurrency_s"]
+    names = {"proxy": "proxy", "cold": "cold claude -p"}
+    plot(levels, {f"{names[side]} {q}": [lat[k][side][q] for k in levels] for side in names for q in ("p50", "p99")},
+         "concurrency", "latency (s)", "perf-latency.png", log=True)
     turns = sorted(report["conversation_next_turn_s"], key=int)
     conv = report["conversation_next_turn_s"]
     plot(turns, {"proxy": [conv[t]["proxy_p50"] for t in turns], "cold claude -p": [conv[t]["cold_p50"] for t in turns]},

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from bench.run import rss_mb
+from bench.measure import rss_mb
 from tests.support.cli import ensure_cli
 from tests.support.server import RunningServer
 from tests.support.upstream import Reply, ScriptedUpstream

@@ -294,7 +294,8 @@ def _check(settings: Settings) -> None:
         raise SettingsError("pool.size 0 hands every request to workers, which needs redis.url")
     if settings.workers.overflow and not settings.redis.url:
         raise SettingsError("workers.overflow needs redis.url")
-    if settings.pool.spares < 0 or settings.pool.max_queue < 0 or settings.pool.reuse_max < 0 or settings.pool.max_process_mb < 0:
+    pool = settings.pool
+    if min(pool.spares, pool.max_queue, pool.reuse_max, pool.max_process_mb) < 0:
         raise SettingsError("pool.spares, pool.max_queue, pool.reuse_max and pool.max_process_mb must not be negative")
     if not 0 < settings.server.port < 65536:
         raise SettingsError("server.port must be between 1 and 65535")

@@ -4,9 +4,8 @@ At most `size` processes are alive at once, spares included. A request first tak
 (waiting in FIFO order, at most `max_queue` waiters, each for at most `queue_timeout_s`), then
 the first of: the warm process holding its conversation, or one whose conversation went on from
 it, rewound; for a new conversation, an idle process of its profile, emptied by a rewind, or a
-spare; else a freshly started process. A finished
-process is kept (at most `warm_max`, LRU) when it can serve again, and closed otherwise; spares
-are refilled in the background.
+spare; else a freshly started process. A finished process is kept (at most `warm_max`, LRU) when
+it can serve again, and closed otherwise; spares are refilled in the background.
 """
 
 from __future__ import annotations
@@ -58,7 +57,7 @@ class CliPool:
         self.reuse_max = reuse_max
         self.max_process_mb = max_process_mb
         # Processes that answered and wait for their conversation's next turn (by conversation
-        # key) or to be emptied for another request of their profile (`reusable`), oldest first.
+        # key), or to be rewound for another request (`turn_ended`), oldest first.
         self._warm: OrderedDict[str, tuple[CliProcess, float]] = OrderedDict()
         self.warm_hits = 0
         self.reuse_hits = 0
@@ -186,7 +185,6 @@ class CliPool:
         """Keep `proc` after this request: for the request that continues its conversation
         (`key`), and, when its turn has ended, for one that continues an earlier point of it
         or starts a new conversation of its profile."""
-        reusable = turn_ended and proc.profile is not None and proc.conversations + 1 < self.reuse_max
         if self.warm_max <= 0 or (key is None and not turn_ended):
             return
         private = proc.private_mb() if self.max_process_mb else None
@@ -194,7 +192,6 @@ class CliPool:
             log.info("not keeping cli pid=%s: %.0f MB of private memory", proc.pid, private)
             return
         proc.turn_ended = turn_ended
-        proc.reusable = reusable
         proc.parked_key = key if key is not None else f"idle-{proc.pid}"
 
     def _take_warm(self, key: str | None) -> CliProcess | None:
@@ -210,7 +207,7 @@ class CliPool:
 
     def _unpark(self, proc: CliProcess) -> None:
         proc.parked_key = None
-        proc.turn_ended = proc.reusable = False
+        proc.turn_ended = False
 
     async def _rewound_to(self, key: str | None) -> CliProcess | None:
         """A kept process whose conversation passed through `key` (the request edits or
@@ -233,9 +230,7 @@ class CliPool:
         """The idle process of `profile` parked longest, its conversation emptied."""
         if profile is None:
             return None
-        found = next(
-            (key for key, (proc, _) in self._warm.items() if proc.reusable and proc.profile == profile), None
-        )
+        found = next((key for key, (proc, _) in self._warm.items() if self._reusable(proc, profile)), None)
         if found is None:
             return None
         proc, _ = self._warm.pop(found)
@@ -244,6 +239,10 @@ class CliPool:
         proc.conversations += 1
         self.reuse_hits += 1
         return proc
+
+    def _reusable(self, proc: CliProcess, profile: str) -> bool:
+        """A kept process can hold one more conversation of `profile`."""
+        return proc.turn_ended and proc.profile == profile and proc.conversations + 1 < self.reuse_max
 
     async def _rewind(self, proc: CliProcess, index: int) -> bool:
         """Rewind a process just taken from the kept ones; one that fails is closed."""

@@ -88,7 +88,6 @@ class CliProcess:
         self.profile: str | None = None
         self.conversations = 0
         self.turn_ended = False  # set when parked after a turn the CLI finished
-        self.reusable = False  # ... and when it may also serve a new conversation of its profile
         self.system: str | None = None  # the system prompt in force, once initialized
         # The output limit it started with and the one now applied (None: the CLI's default),
         # and the CLI's running cost total (its result lines count every turn answered).

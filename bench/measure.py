@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 import httpx
 
+from adapters.claude_cli.process import status_mb
 from tests.support.server import descendants
 
 if TYPE_CHECKING:
@@ -52,10 +53,8 @@ def tree_cpu_seconds(pid: int) -> float:
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
     """Resident memory; `RssAnon` leaves out the pages of the CLI's binary, which every CLI
     process shares."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    value = status_mb(pid, field)
+    return float("nan") if value is None else value
 
 
 def interleaved(rounds: int, a: Callable[[int], float], b: Callable[[int], float]) -> tuple[list[float], list[float]]:

@@ -54,6 +54,19 @@ _LINE_LIMIT = 64 * 1024 * 1024
 _STDERR_KEEP = 40
 
 
+def status_mb(pid: int, field: str) -> float | None:
+    """A memory figure of /proc/PID/status (`VmRSS`, `RssAnon`, ...) in MB; None where /proc
+    cannot tell."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 class CliProcess:
     """A spawned CLI. `close()` kills its whole process group and removes its files."""
 
@@ -160,16 +173,8 @@ class CliProcess:
         )
 
     def private_mb(self) -> float | None:
-        """Resident memory of its own (the binary's pages, shared by every CLI, left out);
-        None where /proc cannot tell."""
-        try:
-            with open(f"/proc/{self.pid}/status", encoding="ascii", errors="replace") as status:
-                for line in status:
-                    if line.startswith("RssAnon:"):
-                        return int(line.split()[1]) / 1024
-        except (OSError, ValueError):
-            pass
-        return None
+        """Resident memory of its own (the binary's pages, shared by every CLI, left out)."""
+        return status_mb(self.pid, "RssAnon")
 
     @property
     def alive(self) -> bool:

@@ -11,8 +11,7 @@ from typing import AsyncGenerator, AsyncIterator, Awaitable, Callable
 import msgspec
 
 from adapters.protocol import ChatBackend
-from adapters.types import TokenUsage
-from adapters.types import ToolCallStarted
+from adapters.types import TokenUsage, ToolCallStarted
 from proxy.chat.runner import ChoiceEvent, ChoiceTally, ChoiceText, ChoiceTool, Tally, run_choices
 from proxy.chat.translate import Plan
 from proxy.cache import CachedAnswer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, AsyncIterator, Protocol, runtime_checkable
 
-from adapters.types import BackendEvent, CompletionJob
+from core.types import BackendEvent, CompletionJob
 
 
 @runtime_checkable
@@ -12,7 +12,7 @@ class ChatBackend(Protocol):
     """Runs completion jobs. Opened and closed by the app's lifespan.
 
     `stream` yields `TextDelta`s as the model produces them and one `Completed` last. It raises
-    `proxy.errors.ProxyError` subclasses for failures. Closing the iterator early (the caller
+    `core.errors.ProxyError` subclasses for failures. Closing the iterator early (the caller
     went away, a stop sequence matched) must release everything the job took at once.
     """
 

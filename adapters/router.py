@@ -7,7 +7,7 @@ from typing import Mapping
 
 from msgspec import Struct
 
-from proxy.errors import ModelNotFound
+from core.errors import ModelNotFound
 
 CLAUDE_TIERS = ("haiku", "sonnet", "opus")
 # Full ids go to the CLI's argv, so only a conservative character set is accepted.

@@ -49,7 +49,7 @@ def main() -> int:
         config={"pool": {"spares": 2, "spare_model": "haiku"}, "cache": {"enabled": True}},
     )
     settings = load_settings(running.config_path)
-    app = create_app(settings, backend=ClaudeCliBackend(settings, environ=running.env))
+    app = create_app(settings, backend=ClaudeCliBackend(settings.claude, settings.pool, environ=running.env))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=running.port, log_config=None))
     profiler = Profiler(async_mode="disabled", interval=0.0005)
 

@@ -14,7 +14,7 @@ import sys
 import msgspec
 
 from adapters.router import ModelRouter
-from adapters.types import TokenUsage
+from core.types import TokenUsage
 from bench.router_prompts import labelled_requests
 from budgets.pricing import DEFAULT_PRICES, cost_of
 from proxy.routing import RequestRouter

@@ -17,7 +17,7 @@ from msgspec import Struct
 from budgets.keys import Project
 from budgets.ledger import UsageLedger
 from budgets.periods import period_end, period_start
-from proxy.errors import InsufficientQuota
+from core.errors import InsufficientQuota
 
 _TOLERANCE_USD = 1e-9
 

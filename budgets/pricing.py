@@ -6,7 +6,7 @@ from typing import Mapping
 
 from msgspec import Struct
 
-from adapters.types import TokenUsage
+from core.types import TokenUsage
 
 
 class Price(Struct, forbid_unknown_fields=True, kw_only=True):

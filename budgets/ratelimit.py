@@ -13,7 +13,7 @@ from typing import Protocol
 
 from msgspec import Struct
 
-from proxy.errors import RateLimited
+from core.errors import RateLimited
 
 WINDOW_S = 60.0
 

@@ -18,8 +18,8 @@ from budgets.keys import Project
 from budgets.ledger import UsageLedger
 from budgets.periods import period_end, period_start
 from budgets.ratelimit import WINDOW_S, RateTicket, evaluate
-from proxy.errors import InsufficientQuota
-from proxy.redis_conn import redis_errors
+from core.errors import InsufficientQuota
+from core.redis_conn import redis_errors
 
 # KEYS: requests zset, tokens zset. ARGV: now ms, window ms, rpm (-1 none), tpm (-1 none), tokens, member.
 # Returns {admitted, used requests, oldest request ms, used tokens, oldest token ms}.

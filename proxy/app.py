@@ -22,9 +22,9 @@ from proxy.cache import MemoryCache, RedisCache, ResponseCache
 from proxy.chat.service import ChatService
 from proxy.metering import Metering
 from proxy.metrics import Metrics, timing_hook
-from proxy.redis_conn import connect
+from core.redis_conn import connect
 from proxy.routing import RequestRouter
-from proxy.errors import (
+from core.errors import (
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
@@ -36,7 +36,7 @@ from proxy.middleware import add_request_headers, request_id
 from proxy.routes import files_router, routes
 from proxy.routes.chat import ChatParts
 from proxy.settings import Settings
-from proxy.tokens import count_tokens
+from core.tokens import count_tokens
 from proxy.wire.chat_response import encoder
 
 log = logging.getLogger("claude_proxy")
@@ -107,7 +107,7 @@ def _default_backend(settings: Settings, redis: aioredis.Redis | None) -> ChatBa
     from adapters.redis_queue.hybrid import OverflowBackend
 
     if redis is None:
-        return ClaudeCliBackend(settings)
+        return ClaudeCliBackend(settings.claude, settings.pool)
     remote = RedisQueueBackend(
         redis,
         settings.redis.prefix,
@@ -118,8 +118,8 @@ def _default_backend(settings: Settings, redis: aioredis.Redis | None) -> ChatBa
     if settings.pool.size == 0:
         return remote
     if settings.workers.overflow:
-        return OverflowBackend(ClaudeCliBackend(settings), remote)
-    return ClaudeCliBackend(settings)
+        return OverflowBackend(ClaudeCliBackend(settings.claude, settings.pool), remote)
+    return ClaudeCliBackend(settings.claude, settings.pool)
 
 
 class Drain:

@@ -10,7 +10,7 @@ from litestar import Request
 from msgspec import Struct
 
 from budgets.keys import ApiKey, KeyStore, Project
-from proxy.errors import AuthenticationError, PermissionDenied, RateLimited
+from core.errors import AuthenticationError, PermissionDenied, RateLimited
 
 
 class Principal(Struct, kw_only=True):

@@ -15,10 +15,10 @@ from typing import Protocol, runtime_checkable
 import msgspec
 import redis.asyncio as aioredis
 
-from adapters.types import TokenUsage
+from core.types import TokenUsage
 from proxy.chat.runner import Tally
 from proxy.chat.translate import Plan
-from proxy.redis_conn import redis_errors
+from core.redis_conn import redis_errors
 from proxy.wire.chat_request import ChatCompletionRequest
 
 _encoder = msgspec.json.Encoder(order="deterministic")

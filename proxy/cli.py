@@ -100,7 +100,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     from adapters.claude_cli.backend import ClaudeCliBackend
     from adapters.redis_queue.worker import Worker
-    from proxy.redis_conn import connect
+    from core.redis_conn import connect
 
     settings = load_settings(args.config)
     _configure_logging(settings)
@@ -110,7 +110,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         client = connect(settings.redis)
-        backend = ClaudeCliBackend(settings)
+        backend = ClaudeCliBackend(settings.claude, settings.pool)
         await backend.start()
         worker = Worker(
             client,

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 import sqlite_utils
 
 from adapters.router import Route
-from adapters.types import TextBlock, ToolResultBlock, ToolUseBlock
+from core.types import TextBlock, ToolResultBlock, ToolUseBlock
 from budgets.database import open_database
 from budgets.guard import BudgetGuard, InProcessBudgetGuard, Reservation
 from budgets.keys import KeyStore
@@ -27,10 +27,10 @@ from proxy.auth import FailedAuthLimiter, Principal
 from proxy.chat.runner import Tally
 from proxy.chat.service import to_usage
 from proxy.chat.translate import Plan
-from proxy.errors import ProxyError, StorageUnavailable
+from core.errors import ProxyError, StorageUnavailable
 from proxy.metrics import Metrics
 from proxy.settings import Settings
-from proxy.tokens import count_tokens
+from core.tokens import count_tokens
 
 log = logging.getLogger("claude_proxy.metering")
 

@@ -12,7 +12,7 @@ from msgspec import Struct
 
 from adapters.router import ModelRouter, Route
 from proxy.settings import RouterSettings, RouteRule
-from proxy.tokens import count_tokens
+from core.tokens import count_tokens
 from proxy.wire.chat_request import (
     ChatCompletionRequest,
     ContentPart,

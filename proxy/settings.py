@@ -13,7 +13,9 @@ from typing import Any, Literal, Mapping
 import msgspec
 import yaml
 
+from adapters.claude_cli.settings import ClaudeSettings, PoolSettings
 from budgets.pricing import DEFAULT_PRICES, Price
+from core.redis_conn import RedisSettings
 
 ENV_PREFIX = "CLAUDE_PROXY_"
 
@@ -35,27 +37,6 @@ DEFAULT_MODEL_ALIASES: dict[str, str] = {
 }
 
 
-# Server environment variables a CLI process may see; everything else stays with the server.
-DEFAULT_ENV_PASSTHROUGH = (
-    "PATH",
-    "HOME",
-    "USER",
-    "LANG",
-    "LC_ALL",
-    "TMPDIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "NODE_EXTRA_CA_CERTS",
-    "SSL_CERT_FILE",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "CLAUDE_CODE_OAUTH_TOKEN",
-    "CLAUDE_CONFIG_DIR",
-)
-
-
 class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """HTTP listener and request limits."""
 
@@ -68,31 +49,10 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     log_format: Literal["text", "json"] = "text"
 
 
-class ClaudeSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """How the Claude Code CLI is found and run."""
-
-    binary: str | None = None
-    # "auto": --bare when an ANTHROPIC_API_KEY is present and no OAuth token is (bare mode ignores
-    # OAuth logins, and skips CLAUDE.md discovery and the per-machine environment block).
-    bare: Literal["auto", True, False] = "auto"
-    max_retries: int = 0
-    workdir: str | None = None
-    env: dict[str, str] = {}
-    env_passthrough: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_ENV_PASSTHROUGH))
-
-
 class StorageSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Where the SQLite database and stored files live."""
 
     path: str = "./data"
-
-
-class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Optional Redis; null keeps everything in process memory and SQLite."""
-
-    url: str | None = None
-    timeout_s: float = 2.0
-    prefix: str = "claude-proxy:"
 
 
 class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -100,21 +60,6 @@ class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     admin_key: str | None = None
     max_failures_per_minute: int = 30
-
-
-class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """The pool of Claude CLI processes."""
-
-    size: int = 4
-    spares: int = 1
-    spare_model: str = "sonnet"
-    max_queue: int = 32
-    queue_timeout_s: float = 30.0
-    retry_after_s: int = 2
-    warm_max: int = 4
-    warm_idle_s: float = 300.0
-    reuse_max: int = 100
-    max_process_mb: int = 300
 
 
 class BudgetSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from proxy.errors import ProxyError
+from core.errors import ProxyError
 
 _encoder = msgspec.json.Encoder()
 

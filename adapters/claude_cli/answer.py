@@ -28,7 +28,7 @@ from adapters.claude_cli.events import (
 )
 from adapters.claude_cli.process import CliProcess
 from adapters.claude_cli.tool_bridge import ToolBridge, caller_name
-from adapters.types import (
+from core.types import (
     BackendEvent,
     Completed,
     CompletionJob,
@@ -40,7 +40,7 @@ from adapters.types import (
     ToolCallStarted,
     ToolUseBlock,
 )
-from proxy.errors import (
+from core.errors import (
     CliFailed,
     CliUnavailable,
     ProxyError,
@@ -51,7 +51,7 @@ from proxy.errors import (
     UpstreamOverloaded,
     UpstreamRejected,
 )
-from proxy.tokens import count_tokens
+from core.tokens import count_tokens
 
 log = logging.getLogger("claude_proxy.cli")
 

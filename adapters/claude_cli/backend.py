@@ -14,13 +14,13 @@ import msgspec
 from adapters.claude_cli.command import OUTPUT_LIMIT_ENV, LaunchSpec, build_env, decide_bare
 from adapters.claude_cli.discovery import CliInfo, find_cli
 from adapters.claude_cli.answer import Answer
-from adapters.claude_cli.pool import CliPool
+from adapters.claude_cli.pool import CliPool, spawner
 from adapters.claude_cli.process import CliProcess
 from adapters.claude_cli.session_file import config_dir
 from adapters.claude_cli.tool_bridge import SERVER, ToolBridge
-from adapters.types import BackendEvent, Block, Completed, CompletionJob, TextBlock, ToolResultBlock, Turn
-from proxy.errors import CliUnavailable
-from proxy.settings import Settings
+from core.types import BackendEvent, Block, Completed, CompletionJob, TextBlock, ToolResultBlock, Turn
+from adapters.claude_cli.settings import ClaudeSettings, PoolSettings
+from core.errors import CliUnavailable
 
 log = logging.getLogger("claude_proxy.cli")
 
@@ -28,15 +28,18 @@ log = logging.getLogger("claude_proxy.cli")
 class ClaudeCliBackend:
     """Runs jobs on pooled CLI processes; translates CLI output and failures into domain terms."""
 
-    def __init__(self, settings: Settings, *, environ: Mapping[str, str] | None = None) -> None:
-        self.settings = settings
+    def __init__(
+        self, claude: ClaudeSettings, pool: PoolSettings, *, environ: Mapping[str, str] | None = None
+    ) -> None:
+        self.claude = claude
+        self.pool_settings = pool
         self.environ = dict(os.environ if environ is None else environ)
         self.cli: CliInfo | None = None
         self.cli_error: str | None = None
         self.pool: CliPool | None = None
 
     async def start(self) -> None:
-        claude = self.settings.claude
+        claude = self.claude
         try:
             self.cli = await asyncio.to_thread(find_cli, claude.binary)
         except CliUnavailable as exc:
@@ -56,21 +59,10 @@ class ClaudeCliBackend:
                 max_retries=claude.max_retries,
             ),
         )
-        pool = self.settings.pool
         self.pool = CliPool(
-            spec,
-            size=pool.size,
-            spares=pool.spares,
-            spare_model=pool.spare_model,
-            max_queue=pool.max_queue,
-            queue_timeout_s=pool.queue_timeout_s,
-            retry_after_s=pool.retry_after_s,
-            config_dir=config_dir(spec.env),
+            self.pool_settings,
+            spawner(spec, config_dir(spec.env)),
             workroot=Path(claude.workdir) if claude.workdir else None,
-            warm_max=pool.warm_max,
-            warm_idle_s=pool.warm_idle_s,
-            reuse_max=pool.reuse_max,
-            max_process_mb=pool.max_process_mb,
         )
         await self.pool.start()
 

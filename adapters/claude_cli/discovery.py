@@ -10,7 +10,7 @@ from pathlib import Path
 
 from msgspec import Struct
 
-from proxy.errors import CliUnavailable
+from core.errors import CliUnavailable
 
 
 class CliInfo(Struct):

@@ -18,14 +18,45 @@ import time
 from collections import OrderedDict, deque
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Protocol
 
 from adapters.claude_cli.command import LaunchSpec
 from adapters.claude_cli.process import CliProcess
-from adapters.types import Priority, Turn
-from proxy.errors import RateLimited, ShuttingDown
+from adapters.claude_cli.settings import PoolSettings
+from core.types import Priority, Turn
+from core.errors import RateLimited, ShuttingDown
 
 log = logging.getLogger("claude_proxy.pool")
+
+class ProcessFactory(Protocol):
+    """Starts one CLI process; the pool's only way to make one (tests pass a fake)."""
+
+    async def __call__(
+        self,
+        *,
+        model: str,
+        workroot: Path,
+        history: list[Turn] | None,
+        resume_turn: tuple[str, int | None] | None,
+    ) -> CliProcess: ...
+
+
+def spawner(spec: LaunchSpec, config_dir: Path) -> ProcessFactory:
+    """The real factory: `CliProcess.spawn` with this server's launch spec and config dir."""
+
+    async def spawn(
+        *,
+        model: str,
+        workroot: Path,
+        history: list[Turn] | None,
+        resume_turn: tuple[str, int | None] | None,
+    ) -> CliProcess:
+        return await CliProcess.spawn(
+            spec, model=model, workroot=workroot, config_dir=config_dir, history=history, resume_turn=resume_turn
+        )
+
+    return spawn
+
 
 # How long a kept process must have been idle before a missing spare may replace it.
 _GIVES_WAY_TO_SPARE_S = 1.0
@@ -34,41 +65,24 @@ _GIVES_WAY_TO_SPARE_S = 1.0
 class CliPool:
     """Owns every CLI process the server starts; `close()` leaves none behind."""
 
-    def __init__(
-        self,
-        spec: LaunchSpec,
-        *,
-        size: int,
-        spares: int,
-        spare_model: str,
-        max_queue: int,
-        queue_timeout_s: float,
-        retry_after_s: float,
-        config_dir: Path,
-        workroot: Path | None = None,
-        warm_max: int = 0,
-        warm_idle_s: float = 300.0,
-        reuse_max: int = 0,
-        max_process_mb: int = 0,
-    ) -> None:
-        self.spec = spec
-        self.warm_max = warm_max
-        self.warm_idle_s = warm_idle_s
-        self.reuse_max = reuse_max
-        self.max_process_mb = max_process_mb
+    def __init__(self, settings: PoolSettings, spawn: ProcessFactory, *, workroot: Path | None = None) -> None:
+        self.spawn_process = spawn
+        self.warm_max = settings.warm_max
+        self.warm_idle_s = settings.warm_idle_s
+        self.reuse_max = settings.reuse_max
+        self.max_process_mb = settings.max_process_mb
         # Processes that answered and wait for their conversation's next turn (by conversation
         # key), or to be rewound for another request (`turn_ended`), oldest first.
         self._warm: OrderedDict[str, tuple[CliProcess, float]] = OrderedDict()
         self.warm_hits = 0
         self.reuse_hits = 0
         self.rewind_hits = 0
-        self.size = size
-        self.target_spares = min(spares, size)
-        self.spare_model = spare_model
-        self.max_queue = max_queue
-        self.queue_timeout_s = queue_timeout_s
-        self.retry_after_s = retry_after_s
-        self.config_dir = config_dir
+        self.size = settings.size
+        self.target_spares = min(settings.spares, settings.size)
+        self.spare_model = settings.spare_model
+        self.max_queue = settings.max_queue
+        self.queue_timeout_s = settings.queue_timeout_s
+        self.retry_after_s = settings.retry_after_s
         self._workroot_setting = workroot
         self.workroot: Path | None = None
         self._serving = 0
@@ -137,9 +151,6 @@ class CliPool:
 
     def has_free_slot(self) -> bool:
         return self._serving < self.size and not any(self._waiters)
-
-    def live_pids(self) -> list[int]:
-        return [proc.pid for proc in self._live]
 
     @asynccontextmanager
     async def lease(
@@ -356,13 +367,8 @@ class CliPool:
             raise ShuttingDown("the pool is not running")
         self._spawning += 1
         try:
-            proc = await CliProcess.spawn(
-                self.spec,
-                model=model,
-                workroot=self.workroot,
-                config_dir=self.config_dir,
-                history=history,
-                resume_turn=resume_turn,
+            proc = await self.spawn_process(
+                model=model, workroot=self.workroot, history=history, resume_turn=resume_turn
             )
         except Exception:
             self.failed_total += 1

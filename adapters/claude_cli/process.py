@@ -26,8 +26,8 @@ from adapters.claude_cli.events import (
 )
 from adapters.claude_cli.session_file import remove_session, write_session
 from adapters.claude_cli.tool_bridge import ToolBridge
-from adapters.types import TokenUsage, Turn
-from proxy.errors import CliFailed, CliUnavailable
+from core.types import TokenUsage, Turn
+from core.errors import CliFailed, CliUnavailable
 
 log = logging.getLogger("claude_proxy.cli")
 
@@ -276,10 +276,6 @@ class CliProcess:
                     raise CliFailed(f"the Claude CLI refused `{subtype}`: {line.response.error}")
                 answers[position] = line
         return [answer for answer in answers if answer is not None]
-
-    async def close_input(self) -> None:
-        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
-            self.proc.stdin.close()
 
     def _exit_message(self, what: str) -> str:
         code = self.proc.returncode

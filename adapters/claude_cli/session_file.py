@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import msgspec
 
 from adapters.claude_cli.tool_bridge import upstream_name
-from adapters.types import Block, ToolUseBlock, Turn
+from core.types import Block, ToolUseBlock, Turn
 
 _encoder = msgspec.json.Encoder()
 

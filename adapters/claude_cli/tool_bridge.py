@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.claude_cli.events import ControlRequestLine
-from adapters.types import TextBlock, ToolSpec
+from core.types import TextBlock, ToolSpec
 
 SERVER = "proxy"
 PREFIX = f"mcp__{SERVER}__"

@@ -28,9 +28,9 @@ from adapters.redis_queue.messages import (
     event_decoder,
     job_encoder,
 )
-from adapters.types import BackendEvent, CompletionJob, Priority, Started, TextDelta
-from proxy.errors import ProxyError, RateLimited
-from proxy.redis_conn import redis_errors
+from core.types import BackendEvent, CompletionJob, Priority, Started, TextDelta
+from core.errors import ProxyError, RateLimited
+from core.redis_conn import redis_errors
 
 _REPLY_TTL_S = 600
 

@@ -6,7 +6,7 @@ from typing import Any, AsyncIterator
 
 from adapters.claude_cli.backend import ClaudeCliBackend
 from adapters.redis_queue.backend import RedisQueueBackend
-from adapters.types import BackendEvent, CompletionJob
+from core.types import BackendEvent, CompletionJob
 
 
 class OverflowBackend:

@@ -11,7 +11,7 @@ from typing import Union
 
 import msgspec
 
-from adapters.types import Completed, CompletionJob, TokenUsage, ToolCallArguments, ToolCallStarted
+from core.types import Completed, CompletionJob, TokenUsage, ToolCallArguments, ToolCallStarted
 
 GROUP = "workers"
 

@@ -34,8 +34,8 @@ from adapters.redis_queue.messages import (
     job_decoder,
     job_encoder,
 )
-from adapters.types import Completed, Priority, Started, TextDelta, ToolCallArguments, ToolCallStarted
-from proxy.errors import ProxyError
+from core.types import Completed, Priority, Started, TextDelta, ToolCallArguments, ToolCallStarted
+from core.errors import ProxyError
 
 log = logging.getLogger("claude_proxy.worker")
 

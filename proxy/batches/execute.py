@@ -7,11 +7,11 @@ from typing import Any
 
 import msgspec
 
-from adapters.types import Priority
+from core.types import Priority
 from proxy.auth import Principal
 from proxy.chat.prepare import prepare
 from proxy.chat.service import ChatService
-from proxy.errors import InvalidRequest, ProxyError
+from core.errors import InvalidRequest, ProxyError
 from proxy.metering import Metering
 from proxy.routing import RequestRouter
 from proxy.settings import Settings

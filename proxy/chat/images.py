@@ -8,8 +8,8 @@ import binascii
 
 import httpx
 
-from adapters.types import ImageBlock, ImageSource
-from proxy.errors import InvalidRequest
+from core.types import ImageBlock, ImageSource
+from core.errors import InvalidRequest
 from proxy.settings import ImageSettings
 from proxy.wire.chat_request import ChatCompletionRequest, ImagePart
 

@@ -15,7 +15,7 @@ import msgspec
 from msgspec import Struct
 
 from adapters.protocol import ChatBackend
-from adapters.types import (
+from core.types import (
     Completed,
     CompletionJob,
     Started,
@@ -25,8 +25,8 @@ from adapters.types import (
     ToolCallStarted,
 )
 from proxy.chat.stops import StopCutter
-from proxy.errors import ProxyError, RequestTimeout
-from proxy.tokens import count_tokens
+from core.errors import ProxyError, RequestTimeout
+from core.tokens import count_tokens
 
 
 class ChoiceText(Struct):

@@ -11,11 +11,11 @@ from typing import AsyncGenerator, AsyncIterator, Awaitable, Callable
 import msgspec
 
 from adapters.protocol import ChatBackend
-from adapters.types import TokenUsage, ToolCallStarted
+from core.types import TokenUsage, ToolCallStarted
 from proxy.chat.runner import ChoiceEvent, ChoiceTally, ChoiceText, ChoiceTool, Tally, run_choices
 from proxy.chat.translate import Plan
 from proxy.cache import CachedAnswer
-from proxy.errors import ProxyError
+from core.errors import ProxyError
 from proxy.sse import sse_done, sse_error, sse_event
 from proxy.wire.chat_response import (
     ChatCompletion,

@@ -10,8 +10,8 @@ from typing import Any, Literal
 import msgspec
 from msgspec import Struct
 
-from adapters.types import TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock
-from proxy.errors import InvalidRequest
+from core.types import TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock
+from core.errors import InvalidRequest
 from proxy.wire.chat_request import ChatCompletionRequest, TextPart, ToolCall, ToolMessage
 
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")

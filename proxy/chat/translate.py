@@ -7,10 +7,10 @@ from typing import Any
 from msgspec import Struct
 
 from adapters.router import Route
-from adapters.types import Block, CompletionJob, TextBlock, Turn
+from core.types import Block, CompletionJob, TextBlock, Turn
 from proxy.chat.images import image_block
 from proxy.chat.tools import ToolTurns, tool_setup
-from proxy.errors import InvalidRequest
+from core.errors import InvalidRequest
 from proxy.wire.chat_request import (
     AssistantMessage,
     ChatCompletionRequest,

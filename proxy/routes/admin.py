@@ -11,7 +11,7 @@ from msgspec import Struct
 
 from budgets.keys import ApiKey, Project
 from proxy.auth import require_admin
-from proxy.errors import InvalidRequest, NotFound, ProxyError
+from core.errors import InvalidRequest, NotFound, ProxyError
 from proxy.metering import Metering
 from proxy.middleware import request_id
 from proxy.routes.chat import decode_json, json_response

@@ -10,7 +10,7 @@ from proxy.batches.runner import BatchRunner
 from proxy.batches.store import BatchStore
 from proxy.batches.validate import SUPPORTED_ENDPOINTS
 from proxy.batches.wire import TERMINAL, BatchList, CreateBatch
-from proxy.errors import InvalidRequest, NotFound, ProxyError
+from core.errors import InvalidRequest, NotFound, ProxyError
 from proxy.routes.chat import decode_json, json_response
 from proxy.routes.files import _limit
 from proxy.settings import Settings, parse_window

@@ -14,7 +14,7 @@ from proxy.cache import ResponseCache, answer_from, cache_key
 from proxy.chat.prepare import prepare
 from proxy.chat.runner import Tally
 from proxy.chat.service import ChatService, Finish, replay_completion, replay_stream
-from proxy.errors import InvalidRequest, ProxyError
+from core.errors import InvalidRequest, ProxyError
 from proxy.metering import Metering, cached_entry
 from proxy.metrics import Metrics
 from proxy.middleware import request_id

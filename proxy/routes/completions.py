@@ -14,11 +14,11 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, post
 
-from adapters.types import TokenUsage
+from core.types import TokenUsage
 from proxy.auth import Principal
 from proxy.chat.service import ChatService, ChunkWriter, to_usage
 from proxy.chat.prepare import prepare
-from proxy.errors import InvalidRequest
+from core.errors import InvalidRequest
 from proxy.metering import Metering
 from proxy.middleware import request_id
 from proxy.routes.chat import _sse_response, decode_json, json_response

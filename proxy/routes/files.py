@@ -8,7 +8,7 @@ from litestar.datastructures import UploadFile
 from proxy.auth import Principal
 from proxy.batches.store import BatchStore
 from proxy.batches.wire import FILE_PURPOSES, FileDeleted, FileList, FileObject
-from proxy.errors import InvalidRequest, NotFound
+from core.errors import InvalidRequest, NotFound
 from proxy.routes.chat import json_response
 from proxy.settings import Settings
 

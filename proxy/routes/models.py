@@ -9,13 +9,13 @@ from litestar import Request, Response, get
 from adapters.protocol import ChatBackend
 from adapters.router import CLAUDE_TIERS, ModelRouter
 from proxy.auth import Principal, require_admin
-from proxy.errors import NotFound
+from core.errors import NotFound
 from proxy.metering import Metering
 from proxy.metrics import Metrics
 from proxy.openapi import served_document
 from proxy.settings import Settings
 from proxy.middleware import request_id
-from proxy.redis_conn import ping
+from core.redis_conn import ping
 from proxy.routes.chat import json_response
 from proxy.routing import RequestRouter
 from proxy.wire.chat_response import encoder

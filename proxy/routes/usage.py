@@ -8,7 +8,7 @@ from litestar import Request, Response, get, post
 
 from budgets.keys import Project
 from proxy.auth import Principal
-from proxy.errors import InvalidRequest
+from core.errors import InvalidRequest
 from proxy.metering import Metering
 from proxy.routes.chat import decode_json, json_response
 from proxy.routing import RequestRouter

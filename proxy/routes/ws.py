@@ -18,7 +18,7 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from proxy.auth import Principal, authenticate
-from proxy.errors import InvalidRequest, ProxyError
+from core.errors import InvalidRequest, ProxyError
 from proxy.middleware import request_id
 from proxy.routes.chat import ChatParts, run_chat
 from proxy.wire.chat_request import ChatCompletionRequest

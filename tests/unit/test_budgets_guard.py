@@ -13,7 +13,7 @@ from budgets.database import open_database
 from budgets.guard import LocalBudgetGuard
 from budgets.keys import Project
 from budgets.ledger import LedgerEntry, UsageLedger
-from proxy.errors import InsufficientQuota
+from core.errors import InsufficientQuota
 
 NOW = datetime(2025, 3, 15, 12, 0, tzinfo=UTC).timestamp()
 TODAY = datetime(2025, 3, 15, tzinfo=UTC).timestamp()

@@ -6,7 +6,7 @@ import pytest
 
 from budgets import ratelimit
 from budgets.ratelimit import LocalRateLimiter, format_reset
-from proxy.errors import RateLimited
+from core.errors import RateLimited
 
 
 class Clock:

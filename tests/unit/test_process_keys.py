@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from adapters.claude_cli.backend import conversation_key, reuse_profile
-from adapters.types import CompletionJob, TextBlock, ToolSpec, Turn
+from core.types import CompletionJob, TextBlock, ToolSpec, Turn
 
 BASE = CompletionJob(model="haiku", system="be brief", history=[], prompt=[TextBlock("hi")], owner="p1")
 

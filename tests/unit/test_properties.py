@@ -17,7 +17,7 @@ from budgets.guard import LocalBudgetGuard
 from budgets.keys import Project
 from budgets.ledger import UsageLedger
 from proxy.chat.stops import StopCutter
-from proxy.errors import InsufficientQuota, ModelNotFound
+from core.errors import InsufficientQuota, ModelNotFound
 from proxy.settings import DEFAULT_MODEL_ALIASES
 from proxy.sse import sse_event
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.router import CLAUDE_TIERS, ModelRouter, Route
-from proxy.errors import ModelNotFound
+from core.errors import ModelNotFound
 from proxy.settings import DEFAULT_MODEL_ALIASES
 
 EXPECTED_TIERS = {

@@ -8,10 +8,10 @@ import msgspec
 import pytest
 
 from adapters.router import ModelRouter
-from proxy.errors import ModelNotFound
+from core.errors import ModelNotFound
 from proxy.routing import Features, RequestRouter, features
 from proxy.settings import DEFAULT_MODEL_ALIASES, RouterSettings, RouteRule
-from proxy.tokens import count_tokens
+from core.tokens import count_tokens
 from proxy.wire.chat_request import ChatCompletionRequest, chat_request_decoder
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from adapters.claude_cli.session_file import config_dir, project_dir, remove_session, write_session
-from adapters.types import TextBlock, Turn
+from core.types import TextBlock, Turn
 
 CWD = Path("/tmp/exp/cwd")
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.settings import DEFAULT_ENV_PASSTHROUGH, DEFAULT_MODEL_ALIASES, Settings, SettingsError, load_settings
+from adapters.claude_cli.settings import DEFAULT_ENV_PASSTHROUGH
+from proxy.settings import DEFAULT_MODEL_ALIASES, Settings, SettingsError, load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:

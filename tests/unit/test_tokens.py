@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from proxy import tokens
+from core import tokens
 
 
 @pytest.fixture()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from adapters.claude_cli.events import ControlRequestLine, parse_line
 from adapters.claude_cli.tool_bridge import ToolBridge, caller_name, upstream_name
-from adapters.types import TextBlock, ToolSpec
+from core.types import TextBlock, ToolSpec
 
 SPEC = ToolSpec(name="get_weather", description="Weather", parameters={"type": "object", "properties": {"city": {"type": "string"}}})
 

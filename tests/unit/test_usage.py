@@ -1,8 +1,8 @@
-"""proxy.chat.service.to_usage and adapters.types.TokenUsage."""
+"""proxy.chat.service.to_usage and core.types.TokenUsage."""
 
 from __future__ import annotations
 
-from adapters.types import TokenUsage
+from core.types import TokenUsage
 from proxy.chat.service import to_usage
 
 

@@ -6,7 +6,7 @@ import functools
 import logging
 from typing import Callable
 
-log = logging.getLogger("claude_proxy.tokens")
+log = logging.getLogger("claude_core.tokens")
 
 
 @functools.lru_cache(maxsize=1)

@@ -11,8 +11,17 @@ from typing import AsyncIterator
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from proxy.errors import RedisUnavailable
-from proxy.settings import RedisSettings
+import msgspec
+
+from core.errors import RedisUnavailable
+
+
+class RedisSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Optional Redis; null keeps everything in process memory and SQLite."""
+
+    url: str | None = None
+    timeout_s: float = 2.0
+    prefix: str = "claude-proxy:"
 
 
 def connect(settings: RedisSettings) -> aioredis.Redis:

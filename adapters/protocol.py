@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Protocol, runtime_checkable
+from typing import Any, AsyncGenerator, Protocol, runtime_checkable
 
 from core.types import BackendEvent, CompletionJob
 
@@ -20,6 +20,6 @@ class ChatBackend(Protocol):
 
     async def close(self) -> None: ...
 
-    def stream(self, job: CompletionJob) -> AsyncIterator[BackendEvent]: ...
+    def stream(self, job: CompletionJob) -> AsyncGenerator[BackendEvent, None]: ...
 
     def health(self) -> dict[str, Any]: ...

@@ -13,11 +13,11 @@ import sys
 
 import msgspec
 
-from adapters.router import ModelRouter
+from adapters.models import ModelAliases
 from core.types import TokenUsage
 from bench.router_prompts import labelled_requests
 from budgets.pricing import DEFAULT_PRICES, cost_of
-from proxy.routing import RequestRouter
+from proxy.selection import ModelSelector, select_for_chat
 from proxy.settings import load_settings
 from proxy.wire.chat_request import chat_request_decoder
 
@@ -27,7 +27,7 @@ ASSUMED_OUTPUT_TOKENS = 400
 def main() -> int:
     settings = load_settings(None, environ={})
     sys.stdout.write("## Default rules\n\n")
-    report(RequestRouter(ModelRouter(settings.models), settings.router))
+    report(ModelSelector(ModelAliases(settings.models), settings.router))
     # The same rules with maths sent to sonnet: what the opus rule costs on this set.
     cost_first = msgspec.structs.replace(
         settings.router,
@@ -37,23 +37,23 @@ def main() -> int:
         ],
     )
     sys.stdout.write("\n## Cost-first variant (maths to sonnet instead of opus)\n\n")
-    report(RequestRouter(ModelRouter(settings.models), cost_first))
+    report(ModelSelector(ModelAliases(settings.models), cost_first))
     return 0
 
 
-def report(router: RequestRouter) -> None:
+def report(router: ModelSelector) -> None:
     rows = []
     for body, label in labelled_requests():
         request = chat_request_decoder.decode(json.dumps(body).encode())
-        decision = router.decide(request)
-        usage = TokenUsage(input_tokens=decision.features.prompt_tokens, output_tokens=ASSUMED_OUTPUT_TOKENS)
+        selection = select_for_chat(router, request)
+        usage = TokenUsage(input_tokens=selection.features.prompt_tokens, output_tokens=ASSUMED_OUTPUT_TOKENS)
         rows.append(
             {
                 "label": label,
-                "chosen": decision.route.claude_model,
-                "reason": decision.reasons[0],
+                "chosen": selection.choice.claude_model,
+                "reason": selection.reasons[0],
                 "prompt": request.messages[-1].content[:70],
-                "cost": cost_of(usage, DEFAULT_PRICES[decision.route.claude_model]),
+                "cost": cost_of(usage, DEFAULT_PRICES[selection.choice.claude_model]),
                 "sonnet_cost": cost_of(usage, DEFAULT_PRICES["sonnet"]),
             }
         )

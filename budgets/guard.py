@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from msgspec import Struct
 
@@ -53,6 +53,7 @@ class BudgetStatus(Struct, kw_only=True):
         )
 
 
+@runtime_checkable  # the app injects it, and Litestar checks what it injects
 class BudgetGuard(Protocol):
     """Reserves worst-case costs against project budgets and settles them to real costs.
 

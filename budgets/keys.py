@@ -38,6 +38,13 @@ class ApiKey(Struct, kw_only=True):
     revoked_at: float | None = None
 
 
+class Principal(Struct, kw_only=True):
+    """Who is calling: the project a verified key belongs to, and the key."""
+
+    project: Project
+    key: ApiKey
+
+
 def hash_key(secret: str) -> str:
     # Keys are 256-bit random secrets, so a plain sha256 is enough (no dictionary to attack).
     return hashlib.sha256(secret.encode()).hexdigest()

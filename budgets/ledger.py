@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import sqlite_utils
 from msgspec import Struct, structs
+
+from core.errors import StorageUnavailable
+
+log = logging.getLogger("claude_proxy.ledger")
+
+PROBE_INTERVAL_S = 1.0
 
 
 class LedgerEntry(Struct, kw_only=True):
@@ -47,10 +54,17 @@ _INSERT = f"insert into usage ({', '.join(_COLUMNS)}) values ({', '.join('?' for
 
 
 class UsageLedger:
-    """Append-only rows in the `usage` table, with the sums budgets and `/v1/usage` need."""
+    """Append-only rows in the `usage` table, with the sums budgets and `/v1/usage` need.
+
+    It also owns whether it can be written: a failed write marks it unwritable (say, a full
+    disk), and from then on `ensure_writable` refuses work until a probe write works again,
+    probing at most once a second.
+    """
 
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
+        self._failure: str | None = None
+        self._probed_at = 0.0
         if "usage" not in db.table_names():
             columns = {field.name: field.type for field in structs.fields(LedgerEntry)}
             db["usage"].create({"id": int, **columns}, pk="id")
@@ -58,12 +72,45 @@ class UsageLedger:
         if "storage_probe" not in db.table_names():
             db["storage_probe"].create({"id": int, "at": float}, pk="id")
 
+    @property
+    def failure(self) -> str | None:
+        """Why the last write failed, while the ledger cannot be written; None when it can."""
+        return self._failure
+
     def record(self, entry: LedgerEntry) -> None:
+        """Writes one row; raises `StorageUnavailable` (and marks the ledger) when it cannot."""
         if not entry.created_at:
             entry.created_at = time.time()
-        # One prepared statement and one commit: this runs for every request.
-        with self.db.conn:
-            self.db.conn.execute(_INSERT, structs.astuple(entry))
+        try:
+            # One prepared statement and one commit: this runs for every request.
+            with self.db.conn:
+                self.db.conn.execute(_INSERT, structs.astuple(entry))
+        except Exception as exc:  # noqa: BLE001 - any failure to write counts
+            self._failed(exc)
+            raise StorageUnavailable(f"the usage ledger cannot be written ({self._failure})") from exc
+        self._failure = None
+
+    def ensure_writable(self) -> None:
+        """Raises `StorageUnavailable` (503) while the ledger cannot be written."""
+        if self._failure is None:
+            return
+        if time.monotonic() - self._probed_at >= PROBE_INTERVAL_S:
+            self._probed_at = time.monotonic()
+            try:
+                self.probe()
+            except Exception as exc:  # noqa: BLE001 - any failure to write counts
+                self._failed(exc)
+            else:
+                log.warning("the usage ledger can be written again")
+                self._failure = None
+                return
+        raise StorageUnavailable(
+            f"the usage ledger cannot be written ({self._failure}); requests are refused until it can"
+        )
+
+    def _failed(self, exc: BaseException) -> None:
+        self._failure = f"{type(exc).__name__}: {exc}"
+        self._probed_at = time.monotonic()
 
     def probe(self) -> None:
         """A small real write: raises when the database cannot be written (disk full, read-only)."""

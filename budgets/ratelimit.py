@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from msgspec import Struct
 
@@ -25,6 +25,7 @@ class RateTicket(Struct, kw_only=True):
     headers: dict[str, str]
 
 
+@runtime_checkable
 class RateLimiter(Protocol):
     """Admits or refuses a request for a key (raising `RateLimited`), then corrects its tokens."""
 

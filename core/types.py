@@ -53,6 +53,13 @@ class Turn(Struct):
     content: list[Block]
 
 
+class ModelChoice(Struct, frozen=True):
+    """The model a request asked for and the Claude model that serves it."""
+
+    requested: str
+    claude_model: str  # haiku, sonnet, opus or a checked claude-* id: safe for argv
+
+
 class Priority:
     """Pool priority: interactive requests are served before batch lines."""
 

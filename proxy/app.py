@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import redis.asyncio as aioredis
 from litestar import Litestar, Request, Response
@@ -13,17 +13,15 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 
+from adapters.models import ModelAliases
 from adapters.protocol import ChatBackend
-from adapters.router import ModelRouter
-from proxy.auth import Principal, authenticate
-from proxy.batches.runner import BatchRunner
-from proxy.batches.store import BatchStore
-from proxy.cache import MemoryCache, RedisCache, ResponseCache
-from proxy.chat.service import ChatService
-from proxy.metering import Metering
-from proxy.metrics import Metrics, timing_hook
-from core.redis_conn import connect
-from proxy.routing import RequestRouter
+from budgets.admission import AdmissionControl
+from budgets.database import open_database
+from budgets.guard import BudgetGuard, InProcessBudgetGuard
+from budgets.keys import KeyStore, Principal
+from budgets.ledger import UsageLedger
+from budgets.ratelimit import InProcessRateLimiter, RateLimiter
+from budgets.redis_limits import RedisBudgetGuard, RedisRateLimiter
 from core.errors import (
     InvalidRequest,
     MethodNotAllowed,
@@ -32,11 +30,18 @@ from core.errors import (
     RequestTooLarge,
     ShuttingDown,
 )
-from proxy.middleware import add_request_headers, request_id
-from proxy.routes import files_router, routes
-from proxy.routes.chat import ChatParts
-from proxy.settings import Settings
+from core.redis_conn import connect
 from core.tokens import count_tokens
+from proxy.auth import FailedAuthLimiter, authenticate
+from proxy.batches.runner import BatchRunner
+from proxy.batches.store import BatchStore
+from proxy.cache import MemoryCache, RedisCache, ResponseCache
+from proxy.metrics import Metrics, timing_hook
+from proxy.pipeline import Pipeline
+from proxy.request_ids import add_request_headers, request_id
+from proxy.routes import files_router, routes
+from proxy.selection import ModelSelector
+from proxy.settings import Settings
 from proxy.wire.chat_response import encoder
 
 log = logging.getLogger("claude_proxy")
@@ -81,23 +86,24 @@ def handle_exception(request: Request, exc: Exception) -> Response[bytes]:
     return _error_response(error)
 
 
-def authenticated_principal(request: Request, metering: Metering) -> Principal:
+def authenticated_principal(
+    request: Request[Any, Any, Any], keys: KeyStore, auth_failures: FailedAuthLimiter
+) -> Principal:
     """The `principal` dependency: the caller's project and key (401/429 otherwise)."""
     request_id(request.scope)
-    return authenticate(request, metering.keys, metering.auth_failures)
+    return authenticate(request, keys, auth_failures)
 
 
-class _Caching:
-    """The response cache, when `cache.enabled`; built once Redis (if any) is connected."""
+class _Resources:
+    """What the lifespan opens, for the dependencies to hand out; each is set before the app
+    takes its first request and stays until the lifespan closes it."""
 
-    cache: ResponseCache | None = None
-
-
-class _Batches:
-    """The batch store and runner, which exist once the lifespan has opened the database."""
-
-    store: BatchStore
-    runner: BatchRunner
+    keys: KeyStore
+    ledger: UsageLedger
+    guard: BudgetGuard
+    pipeline: Pipeline
+    batch_store: BatchStore
+    batch_runner: BatchRunner
 
 
 def _default_backend(settings: Settings, redis: aioredis.Redis | None) -> ChatBackend:
@@ -150,65 +156,84 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
     `drain` is begun by the command that runs the server when a shutdown signal arrives."""
     drain = drain or Drain()
     redis = connect(settings.redis) if settings.redis.url else None
-    if backend is None:
-        backend = _default_backend(settings, redis)
-    router = ModelRouter(settings.models)
-    routing = RequestRouter(router, settings.router)
-    service = ChatService(backend, timeout_s=settings.server.request_timeout_s)
+    chat_backend = backend if backend is not None else _default_backend(settings, redis)
+    aliases = ModelAliases(settings.models)
+    selector = ModelSelector(aliases, settings.router)
     metrics = Metrics()
-    metering = Metering(settings, metrics=metrics)
-    metrics.gauges.append(lambda: backend.health().get("pool") or {})
-    batches = _Batches()
-    caching = _Caching()
+    auth_failures = FailedAuthLimiter(settings.auth.max_failures_per_minute)
+    metrics.gauges.append(lambda: chat_backend.health().get("pool") or {})
+    opened = _Resources()
 
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
-        metering.open(redis)
+        db = open_database(settings.storage.path)
+        opened.keys = KeyStore(db)
+        opened.ledger = ledger = UsageLedger(db)
+        guard: BudgetGuard
+        limiter: RateLimiter
+        if redis is None:
+            guard, limiter = InProcessBudgetGuard(ledger), InProcessRateLimiter()
+        else:
+            hold = settings.server.request_timeout_s + 60
+            guard = RedisBudgetGuard(redis, settings.redis.prefix, ledger, hold_s=hold)
+            limiter = RedisRateLimiter(redis, settings.redis.prefix)
+        opened.guard = guard
         # Loading the tokenizer takes most of a second: do it now rather than in a first request.
         await asyncio.to_thread(count_tokens, "warm up")
-        if settings.cache.enabled:
-            caching.cache = (
-                RedisCache(redis, settings.redis.prefix, ttl_s=settings.cache.ttl_s)
-                if redis is not None
-                else MemoryCache(ttl_s=settings.cache.ttl_s, max_entries=settings.cache.max_entries)
-            )
+        opened.pipeline = Pipeline(
+            selector=selector,
+            backend=chat_backend,
+            admission=AdmissionControl(ledger=ledger, guard=guard, limiter=limiter, settings=settings.budgets),
+            timeout_s=settings.server.request_timeout_s,
+            default_max_tokens=settings.budgets.default_max_tokens,
+            cache=_response_cache(settings, redis),
+            metrics=metrics,
+        )
         try:
-            await backend.start()
+            await chat_backend.start()
             try:
-                batches.store = BatchStore(metering.db, settings.storage.path)
-                batches.runner = BatchRunner(
-                    store=batches.store, metering=metering, routing=routing, chat=service, settings=settings
+                opened.batch_store = BatchStore(db, settings.storage.path)
+                opened.batch_runner = BatchRunner(
+                    store=opened.batch_store,
+                    keys=opened.keys,
+                    pipeline=opened.pipeline,
+                    settings=settings.batches,
+                    images=settings.images,
                 )
-                await batches.runner.start()
+                await opened.batch_runner.start()
                 try:
                     yield
                 finally:
-                    await batches.runner.close()
+                    await opened.batch_runner.close()
             finally:
-                await backend.close()
+                await chat_backend.close()
         finally:
-            metering.close()
+            db.close()
             if redis is not None:
                 await redis.aclose()
+
+    def provide(value: Callable[[], Any]) -> Provide:
+        return Provide(value, use_cache=True, sync_to_thread=False)
 
     return Litestar(
         route_handlers=[*routes, files_router(settings)],
         lifespan=[resources],
         dependencies={
-            "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
-            "backend": Provide(lambda: backend, use_cache=True, sync_to_thread=False),
-            "router": Provide(lambda: router, use_cache=True, sync_to_thread=False),
-            "routing": Provide(lambda: routing, use_cache=True, sync_to_thread=False),
-            "metering": Provide(lambda: metering, use_cache=True, sync_to_thread=False),
+            "settings": provide(lambda: settings),
+            "backend": provide(lambda: chat_backend),
+            "aliases": provide(lambda: aliases),
+            "selector": provide(lambda: selector),
+            "metrics": provide(lambda: metrics),
+            "redis": provide(lambda: redis),
+            "auth_failures": provide(lambda: auth_failures),
+            "keys": provide(lambda: opened.keys),
+            "ledger": provide(lambda: opened.ledger),
+            "guard": provide(lambda: opened.guard),
+            "pipeline": provide(lambda: opened.pipeline),
+            "batch_store": provide(lambda: opened.batch_store),
+            "batch_runner": provide(lambda: opened.batch_runner),
             # Every /v1 route that takes `principal` is authenticated before its body is read.
             "principal": Provide(authenticated_principal, sync_to_thread=False),
-            "chat_parts": Provide(
-                lambda: ChatParts(routing, service, metering, settings, caching.cache, metrics), sync_to_thread=False
-            ),
-            "metrics": Provide(lambda: metrics, use_cache=True, sync_to_thread=False),
-            "batch_store": Provide(lambda: batches.store, use_cache=True, sync_to_thread=False),
-            "batch_runner": Provide(lambda: batches.runner, use_cache=True, sync_to_thread=False),
-            "chat": Provide(lambda: service, use_cache=True, sync_to_thread=False),
         },
         exception_handlers={Exception: handle_exception},
         before_send=[add_request_headers, timing_hook(metrics)],
@@ -219,3 +244,12 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
         logging_config=None,  # logging is configured once, by the command that runs the server
         debug=False,
     )
+
+
+def _response_cache(settings: Settings, redis: aioredis.Redis | None) -> ResponseCache | None:
+    """The response cache, when `cache.enabled`: in Redis when there is one, else in memory."""
+    if not settings.cache.enabled:
+        return None
+    if redis is not None:
+        return RedisCache(redis, settings.redis.prefix, ttl_s=settings.cache.ttl_s)
+    return MemoryCache(ttl_s=settings.cache.ttl_s, max_entries=settings.cache.max_entries)

@@ -6,19 +6,18 @@ import hmac
 import time
 from collections import deque
 
-from litestar import Request
-from msgspec import Struct
+from typing import Any
 
-from budgets.keys import ApiKey, KeyStore, Project
+from litestar.connection import ASGIConnection
+from budgets.keys import KeyStore, Principal
 from core.errors import AuthenticationError, PermissionDenied, RateLimited
 
 
-class Principal(Struct, kw_only=True):
-    project: Project
-    key: ApiKey
+# HTTP requests and WebSockets authenticate alike.
+Connection = ASGIConnection[Any, Any, Any, Any]
 
 
-def presented_key(request: Request) -> str | None:
+def presented_key(request: Connection) -> str | None:
     """`Authorization: Bearer <key>`, else `api-key`, else `x-api-key`."""
     authorization = request.headers.get("authorization", "")
     scheme, _, credential = authorization.partition(" ")
@@ -68,11 +67,11 @@ class FailedAuthLimiter:
         window.append(now)
 
 
-def _client(request: Request) -> str:
+def _client(request: Connection) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def authenticate(request: Request, keys: KeyStore, failures: FailedAuthLimiter | None = None) -> Principal:
+def authenticate(request: Connection, keys: KeyStore, failures: FailedAuthLimiter | None = None) -> Principal:
     """The caller's project, or 401 `invalid_api_key` for a missing, unknown or revoked key."""
     if failures is not None:
         failures.check(_client(request))
@@ -92,7 +91,7 @@ def authenticate(request: Request, keys: KeyStore, failures: FailedAuthLimiter |
 
 
 def require_admin(
-    request: Request, admin_key: str | None, keys: KeyStore, failures: FailedAuthLimiter | None = None
+    request: Connection, admin_key: str | None, keys: KeyStore, failures: FailedAuthLimiter | None = None
 ) -> None:
     """Admin routes take only `auth.admin_key`; a valid project key gets 403, anything else 401.
     Wrong keys count toward the same per-address limit as on `/v1/*`."""

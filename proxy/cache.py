@@ -1,7 +1,7 @@
 """The opt-in response cache: whole completions keyed by project and a canonical request.
 
-A hit replays the stored completion, as JSON or as SSE chunks, without touching the CLI, and
-costs the project nothing. The store is Redis when configured (shared by every server), else
+A hit replays the stored answer, whole or as a stream, without touching the CLI, and costs the
+project nothing. The store is Redis when configured (shared by every server), else
 a bounded in-process LRU.
 """
 
@@ -10,16 +10,13 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 import redis.asyncio as aioredis
 
-from core.types import TokenUsage
-from proxy.chat.runner import Tally
-from proxy.chat.translate import Plan
 from core.redis_conn import redis_errors
-from proxy.wire.chat_request import ChatCompletionRequest
+from core.types import CompletionJob, TokenUsage
 
 _encoder = msgspec.json.Encoder(order="deterministic")
 
@@ -46,9 +43,9 @@ class ResponseCache(Protocol):
     async def put(self, key: str, answer: CachedAnswer) -> None: ...
 
 
-def cache_key(project: str, plan: Plan, request: ChatCompletionRequest) -> str:
-    """Everything that decides the answer: the resolved model, the conversation, the limits."""
-    job = plan.job
+def cache_key(project: str, job: CompletionJob, *, n: int, stops: list[str], sampling: dict[str, Any]) -> str:
+    """Everything that decides the answer: the resolved model, the conversation, the limits,
+    the sampling parameters."""
     canonical = {
         "project": project,
         "model": job.model,
@@ -56,26 +53,13 @@ def cache_key(project: str, plan: Plan, request: ChatCompletionRequest) -> str:
         "history": job.history,
         "prompt": job.prompt,
         "max_output_tokens": job.max_output_tokens,
-        "stops": plan.stops,
-        "n": plan.n,
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-        "seed": request.seed,
-        "response_format": request.response_format,
+        "stops": stops,
+        "n": n,
+        "sampling": sampling,
         "tools": job.tools,
         "tool_choice": job.tool_choice,
     }
     return hashlib.sha256(_encoder.encode(canonical)).hexdigest()
-
-
-def answer_from(tally: Tally) -> CachedAnswer | None:
-    """The answer to store, or None when some choice did not finish."""
-    choices = []
-    for choice in tally.choices:
-        if choice.completed is None or choice.tool_calls:
-            return None  # a tool call answers one moment of one agent's run: not worth replaying
-        choices.append(CachedChoice("".join(choice.emitted), choice.completed.finish_reason))
-    return CachedAnswer(choices=choices, usage=tally.usages(), created=int(time.time()))
 
 
 class MemoryCache:

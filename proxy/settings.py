@@ -14,13 +14,14 @@ import msgspec
 import yaml
 
 from adapters.claude_cli.settings import ClaudeSettings, PoolSettings
-from budgets.pricing import DEFAULT_PRICES, Price
+from budgets.pricing import DEFAULT_PRICES
+from budgets.settings import BudgetSettings
 from core.redis_conn import RedisSettings
 
 ENV_PREFIX = "CLAUDE_PROXY_"
 
 # OpenAI model names callers already use, mapped onto Claude tiers. `haiku`, `sonnet`, `opus` and
-# full `claude-*` ids are always accepted as well (see adapters.router).
+# full `claude-*` ids are always accepted as well (see adapters.models).
 DEFAULT_MODEL_ALIASES: dict[str, str] = {
     "gpt-4o-mini": "haiku",
     "gpt-4.1-mini": "haiku",
@@ -60,15 +61,6 @@ class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     admin_key: str | None = None
     max_failures_per_minute: int = 30
-
-
-class BudgetSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """How requests are priced and reserved against project budgets."""
-
-    default_max_tokens: int = 8192
-    overhead_tokens: int = 500
-    prefer_cli_cost: bool = True
-    prices: dict[str, Price] = msgspec.field(default_factory=lambda: dict(DEFAULT_PRICES))
 
 
 class RouteRule(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

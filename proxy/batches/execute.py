@@ -7,14 +7,13 @@ from typing import Any
 
 import msgspec
 
-from core.types import Priority
-from proxy.auth import Principal
-from proxy.chat.prepare import prepare
-from proxy.chat.service import ChatService
+from budgets.keys import Principal
 from core.errors import InvalidRequest, ProxyError
-from proxy.metering import Metering
-from proxy.routing import RequestRouter
-from proxy.settings import Settings
+from core.types import Priority
+from proxy.chat.render import chat_completion
+from proxy.chat.translate import chat_submission
+from proxy.pipeline import Pipeline
+from proxy.settings import ImageSettings
 from proxy.wire.chat_request import chat_request_decoder
 
 _encoder = msgspec.json.Encoder()
@@ -55,24 +54,19 @@ def error_line(custom_id: str, code: str, message: str) -> bytes:
 
 
 async def execute_line(
-    custom_id: str,
-    body: str,
-    *,
-    principal: Principal,
-    routing: RequestRouter,
-    chat: ChatService,
-    metering: Metering,
-    settings: Settings,
+    custom_id: str, body: str, *, principal: Principal, pipeline: Pipeline, images: ImageSettings
 ) -> LineOutcome:
+    """Runs one line at batch priority, charged to the batch's project; never raises a
+    `ProxyError` (a failure becomes the line's error response)."""
     request_id = "req_" + secrets.token_hex(16)
     try:
         request = chat_request_decoder.decode(body)
         if request.stream:
             raise InvalidRequest("Batch requests cannot be streamed.", param="stream")
-        decision, plan = await prepare(request, routing, settings, request_id=request_id)
-        plan.job.priority = Priority.BATCH
-        admission = await metering.admit(principal, plan, decision.route, request_id=request_id)
-        completion = await chat.complete(plan, model=request.model, finish=admission.finish)
+        submission = await chat_submission(request, images)
+        outcome = await pipeline.run(submission, principal, request_id=request_id, priority=Priority.BATCH)
     except ProxyError as exc:
         return LineOutcome(False, _output_line(custom_id, request_id, exc.status, exc.to_body()), transient(exc))
-    return LineOutcome(True, _output_line(custom_id, request_id, 200, completion))
+    if outcome.result is None:  # not streamed, so the pipeline returned a result
+        raise RuntimeError("a batch line got a stream")
+    return LineOutcome(True, _output_line(custom_id, request_id, 200, chat_completion(outcome.result, model=request.model)))

@@ -14,15 +14,14 @@ import logging
 import time
 from typing import Any
 
-from proxy.auth import Principal
+from budgets.keys import Principal
 from proxy.batches.execute import error_line, execute_line
 from proxy.batches.store import BatchStore
 from proxy.batches.validate import parse_input
 from proxy.batches.wire import BatchError
-from proxy.chat.service import ChatService
-from proxy.metering import Metering
-from proxy.routing import RequestRouter
-from proxy.settings import Settings
+from budgets.keys import KeyStore
+from proxy.pipeline import Pipeline
+from proxy.settings import BatchSettings, ImageSettings
 
 log = logging.getLogger("claude_proxy.batches")
 
@@ -34,16 +33,16 @@ class BatchRunner:
         self,
         *,
         store: BatchStore,
-        metering: Metering,
-        routing: RequestRouter,
-        chat: ChatService,
-        settings: Settings,
+        keys: KeyStore,
+        pipeline: Pipeline,
+        settings: BatchSettings,
+        images: ImageSettings,
     ) -> None:
         self.store = store
-        self.metering = metering
-        self.routing = routing
-        self.chat = chat
+        self.keys = keys
+        self.pipeline = pipeline
         self.settings = settings
+        self.images = images
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._lines: dict[str, set[asyncio.Task[None]]] = {}
@@ -78,7 +77,7 @@ class BatchRunner:
                 except Exception:  # noqa: BLE001 - one broken batch must not stop the others
                     log.exception("batch %s could not advance", batch_id)
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.batches.poll_s)
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.poll_s)
             except asyncio.TimeoutError:
                 pass
 
@@ -112,7 +111,7 @@ class BatchRunner:
             self.store.fail_validation(batch_id, [BatchError(code="file_not_found", message="The input file is gone.")])
             return
         content = self.store.read_file(row["input_file_id"])
-        lines, errors = parse_input(content, row["endpoint"], max_lines=self.settings.batches.max_lines)
+        lines, errors = parse_input(content, row["endpoint"], max_lines=self.settings.max_lines)
         if errors:
             self.store.fail_validation(batch_id, errors)
             return
@@ -121,7 +120,7 @@ class BatchRunner:
         self.wake()
 
     def _launch(self, row: dict[str, Any]) -> None:
-        free = self.settings.batches.concurrency - self.running_lines()
+        free = self.settings.concurrency - self.running_lines()
         if free <= 0:
             return
         principal = self._principal(row)
@@ -145,15 +144,13 @@ class BatchRunner:
                 line["custom_id"],
                 line["body"],
                 principal=principal,
-                routing=self.routing,
-                chat=self.chat,
-                metering=self.metering,
-                settings=self.settings,
+                pipeline=self.pipeline,
+                images=self.images,
             )
         except asyncio.CancelledError:
             self.store.release_line(batch_id, line["line"])
             raise
-        settings = self.settings.batches
+        settings = self.settings
         if outcome.retry and (line.get("attempts") or 0) + 1 < settings.max_attempts:
             attempts = self.store.retry_line(batch_id, line["line"])
             # The line keeps its place in the running set while it waits, which also slows the
@@ -163,7 +160,7 @@ class BatchRunner:
         self.store.finish_line(batch_id, line["line"], ok=outcome.ok, result=outcome.line)
 
     def _principal(self, row: dict[str, Any]) -> Principal:
-        keys = self.metering.keys
+        keys = self.keys
         project = keys.get_project(row["project"])
         key = keys.get_key(row["key_id"])
         if project is None or key is None:

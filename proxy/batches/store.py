@@ -26,7 +26,7 @@ def new_id(prefix: str) -> str:
 
 
 class BatchStore:
-    """The tables of the Files and Batches APIs. Opened with the metering database."""
+    """The tables of the Files and Batches APIs. Opened on the same database as the keys and the ledger."""
 
     def __init__(self, db: sqlite_utils.Database, storage_path: str | Path) -> None:
         self.db = db

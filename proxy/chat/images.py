@@ -40,21 +40,24 @@ def image_block(url: str, param: str, *, max_bytes: int) -> ImageBlock:
     return ImageBlock(ImageSource(media_type=media_type, data=payload))
 
 
-async def fetch_images(request: ChatCompletionRequest, settings: ImageSettings) -> None:
-    """Replaces every http(s) image URL in the request by a data: URL of the fetched image."""
+async def fetch_images(request: ChatCompletionRequest, settings: ImageSettings) -> dict[str, str]:
+    """Fetches every http(s) image URL of the request (when allowed); returns each URL's
+    `data:` URL. The request itself is left as it came."""
+    fetched: dict[str, str] = {}
     if not settings.fetch:
-        return
+        return fetched
     async with httpx.AsyncClient(timeout=settings.timeout_s, follow_redirects=True, max_redirects=3) as client:
         for i, message in enumerate(request.messages):
             parts = getattr(message, "content", None)
             if not isinstance(parts, list):
                 continue
             for j, part in enumerate(parts):
-                if isinstance(part, ImagePart) and part.image_url.url.startswith(("http://", "https://")):
+                url = part.image_url.url if isinstance(part, ImagePart) else ""
+                if url.startswith(("http://", "https://")) and url not in fetched:
                     param = f"messages[{i}].content[{j}].image_url.url"
                     try:
-                        part.image_url.url = await asyncio.wait_for(
-                            _fetch(client, part.image_url.url, param, settings.max_bytes), timeout=settings.timeout_s
+                        fetched[url] = await asyncio.wait_for(
+                            _fetch(client, url, param, settings.max_bytes), timeout=settings.timeout_s
                         )
                     except asyncio.TimeoutError:
                         raise InvalidRequest(
@@ -62,6 +65,7 @@ async def fetch_images(request: ChatCompletionRequest, settings: ImageSettings) 
                             param=param,
                             code="image_fetch_failed",
                         ) from None
+    return fetched
 
 
 async def _fetch(client: httpx.AsyncClient, url: str, param: str, max_bytes: int) -> str:

@@ -1,16 +1,18 @@
-"""Validation of a chat request and its translation into a backend `CompletionJob`."""
+"""Validation of a chat completion request and its translation into a pipeline `Submission`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from msgspec import Struct
+from collections.abc import Mapping
 
-from adapters.router import Route
-from core.types import Block, CompletionJob, TextBlock, Turn
-from proxy.chat.images import image_block
-from proxy.chat.tools import ToolTurns, tool_setup
 from core.errors import InvalidRequest
+from core.types import Block, TextBlock, Turn
+from proxy.chat.images import fetch_images, image_block
+from proxy.chat.tools import ToolTurns, tool_setup
+from proxy.pipeline import Submission
+from proxy.selection import features
+from proxy.settings import ImageSettings
 from proxy.wire.chat_request import (
     AssistantMessage,
     ChatCompletionRequest,
@@ -30,16 +32,6 @@ from proxy.wire.chat_request import (
 MAX_STOP_SEQUENCES = 4
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # the Anthropic API's limit per image
 MAX_N = 128
-
-
-class Plan(Struct, kw_only=True):
-    """What to run for one request: the job, how many times, and the proxy-side parameters."""
-
-    job: CompletionJob
-    n: int
-    stops: list[str]
-    stream: bool
-    include_usage: bool
 
 
 def _unsupported(message: str, param: str) -> InvalidRequest:
@@ -110,7 +102,12 @@ def response_schema(response_format: dict[str, Any] | None) -> dict[str, Any] | 
     raise InvalidRequest(f"Unknown response_format type '{kind}'.", param="response_format.type")
 
 
-def _blocks(content: str | list[ContentPart] | None, param: str, max_image_bytes: int = MAX_IMAGE_BYTES) -> list[Block]:
+def _blocks(
+    content: str | list[ContentPart] | None,
+    param: str,
+    max_image_bytes: int = MAX_IMAGE_BYTES,
+    fetched: Mapping[str, str] | None = None,
+) -> list[Block]:
     if content is None:
         return []
     if isinstance(content, str):
@@ -123,7 +120,8 @@ def _blocks(content: str | list[ContentPart] | None, param: str, max_image_bytes
         elif isinstance(part, RefusalPart):
             blocks.append(TextBlock(part.refusal))
         elif isinstance(part, ImagePart):
-            blocks.append(image_block(part.image_url.url, f"{param}[{i}].image_url.url", max_bytes=max_image_bytes))
+            url = (fetched or {}).get(part.image_url.url, part.image_url.url)
+            blocks.append(image_block(url, f"{param}[{i}].image_url.url", max_bytes=max_image_bytes))
         elif isinstance(part, (InputAudioPart, FilePart)):
             raise _unsupported("Audio and file content parts are not supported.", f"{param}[{i}]")
     return blocks
@@ -135,15 +133,20 @@ def _system_text(content: str | list[ContentPart], param: str) -> str:
     return "".join(block.text for block in _blocks(content, param) if isinstance(block, TextBlock))
 
 
-def build_plan(
+async def chat_submission(request: ChatCompletionRequest, images: ImageSettings) -> Submission:
+    """The submission for a chat request, its http(s) images fetched when the operator allows."""
+    fetched = await fetch_images(request, images)
+    return to_submission(request, max_image_bytes=images.max_bytes, fetched=fetched)
+
+
+def to_submission(
     request: ChatCompletionRequest,
-    route: Route,
     *,
-    request_id: str = "",
-    default_max_tokens: int | None = None,
     max_image_bytes: int = MAX_IMAGE_BYTES,
-) -> Plan:
-    """Splits the messages into system prompt, earlier turns and the new user input."""
+    fetched: Mapping[str, str] | None = None,
+) -> Submission:
+    """Splits the messages into system prompt, earlier turns and the new user input; raises
+    400 for what OpenAI refuses or this backend cannot do honestly."""
     validate(request)
     system: list[str] = []
     turns: list[Turn] = []
@@ -163,7 +166,7 @@ def build_plan(
         else:
             tool_turns.check_answered(i)
             role = "user" if isinstance(message, UserMessage) else "assistant"
-            blocks = _blocks(message.content, param, max_image_bytes)
+            blocks = _blocks(message.content, param, max_image_bytes, fetched)
             if isinstance(message, AssistantMessage):
                 if message.function_call:
                     raise _unsupported("'function_call' is deprecated; use 'tool_calls'.", f"messages[{i}].function_call")
@@ -184,23 +187,25 @@ def build_plan(
             "The last non-system message must be a user message with content.", param="messages"
         )
     stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
-    job = CompletionJob(
-        model=route.claude_model,
+    return Submission(
+        model=request.model,
         system="\n\n".join(system),
         history=turns[:-1],
         prompt=turns[-1].content,
-        # A default bound keeps the worst case, and so the budget reservation, finite.
-        max_output_tokens=request.max_completion_tokens or request.max_tokens or default_max_tokens,
-        request_id=request_id,
+        max_output_tokens=request.max_completion_tokens or request.max_tokens,
         json_schema=response_schema(request.response_format),
         tools=tools.specs,
         tool_choice=tools.choice,
         parallel_tool_calls=request.parallel_tool_calls is not False,
-    )
-    return Plan(
-        job=job,
         n=request.n or 1,
         stops=stops,
         stream=bool(request.stream),
         include_usage=bool(request.stream and request.stream_options and request.stream_options.include_usage),
+        sampling={
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "seed": request.seed,
+            "response_format": request.response_format,
+        },
+        features=lambda: features(request),
     )

@@ -9,12 +9,13 @@ import msgspec
 from litestar import Request, Response, get, patch, post
 from msgspec import Struct
 
-from budgets.keys import ApiKey, Project
-from proxy.auth import require_admin
+from budgets.guard import BudgetGuard
+from budgets.keys import ApiKey, KeyStore, Project
+from budgets.ledger import UsageLedger
+from proxy.auth import FailedAuthLimiter, require_admin
 from core.errors import InvalidRequest, NotFound, ProxyError
-from proxy.metering import Metering
-from proxy.middleware import request_id
-from proxy.routes.chat import decode_json, json_response
+from proxy.request_ids import request_id
+from proxy.routes._http import decode_json, json_response
 from proxy.routes.usage import usage_report
 from proxy.settings import Settings
 
@@ -54,13 +55,13 @@ _create_decoder = msgspec.json.Decoder(ProjectCreate)
 _update_decoder = msgspec.json.Decoder(ProjectUpdate)
 
 
-def _admin(request: Request, metering: Metering, settings: Settings) -> None:
+def _admin(request: Request[Any, Any, Any], keys: KeyStore, failures: FailedAuthLimiter, settings: Settings) -> None:
     request_id(request.scope)
-    require_admin(request, settings.auth.admin_key, metering.keys, metering.auth_failures)
+    require_admin(request, settings.auth.admin_key, keys, failures)
 
 
-def _project(metering: Metering, name: str) -> Project:
-    project = metering.keys.get_project(name)
+def _project(keys: KeyStore, name: str) -> Project:
+    project = keys.get_project(name)
     if project is None:
         raise NotFound(f"No project named '{name}'.", param="name")
     return project
@@ -77,76 +78,122 @@ def _check(project: Project) -> None:
             raise InvalidRequest(f"{field} must not be negative.", param=field)
 
 
-async def _view(metering: Metering, project: Project) -> dict[str, Any]:
-    budget = await metering.guard.status(project)
+async def _view(guard: BudgetGuard, project: Project) -> dict[str, Any]:
+    budget = await guard.status(project)
     return {"object": "project", **msgspec.to_builtins(project), "budget": budget}
 
 
 @get("/admin/projects")
-async def list_projects(request: Request, metering: Metering, settings: Settings) -> Response[bytes]:
-    _admin(request, metering, settings)
-    data = [await _view(metering, project) for project in metering.keys.list_projects()]
+async def list_projects(
+    request: Request[Any, Any, Any],
+    keys: KeyStore,
+    guard: BudgetGuard,
+    auth_failures: FailedAuthLimiter,
+    settings: Settings,
+) -> Response[bytes]:
+    _admin(request, keys, auth_failures, settings)
+    data = [await _view(guard, project) for project in keys.list_projects()]
     return json_response({"object": "list", "data": data})
 
 
 @post("/admin/projects", status_code=200)
-async def create_project(request: Request, metering: Metering, settings: Settings) -> Response[bytes]:
-    _admin(request, metering, settings)
+async def create_project(
+    request: Request[Any, Any, Any],
+    keys: KeyStore,
+    guard: BudgetGuard,
+    auth_failures: FailedAuthLimiter,
+    settings: Settings,
+) -> Response[bytes]:
+    _admin(request, keys, auth_failures, settings)
     body = decode_json(await request.body(), _create_decoder)
     project = Project(**msgspec.structs.asdict(body))
     _check(project)
-    if metering.keys.get_project(project.name) is not None:
+    if keys.get_project(project.name) is not None:
         raise Conflict(f"A project named '{project.name}' already exists.", param="name")
-    return json_response(await _view(metering, metering.keys.upsert_project(project)))
+    return json_response(await _view(guard, keys.upsert_project(project)))
 
 
 @get("/admin/projects/{name:str}")
-async def get_project(request: Request, name: str, metering: Metering, settings: Settings) -> Response[bytes]:
-    _admin(request, metering, settings)
-    return json_response(await _view(metering, _project(metering, name)))
+async def get_project(
+    request: Request[Any, Any, Any],
+    name: str, keys: KeyStore,
+    guard: BudgetGuard,
+    auth_failures: FailedAuthLimiter,
+    settings: Settings,
+) -> Response[bytes]:
+    _admin(request, keys, auth_failures, settings)
+    return json_response(await _view(guard, _project(keys, name)))
 
 
 @patch("/admin/projects/{name:str}", status_code=200)
-async def update_project(request: Request, name: str, metering: Metering, settings: Settings) -> Response[bytes]:
-    _admin(request, metering, settings)
-    project = _project(metering, name)
+async def update_project(
+    request: Request[Any, Any, Any],
+    name: str, keys: KeyStore,
+    guard: BudgetGuard,
+    auth_failures: FailedAuthLimiter,
+    settings: Settings,
+) -> Response[bytes]:
+    _admin(request, keys, auth_failures, settings)
+    project = _project(keys, name)
     changes = decode_json(await request.body(), _update_decoder)
     for field in msgspec.structs.fields(changes):
         value = getattr(changes, field.name)
         if value is not msgspec.UNSET:
             setattr(project, field.name, value)
     _check(project)
-    return json_response(await _view(metering, metering.keys.upsert_project(project)))
+    return json_response(await _view(guard, keys.upsert_project(project)))
 
 
 @post("/admin/projects/{name:str}/keys", status_code=200)
-async def create_key(request: Request, name: str, metering: Metering, settings: Settings) -> Response[bytes]:
-    _admin(request, metering, settings)
-    _project(metering, name)
-    secret, key = metering.keys.create_key(name)
+async def create_key(
+    request: Request[Any, Any, Any],
+    name: str, keys: KeyStore,
+    auth_failures: FailedAuthLimiter,
+    settings: Settings,
+) -> Response[bytes]:
+    _admin(request, keys, auth_failures, settings)
+    _project(keys, name)
+    secret, key = keys.create_key(name)
     return json_response(CreatedKey(key=secret, id=key.id, prefix=key.prefix, project=key.project))
 
 
 @get("/admin/keys")
-async def list_keys(request: Request, metering: Metering, settings: Settings) -> Response[bytes]:
-    _admin(request, metering, settings)
-    keys: list[ApiKey] = metering.keys.list_keys(request.query_params.get("project"))
-    return json_response({"object": "list", "data": keys})
+async def list_keys(
+    request: Request[Any, Any, Any],
+    keys: KeyStore,
+    auth_failures: FailedAuthLimiter,
+    settings: Settings,
+) -> Response[bytes]:
+    _admin(request, keys, auth_failures, settings)
+    listed: list[ApiKey] = keys.list_keys(request.query_params.get("project"))
+    return json_response({"object": "list", "data": listed})
 
 
 @post("/admin/keys/{ref:str}/revoke", status_code=200)
-async def revoke_key(request: Request, ref: str, metering: Metering, settings: Settings) -> Response[bytes]:
-    _admin(request, metering, settings)
-    revoked = metering.keys.revoke(ref)
+async def revoke_key(
+    request: Request[Any, Any, Any],
+    ref: str, keys: KeyStore,
+    auth_failures: FailedAuthLimiter,
+    settings: Settings,
+) -> Response[bytes]:
+    _admin(request, keys, auth_failures, settings)
+    revoked = keys.revoke(ref)
     if not revoked:
         raise NotFound(f"No active key with id or prefix '{ref}'.", param="ref")
     return json_response({"object": "api_key.revoked", "revoked": revoked})
 
 
 @get("/admin/usage/{name:str}")
-async def project_usage(request: Request, name: str, metering: Metering, settings: Settings) -> Response[bytes]:
-    _admin(request, metering, settings)
-    return json_response(await usage_report(metering, _project(metering, name), request))
+async def project_usage(
+    request: Request[Any, Any, Any],
+    name: str, keys: KeyStore,
+    guard: BudgetGuard,
+    ledger: UsageLedger,
+    auth_failures: FailedAuthLimiter,
+    settings: Settings,
+) -> Response[bytes]:
+    _admin(request, keys, auth_failures, settings)
+    return json_response(await usage_report(ledger, guard, _project(keys, name), request))
 
 
 routes = [list_projects, create_project, get_project, update_project, create_key, list_keys, revoke_key, project_usage]

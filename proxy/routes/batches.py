@@ -5,13 +5,13 @@ from __future__ import annotations
 import msgspec
 from litestar import Request, Response, get, post
 
-from proxy.auth import Principal
+from budgets.keys import Principal
 from proxy.batches.runner import BatchRunner
 from proxy.batches.store import BatchStore
 from proxy.batches.validate import SUPPORTED_ENDPOINTS
 from proxy.batches.wire import TERMINAL, BatchList, CreateBatch
 from core.errors import InvalidRequest, NotFound, ProxyError
-from proxy.routes.chat import decode_json, json_response
+from proxy.routes._http import decode_json, json_response
 from proxy.routes.files import _limit
 from proxy.settings import Settings, parse_window
 

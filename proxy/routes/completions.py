@@ -1,6 +1,6 @@
 """`POST /v1/completions`: legacy text completions (LlamaIndex's `OpenAILike` calls it by default).
 
-Each prompt runs as a one-message chat completion through the same routing, metering and pool;
+Each prompt runs as a one-message chat completion through the same pipeline (model selection, admission, pool);
 only the shapes of the request and the response differ.
 """
 
@@ -14,15 +14,14 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, post
 
-from core.types import TokenUsage
-from proxy.auth import Principal
-from proxy.chat.service import ChatService, ChunkWriter, to_usage
-from proxy.chat.prepare import prepare
+from budgets.keys import Principal
 from core.errors import InvalidRequest
-from proxy.metering import Metering
-from proxy.middleware import request_id
-from proxy.routes.chat import _sse_response, decode_json, json_response
-from proxy.routing import RequestRouter
+from core.types import TokenUsage
+from proxy.chat.render import ChunkWriter, sse_stream, to_usage
+from proxy.chat.translate import chat_submission
+from proxy.pipeline import NO_CACHE, Outcome, Pipeline
+from proxy.request_ids import request_id
+from proxy.routes._http import decode_json, json_response, sse_response
 from proxy.settings import Settings
 from proxy.sse import sse_event
 from proxy.wire.chat_request import ChatCompletionRequest
@@ -91,8 +90,7 @@ class TextChunkWriter(ChunkWriter):
 
 @post("/v1/completions", status_code=200)
 async def completions(
-    request: Request,
-    principal: Principal, routing: RequestRouter, chat: ChatService, metering: Metering, settings: Settings
+    request: Request[Any, Any, Any], principal: Principal, pipeline: Pipeline, settings: Settings
 ) -> Response[Any]:
     rid = request_id(request.scope)
     body = decode_json(await request.body(), completion_request_decoder)
@@ -101,33 +99,23 @@ async def completions(
     if body.stream and len(prompts) > 1:
         raise InvalidRequest("Streaming takes one prompt at a time.", param="prompt")
 
-    async def run(prompt: str) -> Any:
-        chat_request = as_chat(body, prompt)
-        decision, plan = await prepare(chat_request, routing, settings, request_id=rid)
-        admission = await metering.admit(principal, plan, decision.route, request_id=rid)
-        if plan.stream:
-            stream = await chat.open_stream(plan, model=body.model, finish=admission.finish, writer=TextChunkWriter)
-            return stream, decision, admission
-        return await chat.complete(plan, model=body.model, finish=admission.finish), decision, admission
+    async def run(prompt: str) -> Outcome:
+        submission = await chat_submission(as_chat(body, prompt), settings.images)
+        return await pipeline.run(submission, principal, request_id=rid, cache=NO_CACHE)
 
     if body.stream:
-        stream, decision, admission = await run(prompts[0])
-        return _sse_response(stream, {"x-claude-model": decision.route.claude_model, **admission.headers})
-    results = await asyncio.gather(*(run(prompt) for prompt in prompts))
+        outcome = await run(prompts[0])
+        return sse_response(sse_stream(outcome, TextChunkWriter), outcome.headers)
+    outcomes = await asyncio.gather(*(run(prompt) for prompt in prompts))
     n = body.n or 1
     choices = [
-        TextChoice(text=choice.message.content or "", index=p * n + choice.index, finish_reason=choice.finish_reason)
-        for p, (completion, _, _) in enumerate(results)
-        for choice in completion.choices
+        TextChoice(text=choice.text, index=p * n + i, finish_reason=choice.finish_reason)  # type: ignore[arg-type]  # one of OpenAI's reasons
+        for p, outcome in enumerate(outcomes)
+        if outcome.result is not None
+        for i, choice in enumerate(outcome.result.choices)
     ]
-    usage = to_usage([])
-    for completion, _, _ in results:
-        usage.prompt_tokens += completion.usage.prompt_tokens
-        usage.completion_tokens += completion.usage.completion_tokens
-        usage.total_tokens += completion.usage.total_tokens
-        usage.prompt_tokens_details.cached_tokens += completion.usage.prompt_tokens_details.cached_tokens
-    _, decision, admission = results[0]
+    usage = to_usage([part for outcome in outcomes if outcome.result is not None for part in outcome.result.usages])
     return json_response(
         TextCompletion(id=_completion_id(), created=int(time.time()), model=body.model, choices=choices, usage=usage),
-        {"x-claude-model": decision.route.claude_model, **admission.headers},
+        outcomes[0].headers,
     )

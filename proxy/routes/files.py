@@ -5,11 +5,11 @@ from __future__ import annotations
 from litestar import Request, Response, Router, delete, get, post
 from litestar.datastructures import UploadFile
 
-from proxy.auth import Principal
+from budgets.keys import Principal
 from proxy.batches.store import BatchStore
 from proxy.batches.wire import FILE_PURPOSES, FileDeleted, FileList, FileObject
 from core.errors import InvalidRequest, NotFound
-from proxy.routes.chat import json_response
+from proxy.routes._http import json_response
 from proxy.settings import Settings
 
 

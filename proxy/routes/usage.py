@@ -1,17 +1,19 @@
-"""`GET /v1/usage` (the caller's project) and `POST /v1/route` (the router's decision, dry)."""
+"""`GET /v1/usage` (the caller's project) and `POST /v1/route` (the router's selection, dry)."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from litestar import Request, Response, get, post
 
+from budgets.guard import BudgetGuard
 from budgets.keys import Project
-from proxy.auth import Principal
+from budgets.ledger import UsageLedger
+from budgets.keys import Principal
 from core.errors import InvalidRequest
-from proxy.metering import Metering
-from proxy.routes.chat import decode_json, json_response
-from proxy.routing import RequestRouter
+from proxy.routes._http import decode_json, json_response
+from proxy.selection import ModelSelector, select_for_chat
 from proxy.wire.chat_request import chat_request_decoder
 from proxy.wire.usage import RouteReport, UsageReport
 
@@ -26,14 +28,16 @@ def _time_param(request: Request, name: str, default: float) -> float:
         raise InvalidRequest(f"'{name}' must be a Unix time in seconds.", param=name) from None
 
 
-async def usage_report(metering: Metering, project: Project, request: Request) -> UsageReport:
+async def usage_report(
+    ledger: UsageLedger, guard: BudgetGuard, project: Project, request: Request[Any, Any, Any]
+) -> UsageReport:
     """Totals over `start`..`end` (Unix seconds; default all time) and the budget right now."""
     start = _time_param(request, "start", 0.0)
     end = _time_param(request, "end", time.time() + 1)
     if end < start:
         raise InvalidRequest("'end' must not be before 'start'.", param="end")
-    totals = metering.ledger.totals(project.name, start, end)
-    budget = await metering.guard.status(project)
+    totals = ledger.totals(project.name, start, end)
+    budget = await guard.status(project)
     return UsageReport(
         project=project.name,
         start=start,
@@ -57,15 +61,17 @@ async def usage_report(metering: Metering, project: Project, request: Request) -
 
 
 @get("/v1/usage")
-async def usage(request: Request, principal: Principal, metering: Metering) -> Response[bytes]:
-    return json_response(await usage_report(metering, principal.project, request))
+async def usage(
+    request: Request[Any, Any, Any], principal: Principal, ledger: UsageLedger, guard: BudgetGuard
+) -> Response[bytes]:
+    return json_response(await usage_report(ledger, guard, principal.project, request))
 
 
 @post("/v1/route", status_code=200)
-async def route(request: Request, principal: Principal, routing: RequestRouter) -> Response[bytes]:
+async def route(request: Request[Any, Any, Any], principal: Principal, selector: ModelSelector) -> Response[bytes]:
     body = decode_json(await request.body(), chat_request_decoder)
-    decision = routing.decide(body)
+    selection = select_for_chat(selector, body)
     report = RouteReport(
-        model=body.model, claude_model=decision.route.claude_model, reasons=decision.reasons, features=decision.features
+        model=body.model, claude_model=selection.choice.claude_model, reasons=selection.reasons, features=selection.features
     )
-    return json_response(report, {"x-claude-model": decision.route.claude_model})
+    return json_response(report, {"x-claude-model": selection.choice.claude_model})

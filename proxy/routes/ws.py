@@ -17,10 +17,14 @@ import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
-from proxy.auth import Principal, authenticate
+from budgets.keys import KeyStore, Principal
 from core.errors import InvalidRequest, ProxyError
-from proxy.middleware import request_id
-from proxy.routes.chat import ChatParts, run_chat
+from proxy.auth import FailedAuthLimiter, authenticate
+from proxy.chat.render import sse_stream
+from proxy.chat.translate import chat_submission
+from proxy.pipeline import CacheUse, Pipeline
+from proxy.request_ids import request_id
+from proxy.settings import ImageSettings, Settings
 from proxy.wire.chat_request import ChatCompletionRequest
 
 log = logging.getLogger("claude_proxy.ws")
@@ -38,10 +42,11 @@ _decoder = msgspec.json.Decoder(WsRequest)
 
 
 class _Connection:
-    def __init__(self, socket: WebSocket, principal: Principal, parts: ChatParts) -> None:
+    def __init__(self, socket: WebSocket, principal: Principal, pipeline: Pipeline, images: ImageSettings) -> None:
         self.socket = socket
         self.principal = principal
-        self.parts = parts
+        self.pipeline = pipeline
+        self.images = images
         self.lock = asyncio.Lock()
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -52,8 +57,11 @@ class _Connection:
     async def serve(self, client_id: str, body: ChatCompletionRequest) -> None:
         body.stream = True
         try:
-            outcome = await run_chat(body, self.principal, self.parts, request_id=request_id(self.socket.scope))
-            async for event in outcome.stream or _nothing():
+            submission = await chat_submission(body, self.images)
+            outcome = await self.pipeline.run(
+                submission, self.principal, request_id=request_id(self.socket.scope), cache=CacheUse()
+            )
+            async for event in sse_stream(outcome):
                 payload = event.removeprefix(b"data: ").strip()
                 if payload == b"[DONE]":
                     await self.send({"id": client_id, "done": True})
@@ -67,20 +75,21 @@ class _Connection:
             self.tasks.pop(client_id, None)
 
 
-async def _nothing() -> Any:
-    return
-    yield
-
-
 @websocket("/v1/ws")
-async def chat_socket(socket: WebSocket, chat_parts: ChatParts) -> None:
+async def chat_socket(
+    socket: WebSocket[Any, Any, Any],
+    pipeline: Pipeline,
+    keys: KeyStore,
+    auth_failures: FailedAuthLimiter,
+    settings: Settings,
+) -> None:
     try:
-        principal = authenticate(socket, chat_parts.metering.keys, chat_parts.metering.auth_failures)  # type: ignore[arg-type]
+        principal = authenticate(socket, keys, auth_failures)
     except ProxyError as exc:
         await socket.close(code=4401, reason=exc.message[:120])
         return
     await socket.accept()
-    connection = _Connection(socket, principal, chat_parts)
+    connection = _Connection(socket, principal, pipeline, settings.images)
     try:
         while True:
             event = await socket.receive()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from msgspec import Struct
 
 from budgets.ledger import ModelTotals
-from proxy.routing import Features
+from proxy.selection import Features
 
 
 class UsageReport(Struct, kw_only=True):

@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 
 from adapters.claude_cli.command import safe_arg
 from adapters.claude_cli.events import ProtocolError, UnknownLine, parse_line
-from adapters.router import ModelRouter
+from adapters.models import ModelAliases
 from budgets.database import open_database
 from budgets.guard import LocalBudgetGuard
 from budgets.keys import Project
 from budgets.ledger import UsageLedger
-from proxy.chat.stops import StopCutter
+from proxy.pipeline.stops import StopCutter
 from core.errors import InsufficientQuota, ModelNotFound
 from proxy.settings import DEFAULT_MODEL_ALIASES
 from proxy.sse import sse_event
@@ -79,7 +79,7 @@ def test_sse_events_are_one_data_line_that_round_trips(payload):
     assert msgspec.json.decode(body) == payload
 
 
-ROUTER = ModelRouter(DEFAULT_MODEL_ALIASES)
+ROUTER = ModelAliases(DEFAULT_MODEL_ALIASES)
 
 
 @given(st.text(max_size=40))

@@ -1,4 +1,4 @@
-"""proxy.chat.stops.StopCutter: stop sequences applied to streamed text."""
+"""proxy.pipeline.stops.StopCutter: stop sequences applied to streamed text."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from proxy.chat.stops import StopCutter
+from proxy.pipeline.stops import StopCutter
 
 
 def run(stops: list[str], chunks: list[str]) -> tuple[str, bool]:

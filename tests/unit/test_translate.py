@@ -8,13 +8,15 @@ from typing import Any
 import msgspec
 import pytest
 
-from adapters.router import Route
+from core.types import ModelChoice
 from core.types import CompletionJob, TextBlock, Turn
-from proxy.chat.translate import Plan, build_plan, validate
+from proxy.chat.translate import validate
+from proxy.pipeline import Plan
+from tests.support.planning import build_plan
 from core.errors import InvalidRequest
 from proxy.wire.chat_request import chat_request_decoder
 
-ROUTE = Route(requested="gpt-4o", claude_model="sonnet")
+ROUTE = ModelChoice(requested="gpt-4o", claude_model="sonnet")
 HELLO = [{"role": "user", "content": "Hello"}]
 
 
@@ -59,7 +61,7 @@ def test_minimal_request():
 
 
 def test_model_comes_from_route_not_request():
-    result = build_plan(decode(model="anything"), Route(requested="anything", claude_model="claude-opus-4-1"))
+    result = build_plan(decode(model="anything"), ModelChoice(requested="anything", claude_model="claude-opus-4-1"))
     assert result.job.model == "claude-opus-4-1"
 
 

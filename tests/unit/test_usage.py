@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.types import TokenUsage
-from proxy.chat.service import to_usage
+from proxy.chat.render import to_usage
 
 
 def test_prompt_tokens_include_cache_reads_and_writes():

@@ -1,10 +1,11 @@
-"""adapters.router: aliases, tiers, full ids, and refusal of anything else."""
+"""adapters.models: aliases, tiers, full ids, and refusal of anything else."""
 
 from __future__ import annotations
 
 import pytest
 
-from adapters.router import CLAUDE_TIERS, ModelRouter, Route
+from adapters.models import CLAUDE_TIERS, ModelAliases
+from core.types import ModelChoice
 from core.errors import ModelNotFound
 from proxy.settings import DEFAULT_MODEL_ALIASES
 
@@ -25,8 +26,8 @@ EXPECTED_TIERS = {
 
 
 @pytest.fixture
-def router() -> ModelRouter:
-    return ModelRouter(DEFAULT_MODEL_ALIASES)
+def router() -> ModelAliases:
+    return ModelAliases(DEFAULT_MODEL_ALIASES)
 
 
 def test_default_aliases_are_exactly_the_documented_set():
@@ -36,12 +37,12 @@ def test_default_aliases_are_exactly_the_documented_set():
 @pytest.mark.parametrize(("alias", "tier"), sorted(EXPECTED_TIERS.items()))
 def test_default_alias_resolves_to_its_tier(router, alias, tier):
     route = router.resolve(alias)
-    assert route == Route(requested=alias, claude_model=tier)
+    assert route == ModelChoice(requested=alias, claude_model=tier)
 
 
 @pytest.mark.parametrize("tier", CLAUDE_TIERS)
 def test_tiers_pass_through(router, tier):
-    assert router.resolve(tier) == Route(requested=tier, claude_model=tier)
+    assert router.resolve(tier) == ModelChoice(requested=tier, claude_model=tier)
 
 
 @pytest.mark.parametrize(
@@ -97,14 +98,14 @@ def test_route_requested_equals_input_for_alias(router):
 
 
 def test_custom_alias_to_full_id_and_override_of_tier_name():
-    router = ModelRouter({"fast": "claude-haiku-4-5", "sonnet": "opus"})
-    assert router.resolve("fast") == Route(requested="fast", claude_model="claude-haiku-4-5")
+    router = ModelAliases({"fast": "claude-haiku-4-5", "sonnet": "opus"})
+    assert router.resolve("fast") == ModelChoice(requested="fast", claude_model="claude-haiku-4-5")
     # An alias named like a tier wins over the tier pass-through.
-    assert router.resolve("sonnet") == Route(requested="sonnet", claude_model="opus")
+    assert router.resolve("sonnet") == ModelChoice(requested="sonnet", claude_model="opus")
 
 
 def test_empty_router_knows_only_tiers_and_ids():
-    router = ModelRouter({})
+    router = ModelAliases({})
     assert router.model_ids() == ["haiku", "sonnet", "opus"]
     with pytest.raises(ModelNotFound):
         router.resolve("gpt-4o")
@@ -116,7 +117,7 @@ def test_empty_router_knows_only_tiers_and_ids():
 )
 def test_invalid_alias_target_raises_value_error(target):
     with pytest.raises(ValueError, match="my-alias"):
-        ModelRouter({"my-alias": target})
+        ModelAliases({"my-alias": target})
 
 
 def test_model_ids_lists_aliases_then_tiers_once_each(router):
@@ -127,7 +128,7 @@ def test_model_ids_lists_aliases_then_tiers_once_each(router):
 
 
 def test_model_ids_does_not_repeat_a_tier_that_is_also_an_alias():
-    router = ModelRouter({"gpt-4o": "sonnet", "opus": "claude-opus-4-1"})
+    router = ModelAliases({"gpt-4o": "sonnet", "opus": "claude-opus-4-1"})
     ids = router.model_ids()
     assert ids == ["gpt-4o", "opus", "haiku", "sonnet"]
     assert ids.count("opus") == 1

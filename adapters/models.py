@@ -5,21 +5,15 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-from msgspec import Struct
-
 from core.errors import ModelNotFound
+from core.types import ModelChoice
 
 CLAUDE_TIERS = ("haiku", "sonnet", "opus")
 # Full ids go to the CLI's argv, so only a conservative character set is accepted.
 _CLAUDE_ID = re.compile(r"claude-[a-z0-9][a-z0-9.\-]{1,80}")
 
 
-class Route(Struct, frozen=True):
-    requested: str
-    claude_model: str
-
-
-class ModelRouter:
+class ModelAliases:
     """Resolves model names; unknown names raise `ModelNotFound` (404 `model_not_found`)."""
 
     def __init__(self, aliases: Mapping[str, str]) -> None:
@@ -29,7 +23,7 @@ class ModelRouter:
                 raise ValueError(f"models.{alias}: {target!r} is not haiku, sonnet, opus or a claude-* id")
             self._aliases[alias] = target
 
-    def resolve(self, name: str) -> Route:
+    def resolve(self, name: str) -> ModelChoice:
         target = self._aliases.get(name)
         if target is None and (name in CLAUDE_TIERS or _CLAUDE_ID.fullmatch(name)):
             target = name
@@ -38,7 +32,7 @@ class ModelRouter:
                 f"The model `{name}` does not exist or you do not have access to it.",
                 param="model",
             )
-        return Route(requested=name, claude_model=target)
+        return ModelChoice(requested=name, claude_model=target)
 
     def model_ids(self) -> list[str]:
         """Every name a caller may use that is known ahead: aliases, then the tiers."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import AsyncIterator, Union
+from typing import AsyncGenerator, Union
 
 import msgspec
 from msgspec import Struct
@@ -24,7 +24,7 @@ from core.types import (
     ToolCallArguments,
     ToolCallStarted,
 )
-from proxy.chat.stops import StopCutter
+from proxy.pipeline.stops import StopCutter
 from core.errors import ProxyError, RequestTimeout
 from core.tokens import count_tokens
 
@@ -49,6 +49,12 @@ class ChoiceDone(Struct):
 class ChoiceFailed(Struct):
     index: int
     error: ProxyError
+
+
+class RunEnded(Struct):
+    """Every choice finished; `usages` holds what each consumed."""
+
+    usages: list[TokenUsage]
 
 
 ChoiceEvent = Union[ChoiceText, ChoiceTool, ChoiceDone]
@@ -134,7 +140,7 @@ async def _run_choice(
 
 async def run_choices(
     backend: ChatBackend, job: CompletionJob, *, stops: list[str], timeout_s: float, tally: Tally
-) -> AsyncIterator[ChoiceEvent]:
+) -> AsyncGenerator[ChoiceEvent, None]:
     """Yields text and completion events of all choices; raises the first choice failure."""
     queue: asyncio.Queue = asyncio.Queue()
     n = len(tally.choices)

@@ -1,4 +1,4 @@
-"""proxy.routing: request features, and how `auto` and aliases pick a Claude model."""
+"""proxy.selection: request features, and how `auto` and aliases pick a Claude model."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from adapters.router import ModelRouter
+from adapters.models import ModelAliases
 from core.errors import ModelNotFound
-from proxy.routing import Features, RequestRouter, features
+from proxy.selection import Features, ModelSelector, features, select_for_chat
 from proxy.settings import DEFAULT_MODEL_ALIASES, RouterSettings, RouteRule
 from core.tokens import count_tokens
 from proxy.wire.chat_request import ChatCompletionRequest, chat_request_decoder
@@ -25,8 +25,8 @@ def request(*messages: Any, model: str = "auto", **fields: Any) -> ChatCompletio
 
 
 @pytest.fixture
-def router() -> RequestRouter:
-    return RequestRouter(ModelRouter(DEFAULT_MODEL_ALIASES), RouterSettings())
+def router() -> ModelSelector:
+    return ModelSelector(ModelAliases(DEFAULT_MODEL_ALIASES), RouterSettings())
 
 
 PROSE = "Could you suggest a few names for a small bakery near the harbour? Something warm and friendly."
@@ -199,18 +199,18 @@ def test_schema_feature(response_format: dict | None, schema: bool) -> None:
         ("claude-sonnet-4-5", "claude-sonnet-4-5"),
     ],
 )
-def test_non_auto_models_follow_the_alias_mapping(router: RequestRouter, model: str, target: str) -> None:
+def test_non_auto_models_follow_the_alias_mapping(router: ModelSelector, model: str, target: str) -> None:
     # Even a request full of math is not re-routed when it names a model.
-    decision = router.decide(request(r"Prove \frac{1}{2} < 1", model=model))
-    assert decision.route.requested == model
-    assert decision.route.claude_model == target
-    assert decision.features is None
-    assert target in decision.reasons[0]
+    selection = select_for_chat(router, request(r"Prove \frac{1}{2} < 1", model=model))
+    assert selection.choice.requested == model
+    assert selection.choice.claude_model == target
+    assert selection.features is None
+    assert target in selection.reasons[0]
 
 
-def test_unknown_model_is_not_found(router: RequestRouter) -> None:
+def test_unknown_model_is_not_found(router: ModelSelector) -> None:
     with pytest.raises(ModelNotFound) as caught:
-        router.decide(request(PROSE, model="gpt-nonexistent"))
+        select_for_chat(router, request(PROSE, model="gpt-nonexistent"))
     assert caught.value.status == 404
     assert caught.value.code == "model_not_found"
 
@@ -218,31 +218,31 @@ def test_unknown_model_is_not_found(router: RequestRouter) -> None:
 # --- decide: auto with the default rules ----------------------------------------------------
 
 
-def decide(router: RequestRouter, *messages: Any, **fields: Any) -> tuple[str, str, Features | None]:
-    decision = router.decide(request(*messages, **fields))
-    assert decision.route.requested == "auto"
-    return decision.route.claude_model, decision.reasons[0], decision.features
+def decide(router: ModelSelector, *messages: Any, **fields: Any) -> tuple[str, str, Features | None]:
+    selection = select_for_chat(router, request(*messages, **fields))
+    assert selection.choice.requested == "auto"
+    return selection.choice.claude_model, selection.reasons[0], selection.features
 
 
-def test_auto_short_prose_goes_to_haiku(router: RequestRouter) -> None:
+def test_auto_short_prose_goes_to_haiku(router: ModelSelector) -> None:
     model, reason, found = decide(router, PROSE)
     assert (model, reason) == ("haiku", "a short prompt")
     assert found is not None and found.prompt_tokens <= 600
 
 
-def test_auto_code_goes_to_sonnet(router: RequestRouter) -> None:
+def test_auto_code_goes_to_sonnet(router: ModelSelector) -> None:
     assert decide(router, "Fix this:\n```js\nconsole.log(1)\n```")[:2] == ("sonnet", "code")
 
 
-def test_auto_math_goes_to_opus(router: RequestRouter) -> None:
+def test_auto_math_goes_to_opus(router: ModelSelector) -> None:
     assert decide(router, "Prove that there are infinitely many primes.")[:2] == ("opus", "math or a proof")
 
 
-def test_auto_math_wins_over_code(router: RequestRouter) -> None:
+def test_auto_math_wins_over_code(router: ModelSelector) -> None:
     assert decide(router, "```\n\\frac{1}{2}\n```")[0] == "opus"
 
 
-def test_auto_long_plain_prose_goes_to_the_default(router: RequestRouter) -> None:
+def test_auto_long_plain_prose_goes_to_the_default(router: ModelSelector) -> None:
     # The default rules have no size rule above the short-prompt one (docs/accounts.md).
     model, reason, found = decide(router, LONG_PROSE)
     assert found is not None and found.prompt_tokens > 12000
@@ -262,21 +262,21 @@ def test_a_long_context_rule_sends_long_prompts_to_opus() -> None:
     assert decide(router, {"role": "system", "content": LONG_PROSE}, "hi")[:2] == ("opus", "long context")
 
 
-def test_auto_reasoning_goes_to_sonnet(router: RequestRouter) -> None:
+def test_auto_reasoning_goes_to_sonnet(router: ModelSelector) -> None:
     assert decide(router, "Compare the pros and cons of renting and buying.")[:2] == (
         "sonnet",
         "analysis, planning or design",
     )
 
 
-def test_auto_medium_prose_falls_to_the_default(router: RequestRouter) -> None:
+def test_auto_medium_prose_falls_to_the_default(router: ModelSelector) -> None:
     text = "The garden was quiet in the late afternoon, and the bees moved slowly. " * 60
     model, reason, found = decide(router, text)
     assert found is not None and 600 < found.prompt_tokens < 12000
     assert (model, reason) == ("sonnet", "no rule matched: the default")
 
 
-def test_auto_four_user_turns_of_prose_go_to_sonnet(router: RequestRouter) -> None:
+def test_auto_four_user_turns_of_prose_go_to_sonnet(router: ModelSelector) -> None:
     turns = []
     for i in range(4):
         turns += [f"Tell me one more fact about owls, number {i}.", {"role": "assistant", "content": "Owls hoot."}]
@@ -287,7 +287,7 @@ def test_auto_four_user_turns_of_prose_go_to_sonnet(router: RequestRouter) -> No
     assert three[0] == "haiku"  # three turns are still a short prompt
 
 
-def test_auto_tools_and_schema_go_to_sonnet(router: RequestRouter) -> None:
+def test_auto_tools_and_schema_go_to_sonnet(router: ModelSelector) -> None:
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]
     assert decide(router, PROSE, tools=tools)[:2] == ("sonnet", "tools")
     assert decide(router, PROSE, response_format={"type": "json_object"})[:2] == ("sonnet", "a response schema")
@@ -296,8 +296,8 @@ def test_auto_tools_and_schema_go_to_sonnet(router: RequestRouter) -> None:
 # --- custom rules ---------------------------------------------------------------------------
 
 
-def custom_router(rules: list[RouteRule], default: str = "sonnet", **settings: Any) -> RequestRouter:
-    return RequestRouter(ModelRouter(DEFAULT_MODEL_ALIASES), RouterSettings(rules=rules, default=default, **settings))
+def custom_router(rules: list[RouteRule], default: str = "sonnet", **settings: Any) -> ModelSelector:
+    return ModelSelector(ModelAliases(DEFAULT_MODEL_ALIASES), RouterSettings(rules=rules, default=default, **settings))
 
 
 def test_custom_rules_first_match_wins() -> None:
@@ -343,10 +343,10 @@ def test_empty_rules_always_use_the_default() -> None:
 def test_a_custom_auto_name() -> None:
     router = custom_router([RouteRule(model="haiku")], auto_model="cheapest")
     assert router.auto_model == "cheapest"
-    decision = router.decide(request(PROSE, model="cheapest"))
-    assert decision.route.claude_model == "haiku"
+    selection = select_for_chat(router, request(PROSE, model="cheapest"))
+    assert selection.choice.claude_model == "haiku"
     with pytest.raises(ModelNotFound):
-        router.decide(request(PROSE, model="auto"))
+        select_for_chat(router, request(PROSE, model="auto"))
 
 
 def test_a_rule_naming_an_unknown_model_fails_at_construction() -> None:

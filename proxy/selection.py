@@ -7,10 +7,12 @@ conversation, tools or a response schema, and code or math in the newest user me
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from msgspec import Struct
 
-from adapters.router import ModelRouter, Route
+from adapters.models import ModelAliases
+from core.types import ModelChoice
 from proxy.settings import RouterSettings, RouteRule
 from core.tokens import count_tokens
 from proxy.wire.chat_request import (
@@ -56,8 +58,8 @@ class Features(Struct, kw_only=True):
     reasoning: bool
 
 
-class Decision(Struct, kw_only=True):
-    route: Route
+class Selection(Struct, kw_only=True):
+    choice: ModelChoice
     reasons: list[str]
     features: Features | None = None
 
@@ -106,10 +108,10 @@ def _matches(rule: RouteRule, found: Features) -> bool:
     return all(checks)
 
 
-class RequestRouter:
+class ModelSelector:
     """Resolves a request's model: `auto` by the configured rules, anything else by alias."""
 
-    def __init__(self, models: ModelRouter, settings: RouterSettings) -> None:
+    def __init__(self, models: ModelAliases, settings: RouterSettings) -> None:
         self.models = models
         self.settings = settings
         for rule in settings.rules:
@@ -120,15 +122,21 @@ class RequestRouter:
     def auto_model(self) -> str:
         return self.settings.auto_model
 
-    def decide(self, request: ChatCompletionRequest) -> Decision:
-        if request.model != self.settings.auto_model:
-            route = self.models.resolve(request.model)
-            return Decision(route=route, reasons=[f"`{request.model}` maps to {route.claude_model}"])
-        found = features(request)
+    def decide(self, model: str, features: Callable[[], Features]) -> Selection:
+        """`features` is called only for the `auto` model, whose rules need them."""
+        if model != self.settings.auto_model:
+            choice = self.models.resolve(model)
+            return Selection(choice=choice, reasons=[f"`{model}` maps to {choice.claude_model}"])
+        found = features()
         for rule in self.settings.rules:
             if _matches(rule, found):
                 target = self.models.resolve(rule.model).claude_model
                 reason = rule.reason or f"rule for {rule.model}"
-                return Decision(route=Route(request.model, target), reasons=[reason], features=found)
+                return Selection(choice=ModelChoice(model, target), reasons=[reason], features=found)
         target = self.models.resolve(self.settings.default).claude_model
-        return Decision(route=Route(request.model, target), reasons=["no rule matched: the default"], features=found)
+        return Selection(choice=ModelChoice(model, target), reasons=["no rule matched: the default"], features=found)
+
+
+def select_for_chat(selector: ModelSelector, request: ChatCompletionRequest) -> Selection:
+    """The model for a chat completion request; its features are read only for `auto`."""
+    return selector.decide(request.model, lambda: features(request))

@@ -1,0 +1,58 @@
+"""What every route shares: decoding a JSON body into a clear 400, and JSON and SSE responses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, NoReturn
+
+import msgspec
+from litestar import Response
+from litestar.response import Stream
+
+from core.errors import InvalidRequest
+from proxy.wire.chat_response import encoder
+
+_JSON = "application/json"
+
+
+def _param_from_path(message: str) -> str | None:
+    # msgspec ends messages with "- at `$.messages[0].content`"
+    marker = "- at `$."
+    if marker in message:
+        return message.split(marker, 1)[1].rstrip("`")
+    return None
+
+
+def decode_json(raw: bytes, decoder: msgspec.json.Decoder[Any]) -> Any:
+    """Decodes a request body, turning every failure into a 400 with `param` where known."""
+    if not raw.strip():
+        raise InvalidRequest("The request body is empty; expected a JSON object.")
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        param = _param_from_path(text)
+        if text.startswith("Object missing required field"):
+            field = text.split("`")[1]
+            param = f"{param}.{field}" if param else field
+            _raise(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+        if text.startswith("Invalid value") and "role" in text:
+            _raise(f"Invalid role: {text}", param, "invalid_value")
+        _raise(f"Invalid request: {text}", param, "invalid_type")
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}", code="invalid_json") from exc
+    except RecursionError as exc:
+        raise InvalidRequest("The JSON body is nested too deeply.", code="invalid_json") from exc
+
+
+def _raise(message: str, param: str | None, code: str) -> NoReturn:
+    raise InvalidRequest(message, param=param, code=code)
+
+
+def json_response(payload: Any, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(content=encoder.encode(payload), media_type=_JSON, status_code=200, headers=headers)
+
+
+def sse_response(stream: AsyncIterator[bytes], headers: dict[str, str]) -> Stream:
+    headers = {**headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
+    return Stream(stream, media_type="text/event-stream", headers=headers, status_code=200)

@@ -155,8 +155,11 @@ async def run_choices(
         while remaining:
             left = deadline - time.monotonic()
             try:
-                event = await asyncio.wait_for(queue.get(), timeout=max(left, 0))
-            except asyncio.TimeoutError:
+                # Not `wait_for`: on Python 3.11 it drops a cancellation that arrives as an
+                # event is taken, and the run would go on after its caller left.
+                async with asyncio.timeout(max(left, 0)):
+                    event = await queue.get()
+            except TimeoutError:
                 raise RequestTimeout(f"the completion did not finish within {timeout_s:g}s") from None
             if isinstance(event, ChoiceFailed):
                 raise event.error

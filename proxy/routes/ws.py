@@ -55,9 +55,9 @@ class _Connection:
             await self.socket.send_bytes(_encoder.encode(message))
 
     async def serve(self, client_id: str, body: ChatCompletionRequest) -> None:
-        body.stream = True
         try:
-            submission = await chat_submission(body, self.images)
+            # Answers over a socket always stream.
+            submission = await chat_submission(msgspec.structs.replace(body, stream=True), self.images)
             outcome = await self.pipeline.run(
                 submission, self.principal, request_id=request_id(self.socket.scope), cache=CacheUse()
             )

@@ -473,6 +473,25 @@ def test_budget_is_spent_by_completed_requests(make_proxy):
     assert len(proxy.backend.jobs) == 1
 
 
+def test_ledger_records_admitted_failures_but_not_refusals(make_proxy):
+    failing = [Started(TokenUsage(input_tokens=5)), TextDelta("partial"), RateLimited("cut off", retry_after=1)]
+    backend = FakeBackend().then([RateLimited("busy", retry_after=1)], failing)
+    proxy = make_proxy(backend)
+    # Refused before admission: not recorded.
+    assert proxy.chat(model="no-such-model").status_code == 404
+    assert proxy.client.post("/v1/chat/completions", json={}, headers={"Authorization": "Bearer x"}).status_code == 401
+    assert proxy.post("/v1/chat/completions", {"model": "gpt-4o-mini", "messages": []}).status_code == 400
+    assert proxy.get("/v1/usage").json()["requests"] == 0
+    # Admitted, then failed (before any event; mid-stream): recorded, with no tokens returned.
+    assert proxy.chat().status_code == 429
+    assert proxy.chat(stream=True).status_code == 200
+    usage = proxy.get("/v1/usage").json()
+    assert usage["requests"] == 2
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (0, 0)
+    assert usage["reserved_usd"] == pytest.approx(0.0)
+    assert len(backend.jobs) == 2
+
+
 # --------------------------------------------------------------------------- legacy completions
 
 
@@ -559,6 +578,20 @@ def test_identical_request_is_served_from_the_cache(make_proxy):
     assert len(proxy.backend.jobs) == 3
     # Replays are in the ledger (at no cost) as well.
     assert proxy.get("/v1/usage").json()["requests"] == 5
+
+
+def test_cache_hit_is_served_past_rate_limits_and_a_spent_budget(make_proxy):
+    proxy = make_proxy(
+        FakeBackend(reply("cached", cost_usd=0.2)),
+        project=Project(name="acme", rpm=1, budget_usd=0.2),
+        **{"cache.enabled": True},
+    )
+    assert proxy.chat().headers["x-cache"] == "miss"
+    hit = proxy.chat()  # the rpm of 1 is used and the budget is spent, yet the replay is served
+    assert hit.status_code == 200 and hit.headers["x-cache"] == "hit"
+    assert hit.json()["choices"][0]["message"]["content"] == "cached"
+    assert proxy.chat(messages=[{"role": "user", "content": "new"}]).status_code == 429
+    assert len(proxy.backend.jobs) == 1
 
 
 def test_without_cache_there_is_no_x_cache_header(make_proxy):

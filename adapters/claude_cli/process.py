@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import shutil
 import signal
-import sys
 import uuid
 from collections import deque
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+from adapters.claude_cli._os import DEATH_WRAPPER, PREEXEC, status_mb
 from adapters.claude_cli.command import OUTPUT_LIMIT_ENV, LaunchSpec, ResumeTurn, build_argv, resume_turn_env
 from adapters.claude_cli.events import (
     CliLine,
@@ -31,40 +30,9 @@ from core.errors import CliFailed, CliUnavailable
 
 log = logging.getLogger("claude_proxy.cli")
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGKILL it if the server dies, even by SIGKILL (Linux)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: EOF on stdin still ends the CLI soon after the server is gone
-
-
-_PR_SET_PDEATHSIG = 1
-_LINUX = sys.platform.startswith("linux")
-# util-linux's setpriv sets the same death signal and then execs the CLI. Without a preexec_fn
-# Python can spawn with vfork: about 1 ms instead of 20 ms of forking the whole server, time the
-# event loop is blocked for. The preexec_fn is the fallback where setpriv is missing.
-_SETPRIV = shutil.which("setpriv") if _LINUX else None
-_DEATH_WRAPPER = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
-_PREEXEC = _die_with_parent if _LINUX and not _SETPRIV else None
-
 # stream-json lines carry whole messages; a long answer is one long line.
 _LINE_LIMIT = 64 * 1024 * 1024
 _STDERR_KEEP = 40
-
-
-def status_mb(pid: int, field: str) -> float | None:
-    """A memory figure of /proc/PID/status (`VmRSS`, `RssAnon`, ...) in MB; None where /proc
-    cannot tell."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 class CliProcess:
@@ -146,7 +114,7 @@ class CliProcess:
                 env = resume_turn_env(env, turn)
             argv = build_argv(spec, model=model, resume_session=session_id, resume_turn=turn)
             proc = await asyncio.create_subprocess_exec(
-                *_DEATH_WRAPPER,
+                *DEATH_WRAPPER,
                 *argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -155,7 +123,7 @@ class CliProcess:
                 env=env,
                 limit=_LINE_LIMIT,
                 start_new_session=True,  # its own process group, so one kill reaches its children
-                preexec_fn=_PREEXEC,
+                preexec_fn=PREEXEC,
             )
         except OSError as exc:
             shutil.rmtree(workdir, ignore_errors=True)

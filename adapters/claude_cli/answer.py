@@ -105,8 +105,7 @@ class Answer:
 
     def _ended_on_tools(self, usage: TokenUsage, model: str | None) -> Completed:
         self.suspended = True
-        previous = self.proc.turn_usage or TokenUsage()
-        self.proc.turn_usage = _add(previous, usage)
+        self.proc.record_turn_usage(usage)
         return Completed(finish_reason="tool_calls", usage=usage, model=model)
 
     async def events(self) -> AsyncIterator[BackendEvent]:
@@ -185,11 +184,11 @@ class Answer:
                     cache_read_tokens=line.usage.cache_read_input_tokens,
                     cache_creation_tokens=line.usage.cache_creation_input_tokens,
                 )
-                cost = self._turn_cost(line.total_cost_usd)
-                if self.proc.turn_usage is not None:
+                cost = self.proc.take_turn_cost(line.total_cost_usd)
+                reported = self.proc.take_turn_usage()
+                if reported is not None:
                     # This CLI turn began in an earlier request, which reported its part already.
-                    usage, cost = _subtract(usage, self.proc.turn_usage), None
-                    self.proc.turn_usage = None
+                    usage, cost = _subtract(usage, reported), None
                 self.turn_ended = True
                 yield self._finish(
                     Completed(
@@ -226,13 +225,6 @@ class Answer:
         out.append(ToolCallStarted(index=index, id=str(block.get("id", "")), name=name))
         return out
 
-    def _turn_cost(self, total: float | None) -> float | None:
-        """The CLI's cost total counts every turn the process answered; this turn's share."""
-        if total is None:
-            return None
-        previous, self.proc.cost_total = self.proc.cost_total, total
-        return total - previous if total >= previous else total
-
     def _finish(self, completed: Completed) -> Completed:
         if self.job.tool_choice == "required" and not self.calls:
             raise ToolChoiceNotFollowed(
@@ -240,15 +232,6 @@ class Answer:
                 + "".join(self._held_text)[:300]
             )
         return completed
-
-
-def _add(a: TokenUsage, b: TokenUsage) -> TokenUsage:
-    return TokenUsage(
-        input_tokens=a.input_tokens + b.input_tokens,
-        output_tokens=a.output_tokens + b.output_tokens,
-        cache_read_tokens=a.cache_read_tokens + b.cache_read_tokens,
-        cache_creation_tokens=a.cache_creation_tokens + b.cache_creation_tokens,
-    )
 
 
 def _subtract(total: TokenUsage, part: TokenUsage) -> TokenUsage:

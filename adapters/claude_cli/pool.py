@@ -202,8 +202,7 @@ class CliPool:
         if private is not None and private > self.max_process_mb:
             log.info("not keeping cli pid=%s: %.0f MB of private memory", proc.pid, private)
             return
-        proc.turn_ended = turn_ended
-        proc.parked_key = key if key is not None else f"idle-{proc.pid}"
+        proc.park(key if key is not None else f"idle-{proc.pid}", turn_ended=turn_ended)
 
     def _take_warm(self, key: str | None) -> CliProcess | None:
         if key is None or key not in self._warm:
@@ -212,13 +211,9 @@ class CliPool:
         if not proc.alive:
             self._forget(proc)
             return None
-        self._unpark(proc)
+        proc.unpark()
         self.warm_hits += 1
         return proc
-
-    def _unpark(self, proc: CliProcess) -> None:
-        proc.parked_key = None
-        proc.turn_ended = False
 
     async def _rewound_to(self, key: str | None) -> CliProcess | None:
         """A kept process whose conversation passed through `key` (the request edits or
@@ -247,7 +242,7 @@ class CliPool:
         proc, _ = self._warm.pop(found)
         if not await self._rewind(proc, 0):
             return None
-        proc.conversations += 1
+        proc.note_new_conversation()
         self.reuse_hits += 1
         return proc
 
@@ -257,7 +252,7 @@ class CliPool:
 
     async def _rewind(self, proc: CliProcess, index: int) -> bool:
         """Rewind a process just taken from the kept ones; one that fails is closed."""
-        self._unpark(proc)
+        proc.unpark()
         if not proc.alive:
             await self._retire(proc)
             return False

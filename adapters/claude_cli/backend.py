@@ -37,7 +37,7 @@ class ClaudeCliBackend:
         self.environ = dict(os.environ if environ is None else environ)
         self.cli: CliInfo | None = None
         self.cli_error: str | None = None
-        self.pool: CliPool | None = None
+        self.pool: CliPool[CliProcess] | None = None
 
     async def start(self) -> None:
         claude = self.claude
@@ -119,7 +119,7 @@ class ClaudeCliBackend:
                 yield event
 
 
-def _park(pool: CliPool, proc: CliProcess, job: CompletionJob, answer: Answer, completed: Completed) -> None:
+def _park(pool: CliPool[CliProcess], proc: CliProcess, job: CompletionJob, answer: Answer, completed: Completed) -> None:
     """The process now holds exactly the conversation the caller will resend next time, with
     this answer: keep it for that request, and, when its turn has ended, for another request
     of its profile, which empties it first."""

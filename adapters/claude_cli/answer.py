@@ -8,12 +8,14 @@ suspended on those calls). The CLI's own control requests are answered on the wa
 from __future__ import annotations
 
 import logging
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, NamedTuple
 
 import msgspec
 
 from adapters.claude_cli.events import (
     AssistantLine,
+    CliLine,
     ContentBlockDelta,
     ContentBlockStart,
     ContentBlockStop,
@@ -25,21 +27,10 @@ from adapters.claude_cli.events import (
     StreamEventLine,
     SystemLine,
     TextDeltaBody,
+    UnknownLine,
 )
 from adapters.claude_cli.process import CliProcess
 from adapters.claude_cli.tool_bridge import ToolBridge, caller_name
-from core.types import (
-    BackendEvent,
-    Completed,
-    CompletionJob,
-    Started,
-    TextBlock,
-    TextDelta,
-    TokenUsage,
-    ToolCallArguments,
-    ToolCallStarted,
-    ToolUseBlock,
-)
 from core.errors import (
     CliFailed,
     CliUnavailable,
@@ -52,6 +43,18 @@ from core.errors import (
     UpstreamRejected,
 )
 from core.tokens import count_tokens
+from core.types import (
+    BackendEvent,
+    Completed,
+    CompletionJob,
+    Started,
+    TextBlock,
+    TextDelta,
+    TokenUsage,
+    ToolCallArguments,
+    ToolCallStarted,
+    ToolUseBlock,
+)
 
 log = logging.getLogger("claude_proxy.cli")
 
@@ -60,7 +63,7 @@ _decode = msgspec.json.Decoder()
 
 
 class _Call:
-    __slots__ = ("id", "name", "arguments")
+    __slots__ = ("arguments", "id", "name")
 
     def __init__(self, call_id: str, name: str) -> None:
         self.id = call_id
@@ -73,6 +76,18 @@ class _Call:
         except msgspec.DecodeError:
             value = {}
         return ToolUseBlock(id=self.id, name=self.name, input=value if isinstance(value, dict) else {})
+
+
+class _Step(NamedTuple):
+    """What one stdout line gives: events to yield, then whether the answer ended, or an error
+    to raise after those events."""
+
+    events: Sequence[BackendEvent] = ()
+    ended: bool = False
+    error: ProxyError | None = None
+
+
+_NOTHING = _Step()
 
 
 class Answer:
@@ -90,11 +105,150 @@ class Answer:
         self.turn_ended = False  # the CLI finished its turn (its result line was read)
         self._blocks: dict[int, int] = {}  # content block index -> call index
         self._held_text: list[str] = []  # with tool_choice "required", text waits for a call
+        self._started = TokenUsage()  # the upstream's input counts of the message in progress
+        self._model: str | None = None
 
     def assistant_blocks(self) -> list[Any]:
         """The answer as the caller will send it back: its text, then its tool calls."""
         text = "".join(self.text)
         return ([TextBlock(text)] if text else []) + [call.block() for call in self.calls]
+
+    async def events(self) -> AsyncIterator[BackendEvent]:
+        """The answer's events, until the CLI ends it or stops on tool calls."""
+        async for line in self.proc.lines():
+            if isinstance(line, ControlRequestLine):
+                await self._on_control_request(line)
+                continue
+            step = self._on_line(line)
+            for event in step.events:
+                yield event
+            if step.error is not None:
+                raise step.error
+            if step.ended:
+                return
+        raise CliFailed(await self.proc.exit_message("the Claude CLI exited without a result"))
+
+    def _on_line(self, line: CliLine | UnknownLine) -> _Step:
+        if isinstance(line, StreamEventLine):
+            return self._on_stream_event(line)
+        if isinstance(line, ResultLine):
+            return self._on_result(line)
+        if isinstance(line, SystemLine) and line.subtype == "api_retry":
+            log.info("upstream retry %s/%s status=%s", line.attempt, line.max_retries, line.error_status)
+        elif isinstance(line, AssistantLine) and line.error:
+            log.info("cli reported assistant error %s", line.error)
+        return _NOTHING
+
+    async def _on_control_request(self, line: ControlRequestLine) -> None:
+        answer = self.bridge.answer(line)
+        if answer is not None:
+            await self.proc.send(answer)
+
+    def _on_stream_event(self, line: StreamEventLine) -> _Step:
+        if line.parent_tool_use_id is not None:
+            return _NOTHING  # a subagent's stream
+        event = line.event
+        if isinstance(event, ContentBlockDelta):
+            return self._on_content_block_delta(event)
+        if isinstance(event, ContentBlockStart):
+            return _Step(self._tool_start(event))
+        if isinstance(event, ContentBlockStop):
+            return self._on_content_block_stop(event)
+        if isinstance(event, MessageStart):
+            return self._on_message_start(event)
+        if isinstance(event, MessageDelta):
+            return self._on_message_delta(event)
+        return _NOTHING
+
+    def _on_content_block_delta(self, event: ContentBlockDelta) -> _Step:
+        delta = event.delta
+        if isinstance(delta, TextDeltaBody):
+            if delta.text and not self.structured:
+                return _Step(self._text(delta.text))
+        elif isinstance(delta, InputJsonDeltaBody) and event.index in self._blocks:
+            index = self._blocks[event.index]
+            if delta.partial_json:
+                self.calls[index].arguments.append(delta.partial_json)
+                return _Step([ToolCallArguments(index, delta.partial_json)])
+        return _NOTHING
+
+    def _on_content_block_stop(self, event: ContentBlockStop) -> _Step:
+        if event.index not in self._blocks:
+            return _NOTHING
+        index = self._blocks[event.index]
+        call = self.calls[index]
+        out: list[BackendEvent] = []
+        if not call.arguments:  # a call without arguments still sends a JSON object
+            call.arguments.append("{}")
+            out.append(ToolCallArguments(index, "{}"))
+        if self.job.parallel_tool_calls:
+            return _Step(out)
+        # Stopped before the upstream counted its output: estimate what it wrote.
+        written = "".join(self.text) + "".join("".join(call.arguments) for call in self.calls)
+        usage = msgspec.structs.replace(self._started, output_tokens=count_tokens(written))
+        completed = self._ended_on_tools(usage)
+        self.suspended = False  # it may still write more calls: not resumable
+        out.append(msgspec.structs.replace(completed, usage_estimated=True))
+        return _Step(out, ended=True)
+
+    def _on_message_start(self, event: MessageStart) -> _Step:
+        usage = event.message.usage
+        self._model = event.message.model or self._model
+        self._started = TokenUsage(
+            input_tokens=usage.input_tokens or 0,
+            cache_read_tokens=usage.cache_read_input_tokens or 0,
+            cache_creation_tokens=usage.cache_creation_input_tokens or 0,
+        )
+        return _Step([Started(self._started)])
+
+    def _on_message_delta(self, event: MessageDelta) -> _Step:
+        output = msgspec.structs.replace(self._started, output_tokens=event.usage.output_tokens or 0)
+        if event.delta.stop_reason == "tool_use" and self.calls:
+            # The model waits for the caller's results: OpenAI ends the answer here.
+            return _Step([self._ended_on_tools(output)], ended=True)
+        if event.delta.stop_reason == "max_tokens":
+            # The CLI would send a second request asking the model to continue; OpenAI's
+            # max_tokens means stop here, with the upstream's counts.
+            completed = Completed(finish_reason="length", usage=output, model=self._model)
+            return _Step([self._finish(completed)], ended=True)
+        return _NOTHING
+
+    def _on_result(self, line: ResultLine) -> _Step:
+        if line.is_error:
+            raise _result_error(line)
+        out: list[BackendEvent] = []
+        if self.structured:
+            if line.structured_output is None:
+                raise StructuredOutputFailed(
+                    "The model did not produce JSON matching the requested schema: "
+                    + (line.result or "no answer")[:500]
+                )
+            text = _json.encode(line.structured_output).decode()
+            self.text.append(text)
+            out.append(TextDelta(text))
+        usage = TokenUsage(
+            input_tokens=line.usage.input_tokens,
+            output_tokens=line.usage.output_tokens,
+            cache_read_tokens=line.usage.cache_read_input_tokens,
+            cache_creation_tokens=line.usage.cache_creation_input_tokens,
+        )
+        cost = self.proc.take_turn_cost(line.total_cost_usd)
+        reported = self.proc.take_turn_usage()
+        if reported is not None:
+            # This CLI turn began in an earlier request, which reported its part already.
+            usage, cost = _subtract(usage, reported), None
+        self.turn_ended = True
+        completed = Completed(
+            finish_reason="length" if line.stop_reason == "max_tokens" else "stop",
+            usage=usage,
+            cost_usd=cost,
+            model=next(iter(line.modelUsage), self._model),
+        )
+        try:
+            out.append(self._finish(completed))
+        except ToolChoiceNotFollowed as exc:
+            return _Step(out, error=exc)  # the structured text still goes out first
+        return _Step(out, ended=True)
 
     def _text(self, text: str) -> list[BackendEvent]:
         if self.job.tool_choice == "required" and not self.calls:
@@ -103,108 +257,10 @@ class Answer:
         self.text.append(text)
         return [TextDelta(text)]
 
-    def _ended_on_tools(self, usage: TokenUsage, model: str | None) -> Completed:
+    def _ended_on_tools(self, usage: TokenUsage) -> Completed:
         self.suspended = True
-        previous = self.proc.turn_usage or TokenUsage()
-        self.proc.turn_usage = _add(previous, usage)
-        return Completed(finish_reason="tool_calls", usage=usage, model=model)
-
-    async def events(self) -> AsyncIterator[BackendEvent]:
-        started = TokenUsage()
-        model: str | None = None
-        async for line in self.proc.lines():
-            if isinstance(line, ControlRequestLine):
-                answer = self.bridge.answer(line)
-                if answer is not None:
-                    await self.proc.send(answer)
-            elif isinstance(line, StreamEventLine):
-                if line.parent_tool_use_id is not None:
-                    continue
-                event = line.event
-                if isinstance(event, ContentBlockDelta):
-                    if isinstance(event.delta, TextDeltaBody):
-                        if event.delta.text and not self.structured:
-                            for out in self._text(event.delta.text):
-                                yield out
-                    elif isinstance(event.delta, InputJsonDeltaBody) and event.index in self._blocks:
-                        index = self._blocks[event.index]
-                        if event.delta.partial_json:
-                            self.calls[index].arguments.append(event.delta.partial_json)
-                            yield ToolCallArguments(index, event.delta.partial_json)
-                elif isinstance(event, ContentBlockStart):
-                    for out in self._tool_start(event):
-                        yield out
-                elif isinstance(event, ContentBlockStop) and event.index in self._blocks:
-                    call = self.calls[self._blocks[event.index]]
-                    if not call.arguments:  # a call without arguments still sends a JSON object
-                        call.arguments.append("{}")
-                        yield ToolCallArguments(self._blocks[event.index], "{}")
-                    if not self.job.parallel_tool_calls:
-                        # Stopped before the upstream counted its output: estimate what it wrote.
-                        written = "".join(self.text) + "".join("".join(call.arguments) for call in self.calls)
-                        usage = msgspec.structs.replace(started, output_tokens=count_tokens(written))
-                        completed = self._ended_on_tools(usage, model)
-                        self.suspended = False  # it may still write more calls: not resumable
-                        yield msgspec.structs.replace(completed, usage_estimated=True)
-                        return
-                elif isinstance(event, MessageStart):
-                    usage = event.message.usage
-                    model = event.message.model or model
-                    started = TokenUsage(
-                        input_tokens=usage.input_tokens or 0,
-                        cache_read_tokens=usage.cache_read_input_tokens or 0,
-                        cache_creation_tokens=usage.cache_creation_input_tokens or 0,
-                    )
-                    yield Started(started)
-                elif isinstance(event, MessageDelta):
-                    output = msgspec.structs.replace(started, output_tokens=event.usage.output_tokens or 0)
-                    if event.delta.stop_reason == "tool_use" and self.calls:
-                        # The model waits for the caller's results: OpenAI ends the answer here.
-                        yield self._ended_on_tools(output, model)
-                        return
-                    if event.delta.stop_reason == "max_tokens":
-                        # The CLI would send a second request asking the model to continue;
-                        # OpenAI's max_tokens means stop here, with the upstream's counts.
-                        yield self._finish(Completed(finish_reason="length", usage=output, model=model))
-                        return
-            elif isinstance(line, ResultLine):
-                if line.is_error:
-                    raise _result_error(line)
-                if self.structured:
-                    if line.structured_output is None:
-                        raise StructuredOutputFailed(
-                            "The model did not produce JSON matching the requested schema: "
-                            + (line.result or "no answer")[:500]
-                        )
-                    text = _json.encode(line.structured_output).decode()
-                    self.text.append(text)
-                    yield TextDelta(text)
-                usage = TokenUsage(
-                    input_tokens=line.usage.input_tokens,
-                    output_tokens=line.usage.output_tokens,
-                    cache_read_tokens=line.usage.cache_read_input_tokens,
-                    cache_creation_tokens=line.usage.cache_creation_input_tokens,
-                )
-                cost = self._turn_cost(line.total_cost_usd)
-                if self.proc.turn_usage is not None:
-                    # This CLI turn began in an earlier request, which reported its part already.
-                    usage, cost = _subtract(usage, self.proc.turn_usage), None
-                    self.proc.turn_usage = None
-                self.turn_ended = True
-                yield self._finish(
-                    Completed(
-                        finish_reason="length" if line.stop_reason == "max_tokens" else "stop",
-                        usage=usage,
-                        cost_usd=cost,
-                        model=next(iter(line.modelUsage), model),
-                    )
-                )
-                return
-            elif isinstance(line, SystemLine) and line.subtype == "api_retry":
-                log.info("upstream retry %s/%s status=%s", line.attempt, line.max_retries, line.error_status)
-            elif isinstance(line, AssistantLine) and line.error:
-                log.info("cli reported assistant error %s", line.error)
-        raise CliFailed(await self.proc.exit_message("the Claude CLI exited without a result"))
+        self.proc.record_turn_usage(usage)
+        return Completed(finish_reason="tool_calls", usage=usage, model=self._model)
 
     def _tool_start(self, event: ContentBlockStart) -> list[BackendEvent]:
         block = event.content_block
@@ -226,13 +282,6 @@ class Answer:
         out.append(ToolCallStarted(index=index, id=str(block.get("id", "")), name=name))
         return out
 
-    def _turn_cost(self, total: float | None) -> float | None:
-        """The CLI's cost total counts every turn the process answered; this turn's share."""
-        if total is None:
-            return None
-        previous, self.proc.cost_total = self.proc.cost_total, total
-        return total - previous if total >= previous else total
-
     def _finish(self, completed: Completed) -> Completed:
         if self.job.tool_choice == "required" and not self.calls:
             raise ToolChoiceNotFollowed(
@@ -240,15 +289,6 @@ class Answer:
                 + "".join(self._held_text)[:300]
             )
         return completed
-
-
-def _add(a: TokenUsage, b: TokenUsage) -> TokenUsage:
-    return TokenUsage(
-        input_tokens=a.input_tokens + b.input_tokens,
-        output_tokens=a.output_tokens + b.output_tokens,
-        cache_read_tokens=a.cache_read_tokens + b.cache_read_tokens,
-        cache_creation_tokens=a.cache_creation_tokens + b.cache_creation_tokens,
-    )
 
 
 def _subtract(total: TokenUsage, part: TokenUsage) -> TokenUsage:

@@ -6,21 +6,22 @@ import asyncio
 import hashlib
 import logging
 import os
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, AsyncIterator, Mapping
+from typing import Any
 
 import msgspec
 
+from adapters.claude_cli.answer import Answer
 from adapters.claude_cli.command import OUTPUT_LIMIT_ENV, LaunchSpec, build_env, decide_bare
 from adapters.claude_cli.discovery import CliInfo, find_cli
-from adapters.claude_cli.answer import Answer
 from adapters.claude_cli.pool import CliPool, spawner
 from adapters.claude_cli.process import CliProcess
 from adapters.claude_cli.session_file import config_dir
-from adapters.claude_cli.tool_bridge import SERVER, ToolBridge
-from core.types import BackendEvent, Block, Completed, CompletionJob, TextBlock, ToolResultBlock, Turn
 from adapters.claude_cli.settings import ClaudeSettings, PoolSettings
+from adapters.claude_cli.tool_bridge import SERVER, ToolBridge
 from core.errors import CliUnavailable
+from core.types import BackendEvent, Block, Completed, CompletionJob, TextBlock, ToolResultBlock, Turn
 
 log = logging.getLogger("claude_proxy.cli")
 
@@ -36,7 +37,7 @@ class ClaudeCliBackend:
         self.environ = dict(os.environ if environ is None else environ)
         self.cli: CliInfo | None = None
         self.cli_error: str | None = None
-        self.pool: CliPool | None = None
+        self.pool: CliPool[CliProcess] | None = None
 
     async def start(self) -> None:
         claude = self.claude
@@ -71,7 +72,7 @@ class ClaudeCliBackend:
             await self.pool.close()
 
     def health(self) -> dict[str, Any]:
-        cli = {"found": self.cli is not None}
+        cli: dict[str, Any] = {"found": self.cli is not None}
         if self.cli is not None:
             cli.update(path=self.cli.path, version=self.cli.version)
         if self.cli_error:
@@ -102,13 +103,13 @@ class ClaudeCliBackend:
                 # A warm process suspended on exactly these calls (its key says so): answer
                 # them, including permission requests that arrived before it was parked.
                 bridge = proc.bridge
-                for answer in bridge.provide(_tool_results(job.prompt)):
-                    await proc.send(answer)
+                for reply in bridge.provide(_tool_results(job.prompt)):
+                    await proc.send(reply)
             else:
-                bridge = proc.bridge = ToolBridge(job.tools)
+                bridge = ToolBridge(job.tools)
                 await _prepare(proc, job, bridge, profile)
                 if continuing:
-                    proc.exact = False
+                    proc.mark_inexact()
                 else:
                     await proc.send_user(_stdin_content(job.prompt), before=key)
             answer = Answer(proc, job, bridge)
@@ -118,7 +119,7 @@ class ClaudeCliBackend:
                 yield event
 
 
-def _park(pool: CliPool, proc: CliProcess, job: CompletionJob, answer: Answer, completed: Completed) -> None:
+def _park(pool: CliPool[CliProcess], proc: CliProcess, job: CompletionJob, answer: Answer, completed: Completed) -> None:
     """The process now holds exactly the conversation the caller will resend next time, with
     this answer: keep it for that request, and, when its turn has ended, for another request
     of its profile, which empties it first."""
@@ -176,9 +177,6 @@ async def _prepare(proc: CliProcess, job: CompletionJob, bridge: ToolBridge, pro
     argv. A warm or reused process was initialized before, with the same settings."""
     requests: list[dict[str, Any]] = []
     if not proc.initialized:
-        # A process resumed from a session file cannot be emptied: a rewind reaches only what
-        # came over stdin.
-        proc.profile = profile if proc.session_file is None else None
         initialize: dict[str, Any] = {"subtype": "initialize", "systemPrompt": job.system}
         if job.json_schema is not None:
             initialize["jsonSchema"] = job.json_schema
@@ -199,10 +197,7 @@ async def _prepare(proc: CliProcess, job: CompletionJob, bridge: ToolBridge, pro
         requests.append({"subtype": "apply_flag_settings", "settings": {"env": {OUTPUT_LIMIT_ENV: limit}}})
     if requests:
         await proc.control(requests, bridge)
-    proc.initialized = True
-    proc.model = job.model
-    proc.system = job.system
-    proc.output_limit = limit
+    proc.configure(bridge, model=job.model, system=job.system, output_limit=limit, profile=profile)
 
 
 def _stdin_content(blocks: list[Block]) -> list[dict[str, Any]]:

@@ -15,20 +15,53 @@ import logging
 import shutil
 import tempfile
 import time
-from collections import OrderedDict, deque
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
+from adapters.claude_cli._slots import Slots
+from adapters.claude_cli._warm import WarmSet
 from adapters.claude_cli.command import LaunchSpec
 from adapters.claude_cli.process import CliProcess
 from adapters.claude_cli.settings import PoolSettings
+from core.errors import ShuttingDown
 from core.types import Priority, Turn
-from core.errors import RateLimited, ShuttingDown
 
 log = logging.getLogger("claude_proxy.pool")
 
-class ProcessFactory(Protocol):
+
+class PooledProcess(Protocol):
+    """What the pool needs of a process: its policy reads these and calls these, nothing more."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def alive(self) -> bool: ...
+    @property
+    def parked_key(self) -> str | None: ...
+    @property
+    def turn_ended(self) -> bool: ...
+    @property
+    def profile(self) -> str | None: ...
+    @property
+    def conversations(self) -> int: ...
+    def private_mb(self) -> float | None: ...
+    def rewind_point(self, key: str) -> int | None: ...
+    async def rewind(self, index: int = 0) -> None: ...
+    def park(self, key: str, *, turn_ended: bool) -> bool: ...
+    def unpark(self) -> None: ...
+    def note_new_conversation(self) -> None: ...
+    def kill(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+P = TypeVar("P", bound=PooledProcess)
+P_co = TypeVar("P_co", bound=PooledProcess, covariant=True)
+
+
+class ProcessFactory(Protocol[P_co]):
     """Starts one CLI process; the pool's only way to make one (tests pass a fake)."""
 
     async def __call__(
@@ -38,10 +71,10 @@ class ProcessFactory(Protocol):
         workroot: Path,
         history: list[Turn] | None,
         resume_turn: tuple[str, int | None] | None,
-    ) -> CliProcess: ...
+    ) -> P_co: ...
 
 
-def spawner(spec: LaunchSpec, config_dir: Path) -> ProcessFactory:
+def spawner(spec: LaunchSpec, config_dir: Path) -> ProcessFactory[CliProcess]:
     """The real factory: `CliProcess.spawn` with this server's launch spec and config dir."""
 
     async def spawn(
@@ -62,35 +95,44 @@ def spawner(spec: LaunchSpec, config_dir: Path) -> ProcessFactory:
 _GIVES_WAY_TO_SPARE_S = 1.0
 
 
-class CliPool:
+class CliPool(Generic[P]):
     """Owns every CLI process the server starts; `close()` leaves none behind."""
 
-    def __init__(self, settings: PoolSettings, spawn: ProcessFactory, *, workroot: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: PoolSettings,
+        spawn: ProcessFactory[P],
+        *,
+        workroot: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.spawn_process = spawn
+        self._clock = clock
         self.warm_max = settings.warm_max
         self.warm_idle_s = settings.warm_idle_s
         self.reuse_max = settings.reuse_max
         self.max_process_mb = settings.max_process_mb
         # Processes that answered and wait for their conversation's next turn (by conversation
         # key), or to be rewound for another request (`turn_ended`), oldest first.
-        self._warm: OrderedDict[str, tuple[CliProcess, float]] = OrderedDict()
+        self._warm: WarmSet[P] = WarmSet()
         self.warm_hits = 0
         self.reuse_hits = 0
         self.rewind_hits = 0
         self.size = settings.size
         self.target_spares = min(settings.spares, settings.size)
         self.spare_model = settings.spare_model
-        self.max_queue = settings.max_queue
-        self.queue_timeout_s = settings.queue_timeout_s
-        self.retry_after_s = settings.retry_after_s
+        self._slots = Slots(
+            settings.size,
+            max_queue=settings.max_queue,
+            queue_timeout_s=settings.queue_timeout_s,
+            retry_after_s=settings.retry_after_s,
+            on_free=self._refill,
+        )
         self._workroot_setting = workroot
         self.workroot: Path | None = None
-        self._serving = 0
         self._spawning = 0
-        self._spares: deque[CliProcess] = deque()
-        # One FIFO per priority; interactive waiters are always served first.
-        self._waiters: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
-        self._live: set[CliProcess] = set()
+        self._spares: deque[P] = deque()
+        self._live: set[P] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self.started_total = 0
@@ -117,11 +159,7 @@ class CliPool:
 
     async def close(self) -> None:
         self._closed = True
-        for queue in self._waiters:
-            for waiter in queue:
-                if not waiter.done():
-                    waiter.set_exception(ShuttingDown("the server is shutting down"))
-            queue.clear()
+        self._slots.fail_waiters(ShuttingDown("the server is shutting down"))
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -134,23 +172,23 @@ class CliPool:
     def stats(self) -> dict[str, Any]:
         return {
             "size": self.size,
-            "busy": self._serving,
+            "busy": self._slots.serving,
             "spares": len(self._spares),
             "warm": len(self._warm),
             "warm_hits": self.warm_hits,
             "reuse_hits": self.reuse_hits,
             "rewind_hits": self.rewind_hits,
             "starting": self._spawning,
-            "queued": len(self._waiters[Priority.INTERACTIVE]),
-            "queued_batch": len(self._waiters[Priority.BATCH]),
-            "max_queue": self.max_queue,
+            "queued": self._slots.waiting(Priority.INTERACTIVE),
+            "queued_batch": self._slots.waiting(Priority.BATCH),
+            "max_queue": self._slots.max_queue,
             "processes": len(self._live),
             "started_total": self.started_total,
             "failed_total": self.failed_total,
         }
 
     def has_free_slot(self) -> bool:
-        return self._serving < self.size and not any(self._waiters)
+        return self._slots.free()
 
     @asynccontextmanager
     async def lease(
@@ -162,13 +200,13 @@ class CliPool:
         warm_key: str | None = None,
         resume_turn: tuple[str, int | None] | None = None,
         profile: str | None = None,
-    ) -> AsyncIterator[CliProcess]:
+    ) -> AsyncIterator[P]:
         """A process for one request: the warm process holding this conversation if there is
         one, or one whose conversation passed through it, cut back; without history, an emptied
         idle process of `profile` or a spare; else a new process. When the block exits it is
         killed, unless the request parked it (`park`)."""
         await self._acquire_slot(priority)
-        proc: CliProcess | None = None
+        proc: P | None = None
         try:
             await self._sweep()
             proc = self._take_warm(warm_key)
@@ -190,9 +228,9 @@ class CliPool:
                     proc.kill()  # at once, even if the await below is cancelled
                     await asyncio.shield(self._retire(proc))
             finally:
-                self._release_slot()
+                self._slots.release()
 
-    def park(self, proc: CliProcess, key: str | None, *, turn_ended: bool = False) -> None:
+    def park(self, proc: P, key: str | None, *, turn_ended: bool = False) -> None:
         """Keep `proc` after this request: for the request that continues its conversation
         (`key`), and, when its turn has ended, for one that continues an earlier point of it
         or starts a new conversation of its profile."""
@@ -202,62 +240,54 @@ class CliPool:
         if private is not None and private > self.max_process_mb:
             log.info("not keeping cli pid=%s: %.0f MB of private memory", proc.pid, private)
             return
-        proc.turn_ended = turn_ended
-        proc.parked_key = key if key is not None else f"idle-{proc.pid}"
+        proc.park(key if key is not None else f"idle-{proc.pid}", turn_ended=turn_ended)
 
-    def _take_warm(self, key: str | None) -> CliProcess | None:
-        if key is None or key not in self._warm:
+    def _take_warm(self, key: str | None) -> P | None:
+        proc = self._warm.take(key)
+        if proc is None:
             return None
-        proc, _ = self._warm.pop(key)
         if not proc.alive:
             self._forget(proc)
             return None
-        self._unpark(proc)
+        proc.unpark()
         self.warm_hits += 1
         return proc
 
-    def _unpark(self, proc: CliProcess) -> None:
-        proc.parked_key = None
-        proc.turn_ended = False
-
-    async def _rewound_to(self, key: str | None) -> CliProcess | None:
+    async def _rewound_to(self, key: str | None) -> P | None:
         """A kept process whose conversation passed through `key` (the request edits or
         regenerates a later turn), cut back to it."""
         if key is None:
             return None
-        for parked, (proc, _) in self._warm.items():
-            index = proc.rewind_point(key) if proc.turn_ended else None
-            if index is not None:
-                break
-        else:
+        found = self._warm.take_first(lambda proc: proc.rewind_point(key) if proc.turn_ended else None)
+        if found is None:
             return None
-        del self._warm[parked]
+        proc, index = found
         if not await self._rewind(proc, index):
             return None
         self.rewind_hits += 1
         return proc
 
-    async def _reuse(self, profile: str | None) -> CliProcess | None:
+    async def _reuse(self, profile: str | None) -> P | None:
         """The idle process of `profile` parked longest, its conversation emptied."""
         if profile is None:
             return None
-        found = next((key for key, (proc, _) in self._warm.items() if self._reusable(proc, profile)), None)
+        found = self._warm.take_first(lambda proc: True if self._reusable(proc, profile) else None)
         if found is None:
             return None
-        proc, _ = self._warm.pop(found)
+        proc, _ = found
         if not await self._rewind(proc, 0):
             return None
-        proc.conversations += 1
+        proc.note_new_conversation()
         self.reuse_hits += 1
         return proc
 
-    def _reusable(self, proc: CliProcess, profile: str) -> bool:
+    def _reusable(self, proc: P, profile: str) -> bool:
         """A kept process can hold one more conversation of `profile`."""
         return proc.turn_ended and proc.profile == profile and proc.conversations + 1 < self.reuse_max
 
-    async def _rewind(self, proc: CliProcess, index: int) -> bool:
+    async def _rewind(self, proc: P, index: int) -> bool:
         """Rewind a process just taken from the kept ones; one that fails is closed."""
-        self._unpark(proc)
+        proc.unpark()
         if not proc.alive:
             await self._retire(proc)
             return False
@@ -272,24 +302,19 @@ class CliPool:
             return False
         return True
 
-    def _keep_warm(self, proc: CliProcess) -> None:
-        key = proc.parked_key or ""
-        previous = self._warm.pop(key, None)
-        self._warm[key] = (proc, time.monotonic())
+    def _keep_warm(self, proc: P) -> None:
+        previous = self._warm.put(proc.parked_key or "", proc, self._clock())
         if previous is not None:
-            self._schedule_retire(previous[0])
+            self._schedule_retire(previous)
         while len(self._warm) > self.warm_max:
-            _, (oldest, _) = self._warm.popitem(last=False)
-            self._schedule_retire(oldest)
+            self._schedule_retire(self._warm.pop_oldest())
 
     async def _sweep(self) -> None:
         """Warm processes idle past `warm_idle_s` are closed."""
-        limit = time.monotonic() - self.warm_idle_s
-        for key in [key for key, (_, parked) in self._warm.items() if parked < limit]:
-            proc, _ = self._warm.pop(key)
+        for proc in self._warm.take_parked_before(self._clock() - self.warm_idle_s):
             await self._retire(proc)
 
-    def _schedule_retire(self, proc: CliProcess) -> None:
+    def _schedule_retire(self, proc: P) -> None:
         proc.kill()
         task = asyncio.get_running_loop().create_task(self._retire(proc))
         self._tasks.add(task)
@@ -298,50 +323,9 @@ class CliPool:
     async def _acquire_slot(self, priority: int) -> None:
         if self._closed:
             raise ShuttingDown("the server is shutting down")
-        if self._serving < self.size and not any(self._waiters):
-            self._serving += 1
-            return
-        queue = self._waiters[priority]
-        interactive = priority == Priority.INTERACTIVE
-        # Batch lines are bounded by batches.concurrency, and they wait as long as it takes.
-        if interactive and len(queue) >= self.max_queue:
-            raise RateLimited(
-                f"all {self.size} Claude processes are busy and the queue is full; retry shortly",
-                retry_after=self.retry_after_s,
-            )
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        queue.append(waiter)
-        try:
-            await asyncio.wait_for(asyncio.shield(waiter), timeout=self.queue_timeout_s if interactive else None)
-        except asyncio.TimeoutError:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self._release_slot()  # granted just as the wait ran out: hand it on
-            raise RateLimited(
-                f"waited {self.queue_timeout_s:g}s for a free Claude process; retry shortly",
-                retry_after=self.retry_after_s,
-            ) from None
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self._release_slot()
-            raise
-        finally:
-            if waiter in queue:
-                queue.remove(waiter)
-            if not waiter.done():
-                waiter.cancel()
+        await self._slots.acquire(priority)
 
-    def _release_slot(self) -> None:
-        # The slot passes straight to the next waiter, so the count only drops when none waits.
-        for queue in self._waiters:
-            while queue:
-                waiter = queue.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
-                    return
-        self._serving -= 1
-        self._refill()
-
-    def _take_spare(self) -> CliProcess | None:
+    def _take_spare(self) -> P | None:
         while self._spares:
             proc = self._spares.popleft()
             if proc.alive:
@@ -354,15 +338,12 @@ class CliPool:
         # Spares and warm processes count toward `size`; a request that needs a new process
         # evicts a spare first, then the warm process idle longest.
         while len(self._live) + self._spawning >= self.size and (self._spares or self._warm):
-            if self._spares:
-                proc = self._spares.pop()
-            else:
-                _, (proc, _) = self._warm.popitem(last=False)
+            proc = self._spares.pop() if self._spares else self._warm.pop_oldest()
             await self._retire(proc)
 
     async def _spawn(
         self, *, model: str, history: list[Turn] | None, resume_turn: tuple[str, int | None] | None = None
-    ) -> CliProcess:
+    ) -> P:
         if self.workroot is None:
             raise ShuttingDown("the pool is not running")
         self._spawning += 1
@@ -379,28 +360,27 @@ class CliPool:
         self._live.add(proc)
         return proc
 
-    async def _retire(self, proc: CliProcess) -> None:
+    async def _retire(self, proc: P) -> None:
         try:
             await proc.close()
         finally:
             self._forget(proc)
 
-    def _forget(self, proc: CliProcess) -> None:
+    def _forget(self, proc: P) -> None:
         self._live.discard(proc)
 
     def _refill(self) -> None:
         if self._closed:
             return
         while len(self._spares) + self._spawning < self.target_spares:
-            if self._serving + len(self._spares) + len(self._warm) + self._spawning >= self.size:
+            if self._slots.serving + len(self._spares) + len(self._warm) + self._spawning >= self.size:
                 # A spare serves any new set-up, so a kept process idle for a while makes room
                 # for it. One parked a moment ago stays: under load it is what the next request
                 # reuses, and replacing it would start a process per request.
-                oldest = next(iter(self._warm.values()), None)
-                if oldest is None or time.monotonic() - oldest[1] < _GIVES_WAY_TO_SPARE_S:
+                oldest = self._warm.oldest()
+                if oldest is None or self._clock() - oldest[1] < _GIVES_WAY_TO_SPARE_S:
                     break
-                self._warm.popitem(last=False)
-                self._schedule_retire(oldest[0])
+                self._schedule_retire(self._warm.pop_oldest())
             self._spawning += 1  # counted now so the loop sees it; _spawn_spare balances it
             task = asyncio.get_running_loop().create_task(self._spawn_spare())
             self._tasks.add(task)

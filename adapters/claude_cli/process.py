@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import shutil
 import signal
-import sys
 import uuid
 from collections import deque
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
+from adapters.claude_cli._os import DEATH_WRAPPER, PREEXEC, status_mb
 from adapters.claude_cli.command import OUTPUT_LIMIT_ENV, LaunchSpec, ResumeTurn, build_argv, resume_turn_env
 from adapters.claude_cli.events import (
     CliLine,
@@ -26,49 +26,30 @@ from adapters.claude_cli.events import (
 )
 from adapters.claude_cli.session_file import remove_session, write_session
 from adapters.claude_cli.tool_bridge import ToolBridge
-from core.types import TokenUsage, Turn
 from core.errors import CliFailed, CliUnavailable
+from core.types import TokenUsage, Turn
 
 log = logging.getLogger("claude_proxy.cli")
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGKILL it if the server dies, even by SIGKILL (Linux)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: EOF on stdin still ends the CLI soon after the server is gone
-
-
-_PR_SET_PDEATHSIG = 1
-_LINUX = sys.platform.startswith("linux")
-# util-linux's setpriv sets the same death signal and then execs the CLI. Without a preexec_fn
-# Python can spawn with vfork: about 1 ms instead of 20 ms of forking the whole server, time the
-# event loop is blocked for. The preexec_fn is the fallback where setpriv is missing.
-_SETPRIV = shutil.which("setpriv") if _LINUX else None
-_DEATH_WRAPPER = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
-_PREEXEC = _die_with_parent if _LINUX and not _SETPRIV else None
 
 # stream-json lines carry whole messages; a long answer is one long line.
 _LINE_LIMIT = 64 * 1024 * 1024
 _STDERR_KEEP = 40
 
 
-def status_mb(pid: int, field: str) -> float | None:
-    """A memory figure of /proc/PID/status (`VmRSS`, `RssAnon`, ...) in MB; None where /proc
-    cannot tell."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 class CliProcess:
-    """A spawned CLI. `close()` kills its whole process group and removes its files."""
+    """A spawned CLI. `close()` kills its whole process group and removes its files.
+
+    Its state changes only through its own methods; the pool decides when to call them.
+    Invariants:
+    - Parked (`parked_key` set) implies it was alive when parked; `close()` unparks it.
+    - `turn_ended` is True only while parked, after a turn the CLI finished: its result line
+      was read, so no tool call is pending and no part of that turn's usage is held.
+    - `profile` is None until `configure`, and stays None for a process resumed from a session
+      file: a rewind reaches only what came over stdin, so it cannot be emptied for reuse.
+    - `model`, `system` and `output_limit` are what the CLI was last set up with; `configure`
+      records them once the CLI accepted them.
+    - Once `mark_inexact` is called it never stands in for a caller's history again.
+    """
 
     def __init__(
         self,
@@ -80,41 +61,143 @@ class CliProcess:
         config_dir: Path | None = None,
         output_limit: str | None = None,
     ) -> None:
-        self.proc = proc
-        self.config_dir = config_dir
-        self.parked_key: str | None = None  # set when the pool keeps it for a conversation's next turn
-        self.initialized = False
-        # Answers the CLI's MCP and permission requests; kept while the process is suspended on
-        # the model's tool calls, so the next request can answer them.
-        self.bridge: ToolBridge | None = None
+        self._proc = proc
+        self._config_dir = config_dir
+        self._parked_key: str | None = None
+        self._turn_ended = False
+        self._initialized = False
+        self._bridge: ToolBridge | None = None
         # What the proxy already reported of the CLI turn in progress (a turn suspended on tool
         # calls spans two requests, and the CLI's result line counts both).
-        self.turn_usage: TokenUsage | None = None
-        # False when the CLI changed the conversation on its own (a resumed tool turn gets its
-        # "Continue" note), so it must not stand in for the caller's exact history.
-        self.exact = True
-        # Rewinds. `user_messages`: for each user message written over stdin in the conversation
-        # it holds, its uuid and the conversation key of what came before it (what a rewind to it
-        # leaves). `profile` names the set-up sent with `initialize` (None: not reusable for new
-        # conversations); `conversations` counts those it has held.
-        self.user_messages: list[tuple[str | None, str]] = []
-        self.profile: str | None = None
-        self.conversations = 0
-        self.turn_ended = False  # set when parked after a turn the CLI finished
-        self.system: str | None = None  # the system prompt in force, once initialized
-        # The output limit it started with and the one now applied (None: the CLI's default),
-        # and the CLI's running cost total (its result lines count every turn answered).
-        self.base_output_limit = output_limit
-        self.output_limit = output_limit
-        self.cost_total = 0.0
-        self.pid = proc.pid
-        self.workdir = workdir
-        self.model = model
-        self.session_file = session_file
-        self.stderr_tail: deque[str] = deque(maxlen=_STDERR_KEEP)
+        self._turn_usage: TokenUsage | None = None
+        self._exact = True
+        # For each user message written over stdin: the conversation key of what came before it
+        # (what a rewind to it leaves), and its uuid.
+        self._user_messages: list[tuple[str | None, str]] = []
+        self._profile: str | None = None
+        self._conversations = 0
+        self._system: str | None = None
+        # The output limit it started with (None: the CLI's default) is what a job without a
+        # limit of its own must get back.
+        self._base_output_limit = output_limit
+        self._output_limit = output_limit
+        # The CLI's result lines carry a running total over every turn it answered.
+        self._cost_total = 0.0
+        self._pid = proc.pid
+        self._workdir = workdir
+        self._model = model
+        self._session_file = session_file
+        self._stderr_tail: deque[str] = deque(maxlen=_STDERR_KEEP)
         self._stderr_task = asyncio.create_task(self._drain_stderr())
         self._control_seq = 0
         self._closed = False
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    @property
+    def parked_key(self) -> str | None:
+        """The key the pool keeps it under between requests; None while serving one."""
+        return self._parked_key
+
+    @property
+    def turn_ended(self) -> bool:
+        """Parked after a finished turn: it may be rewound for another request."""
+        return self._turn_ended
+
+    @property
+    def initialized(self) -> bool:
+        return self._initialized
+
+    @property
+    def bridge(self) -> ToolBridge | None:
+        """The last job's tool bridge: kept while suspended on tool calls, for the next request."""
+        return self._bridge
+
+    @property
+    def exact(self) -> bool:
+        """Whether it holds exactly the conversation the caller sent (and so may be kept)."""
+        return self._exact
+
+    @property
+    def profile(self) -> str | None:
+        """The set-up sent with `initialize`; None: not reusable for new conversations."""
+        return self._profile
+
+    @property
+    def conversations(self) -> int:
+        """How many conversations it was emptied for after its first."""
+        return self._conversations
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def system(self) -> str | None:
+        """The system prompt in force, once initialized."""
+        return self._system
+
+    @property
+    def base_output_limit(self) -> str | None:
+        return self._base_output_limit
+
+    @property
+    def output_limit(self) -> str | None:
+        return self._output_limit
+
+    def configure(
+        self, bridge: ToolBridge, *, model: str, system: str, output_limit: str | None, profile: str | None
+    ) -> None:
+        """Record a job's set-up once the CLI accepted it. `profile` counts only the first time:
+        `initialize` cannot be sent again."""
+        if not self._initialized:
+            self._profile = profile if self._session_file is None else None
+        self._initialized = True
+        self._bridge = bridge
+        self._model = model
+        self._system = system
+        self._output_limit = output_limit
+
+    def mark_inexact(self) -> None:
+        """The CLI changed the conversation on its own: it must not stand in for a caller's
+        history."""
+        self._exact = False
+
+    def record_turn_usage(self, usage: TokenUsage) -> None:
+        """Usage already reported of the turn in progress (it stopped on tool calls)."""
+        previous = self._turn_usage or TokenUsage()
+        self._turn_usage = _add(previous, usage)
+
+    def take_turn_usage(self) -> TokenUsage | None:
+        """What earlier requests reported of the turn that just ended, and forget it."""
+        usage, self._turn_usage = self._turn_usage, None
+        return usage
+
+    def take_turn_cost(self, total: float | None) -> float | None:
+        """This turn's share of the CLI's running cost `total`."""
+        if total is None:
+            return None
+        previous, self._cost_total = self._cost_total, total
+        return total - previous if total >= previous else total
+
+    def park(self, key: str, *, turn_ended: bool) -> bool:
+        """Mark it kept under `key` after a request; a process no longer alive is not."""
+        if not self.alive:
+            return False
+        self._parked_key = key
+        self._turn_ended = turn_ended
+        return True
+
+    def unpark(self) -> None:
+        """Taken by a request: neither kept nor resumable until parked again."""
+        self._parked_key = None
+        self._turn_ended = False
+
+    def note_new_conversation(self) -> None:
+        """It was emptied to hold another conversation of its profile."""
+        self._conversations += 1
 
     @classmethod
     async def spawn(
@@ -126,7 +209,7 @@ class CliProcess:
         config_dir: Path,
         history: list[Turn] | None = None,
         resume_turn: tuple[str, int | None] | None = None,
-    ) -> "CliProcess":
+    ) -> CliProcess:
         """`resume_turn` (system prompt, output limit): the last turn of `history` is answered
         at start-up, see `ResumeTurn`."""
         workdir = workroot / f"w{uuid.uuid4().hex}"
@@ -146,7 +229,7 @@ class CliProcess:
                 env = resume_turn_env(env, turn)
             argv = build_argv(spec, model=model, resume_session=session_id, resume_turn=turn)
             proc = await asyncio.create_subprocess_exec(
-                *_DEATH_WRAPPER,
+                *DEATH_WRAPPER,
                 *argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -155,7 +238,7 @@ class CliProcess:
                 env=env,
                 limit=_LINE_LIMIT,
                 start_new_session=True,  # its own process group, so one kill reaches its children
-                preexec_fn=_PREEXEC,
+                preexec_fn=PREEXEC,
             )
         except OSError as exc:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -174,28 +257,28 @@ class CliProcess:
 
     def private_mb(self) -> float | None:
         """Resident memory of its own (the binary's pages, shared by every CLI, left out)."""
-        return status_mb(self.pid, "RssAnon")
+        return status_mb(self._pid, "RssAnon")
 
     @property
     def alive(self) -> bool:
-        return not self._closed and self.proc.returncode is None
+        return not self._closed and self._proc.returncode is None
 
     async def _drain_stderr(self) -> None:
-        stream = self.proc.stderr
+        stream = self._proc.stderr
         if stream is None:
             return
         try:
             while line := await stream.readline():
-                self.stderr_tail.append(line.decode(errors="replace").rstrip())
+                self._stderr_tail.append(line.decode(errors="replace").rstrip())
         except (ValueError, OSError):
             pass
 
     async def send(self, message: Any) -> None:
-        if self.proc.stdin is None or not self.alive:
+        if self._proc.stdin is None or not self.alive:
             raise CliFailed(await self.exit_message("the Claude CLI exited before it was given the request"))
         try:
-            self.proc.stdin.write(encode_line(message))
-            await self.proc.stdin.drain()
+            self._proc.stdin.write(encode_line(message))
+            await self._proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise CliFailed(await self.exit_message("the Claude CLI closed its input")) from exc
 
@@ -203,34 +286,34 @@ class CliProcess:
         """Write a user message; `before` is the conversation key of what the process holds
         now, which a later `rewind` to this message restores."""
         message_uuid = str(uuid.uuid4())
-        self.user_messages.append((before, message_uuid))
+        self._user_messages.append((before, message_uuid))
         await self.send({"type": "user", "uuid": message_uuid, "message": {"role": "user", "content": content}})
 
     def rewind_point(self, key: str) -> int | None:
         """Which user message a rewind must cut at to leave the conversation `key`."""
-        return next((i for i, (before, _) in enumerate(self.user_messages) if before == key), None)
+        return next((i for i, (before, _) in enumerate(self._user_messages) if before == key), None)
 
     async def rewind(self, index: int = 0) -> None:
         """Cut the conversation back to before its `index`-th stdin user message; 0 empties it,
         as if the process had just been initialized. Only for a process whose turn has ended."""
-        if index >= len(self.user_messages):
+        if index >= len(self._user_messages):
             return
         rewind = {
             "subtype": "rewind_conversation",
-            "target_message_uuid": self.user_messages[index][1],
+            "target_message_uuid": self._user_messages[index][1],
             # Without it, a rewind after an earlier rewind is refused as `stale_target`.
-            "last_seen_user_message_uuid": self.user_messages[-1][1],
+            "last_seen_user_message_uuid": self._user_messages[-1][1],
         }
         answers = await self.control([rewind])
         body = answers[0].response.response or {}
         if body.get("rewound") is not True:
             raise CliFailed(f"the Claude CLI did not rewind its conversation: {body.get('reason') or body}")
-        del self.user_messages[index:]
-        self.turn_usage = None
+        del self._user_messages[index:]
+        self._turn_usage = None
 
     async def read(self) -> CliLine | UnknownLine | None:
         """The next stdout line, or None at end of output."""
-        stdout = self.proc.stdout
+        stdout = self._proc.stdout
         if stdout is None:
             return None
         try:
@@ -278,43 +361,54 @@ class CliProcess:
         return [answer for answer in answers if answer is not None]
 
     def _exit_message(self, what: str) -> str:
-        code = self.proc.returncode
-        tail = " | ".join(line for line in self.stderr_tail if line)[-500:]
+        code = self._proc.returncode
+        tail = " | ".join(line for line in self._stderr_tail if line)[-500:]
         detail = f" (exit code {code})" if code is not None else ""
         return f"{what}{detail}" + (f": {tail}" if tail else "")
 
     async def exit_message(self, what: str) -> str:
         """Waits briefly for the exit code and stderr so the message says what happened."""
         try:
-            await asyncio.wait_for(self.proc.wait(), timeout=2.0)
+            await asyncio.wait_for(self._proc.wait(), timeout=2.0)
             await asyncio.wait_for(asyncio.shield(self._stderr_task), timeout=1.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         return self._exit_message(what)
 
     def kill(self) -> None:
         """Kill the whole process group now; safe to call more than once."""
         try:
-            os.killpg(self.pid, signal.SIGKILL)
+            os.killpg(self._pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
 
     async def close(self) -> None:
+        """Kill it, wait for the exit, remove its working directory and session file."""
         if self._closed:
             return
         self._closed = True
+        self.unpark()
         self.kill()
         try:
-            await asyncio.wait_for(self.proc.wait(), timeout=5.0)
-        except asyncio.TimeoutError:
-            log.warning("cli pid=%s did not exit after SIGKILL", self.pid)
+            await asyncio.wait_for(self._proc.wait(), timeout=5.0)
+        except TimeoutError:
+            log.warning("cli pid=%s did not exit after SIGKILL", self._pid)
         self._stderr_task.cancel()
-        log.debug("cli closed pid=%s exit=%s stderr=%s", self.pid, self.proc.returncode, list(self.stderr_tail)[-3:])
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        if self.session_file is not None:
-            remove_session(self.session_file)
-        if self.config_dir is not None:
+        log.debug("cli closed pid=%s exit=%s stderr=%s", self._pid, self._proc.returncode, list(self._stderr_tail)[-3:])
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+        if self._session_file is not None:
+            remove_session(self._session_file)
+        if self._config_dir is not None:
             # The CLI keeps a status file per live process; killed processes cannot remove theirs.
-            (self.config_dir / "sessions" / f"{self.pid}.json").unlink(missing_ok=True)
+            (self._config_dir / "sessions" / f"{self._pid}.json").unlink(missing_ok=True)
+
+
+def _add(a: TokenUsage, b: TokenUsage) -> TokenUsage:
+    return TokenUsage(
+        input_tokens=a.input_tokens + b.input_tokens,
+        output_tokens=a.output_tokens + b.output_tokens,
+        cache_read_tokens=a.cache_read_tokens + b.cache_read_tokens,
+        cache_creation_tokens=a.cache_creation_tokens + b.cache_creation_tokens,
+    )

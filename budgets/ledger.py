@@ -53,10 +53,10 @@ class UsageLedger:
         self.db = db
         if "usage" not in db.table_names():
             columns = {field.name: field.type for field in structs.fields(LedgerEntry)}
-            db["usage"].create({"id": int, **columns}, pk="id")
-            db["usage"].create_index(["project", "created_at"])
+            db.table("usage").create({"id": int, **columns}, pk="id")
+            db.table("usage").create_index(["project", "created_at"])
         if "storage_probe" not in db.table_names():
-            db["storage_probe"].create({"id": int, "at": float}, pk="id")
+            db.table("storage_probe").create({"id": int, "at": float}, pk="id")
 
     def record(self, entry: LedgerEntry) -> None:
         if not entry.created_at:

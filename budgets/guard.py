@@ -23,7 +23,7 @@ _TOLERANCE_USD = 1e-9
 
 
 class Reservation(Struct, kw_only=True):
-    id: int
+    id: int | str  # a counter in process; "<instance>-<counter>" for the Redis guard, unique across servers
     project: str
     amount: float
     period: str

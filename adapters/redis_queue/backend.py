@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, cast
 
 import redis.asyncio as aioredis
 
@@ -23,6 +23,7 @@ from adapters.redis_queue.messages import (
     Keys,
     ResetEvent,
     StartedEvent,
+    StreamRead,
     TextEvent,
     ToolEvent,
     event_decoder,
@@ -103,7 +104,7 @@ class RedisQueueBackend:
             yield event
 
     async def _events(self, reply: str, *, resettable: bool = False) -> AsyncIterator[Any]:
-        last = "0-0"
+        last: bytes | str = "0-0"  # then the id of the last entry read
         claimed = False
         deadline = time.monotonic() + self.claim_timeout_s
         while True:
@@ -114,7 +115,7 @@ class RedisQueueBackend:
                     code="no_worker",
                 )
             async with redis_errors("read the worker's reply"):
-                answer = await self.client.xread({reply: last}, block=self.block_ms, count=256)
+                answer = cast("StreamRead | None", await self.client.xread({reply: last}, block=self.block_ms, count=256))
             for _stream, entries in answer or []:
                 for entry_id, fields in entries:
                     last = entry_id

@@ -15,6 +15,12 @@ from core.types import Completed, CompletionJob, TokenUsage, ToolCallArguments, 
 
 GROUP = "workers"
 
+# Stream replies as `core.redis_conn.connect` clients receive them: RESP2-shaped (redis-py's legacy
+# responses) with bytes (decode_responses off). redis-py annotates the union of every protocol
+# and decoding, so the readers cast to these.
+StreamEntry = tuple[bytes, dict[bytes, bytes]]  # entry id, fields
+StreamRead = list[tuple[bytes, list[StreamEntry]]]  # XREAD/XREADGROUP: stream name, entries
+
 
 class Keys:
     def __init__(self, prefix: str) -> None:

@@ -14,9 +14,9 @@ import sys
 import msgspec
 
 from adapters.router import ModelRouter
-from core.types import TokenUsage
 from bench.router_prompts import labelled_requests
 from budgets.pricing import DEFAULT_PRICES, cost_of
+from core.types import TokenUsage
 from proxy.routing import RequestRouter
 from proxy.settings import load_settings
 from proxy.wire.chat_request import chat_request_decoder

@@ -223,7 +223,7 @@ class ProxyClient(_Base):
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "ProxyClient":
+    def __enter__(self) -> ProxyClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -251,7 +251,7 @@ class AsyncProxyClient(_Base):
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def __aenter__(self) -> "AsyncProxyClient":
+    async def __aenter__(self) -> AsyncProxyClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from typing import Any, AsyncIterator, cast
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -29,9 +30,9 @@ from adapters.redis_queue.messages import (
     event_decoder,
     job_encoder,
 )
-from core.types import BackendEvent, CompletionJob, Priority, Started, TextDelta
 from core.errors import ProxyError, RateLimited
 from core.redis_conn import redis_errors
+from core.types import BackendEvent, CompletionJob, Priority, Started, TextDelta
 
 _REPLY_TTL_S = 600
 

@@ -38,8 +38,8 @@ from adapters.redis_queue.messages import (
     job_decoder,
     job_encoder,
 )
-from core.types import BackendEvent, Completed, Priority, Started, TextDelta, ToolCallArguments, ToolCallStarted
 from core.errors import ProxyError
+from core.types import BackendEvent, Completed, Priority, Started, TextDelta, ToolCallArguments, ToolCallStarted
 
 log = logging.getLogger("claude_proxy.worker")
 
@@ -140,7 +140,7 @@ class Worker:
                 return
             await self._send(reply, ClaimedEvent(self.name))
             await self._run(message.id, message.job, reply)
-        except Exception:  # noqa: BLE001 - the caller gets an error event, the worker goes on
+        except Exception:  # the caller gets an error event, the worker goes on
             log.exception("job %s failed in the worker", message.id)
             await self._send(reply, ErrorEvent(502, "server_error", "worker_failed", "The worker failed."))
         finally:

@@ -51,7 +51,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-__all__ = ["validate", "errors", "sdk_json", "schema", "schema_dir", "document_path", "ENV_VAR"]
+__all__ = ["ENV_VAR", "document_path", "errors", "schema", "schema_dir", "sdk_json", "validate"]
 
 ENV_VAR = "OPENAI_OPENAPI_DIR"
 CURRENT = "current"
@@ -254,7 +254,7 @@ def _transform_document(doc: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- loading / caching
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(path: str) -> tuple[dict[str, Any], Registry, str]:
     with open(path, "rb") as fh:
         raw = yaml.load(fh, Loader=_Loader)
@@ -280,7 +280,7 @@ def _lookup(schema_name: str, document: str) -> tuple[dict[str, Any], Registry, 
     return doc, registry, uri
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(path: str, schema_name: str) -> Draft202012Validator:
     _, registry, uri = _load(path)
     pointer = schema_name.replace("~", "~0").replace("/", "~1")

@@ -16,8 +16,8 @@ from budgets.database import open_database
 from budgets.guard import LocalBudgetGuard
 from budgets.keys import Project
 from budgets.ledger import UsageLedger
-from proxy.chat.stops import StopCutter
 from core.errors import InsufficientQuota, ModelNotFound
+from proxy.chat.stops import StopCutter
 from proxy.settings import DEFAULT_MODEL_ALIASES
 from proxy.sse import sse_event
 

@@ -9,9 +9,9 @@ import pytest
 
 from adapters.router import ModelRouter
 from core.errors import ModelNotFound
+from core.tokens import count_tokens
 from proxy.routing import Features, RequestRouter, features
 from proxy.settings import DEFAULT_MODEL_ALIASES, RouterSettings, RouteRule
-from core.tokens import count_tokens
 from proxy.wire.chat_request import ChatCompletionRequest, chat_request_decoder
 
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from adapters.router import Route
+from core.errors import InvalidRequest
 from core.types import TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock, Turn
 from proxy.chat.tools import upstream_id
 from proxy.chat.translate import Plan, build_plan
-from core.errors import InvalidRequest
 from proxy.wire.chat_request import chat_request_decoder
 
 ROUTE = Route(requested="gpt-4o", claude_model="sonnet")

@@ -9,9 +9,9 @@ import msgspec
 import pytest
 
 from adapters.router import Route
+from core.errors import InvalidRequest
 from core.types import CompletionJob, TextBlock, Turn
 from proxy.chat.translate import Plan, build_plan, validate
-from core.errors import InvalidRequest
 from proxy.wire.chat_request import chat_request_decoder
 
 ROUTE = Route(requested="gpt-4o", claude_model="sonnet")

@@ -72,7 +72,7 @@ class Metrics:
             lines.append(f'claude_proxy_http_requests_total{{route="{route}",method="{method}",status="{status}"}} {value}')
         family("claude_proxy_http_request_duration_seconds", "histogram", "Time to the response start, by route.")
         for (route,), counts in sorted(self.latency.counts.items()):
-            for bound, count in zip((*self.latency.buckets, float("inf")), counts):
+            for bound, count in zip((*self.latency.buckets, float("inf")), counts, strict=True):
                 le = "+Inf" if bound == float("inf") else repr(bound)
                 lines.append(f'claude_proxy_http_request_duration_seconds_bucket{{route="{route}",le="{le}"}} {count}')
             lines.append(f'claude_proxy_http_request_duration_seconds_sum{{route="{route}"}} {self.latency.sums[(route,)]}')

@@ -7,8 +7,6 @@ the caller's connection. A cancel flag key tells the worker the caller went away
 
 from __future__ import annotations
 
-from typing import Union
-
 import msgspec
 
 from core.types import Completed, CompletionJob, TokenUsage, ToolCallArguments, ToolCallStarted
@@ -74,7 +72,7 @@ class ResetEvent(msgspec.Struct, tag="reset", tag_field="event"):
     """A batch job starts over on another worker; what came before is void."""
 
 
-ReplyEvent = Union[ClaimedEvent, StartedEvent, TextEvent, ToolEvent, CompletedEvent, ErrorEvent, ResetEvent]
+ReplyEvent = ClaimedEvent | StartedEvent | TextEvent | ToolEvent | CompletedEvent | ErrorEvent | ResetEvent
 
 job_encoder = msgspec.json.Encoder()
 job_decoder = msgspec.json.Decoder(JobMessage)

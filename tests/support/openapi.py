@@ -159,9 +159,7 @@ def _accepts_null(node: Any) -> bool:
             return False
     if "allOf" in node and not all(_accepts_null(m) for m in node["allOf"]):
         return False
-    if "anyOf" in node and not any(_accepts_null(m) for m in node["anyOf"]):
-        return False
-    return True
+    return "anyOf" not in node or any(_accepts_null(m) for m in node["anyOf"])
 
 
 def _with_null(node: Any) -> Any:
@@ -232,9 +230,8 @@ def _transform(node: Any, inherited_required: frozenset[str] = frozenset()) -> A
 
     # OpenAPI 3.0 boolean exclusiveMinimum / exclusiveMaximum.
     for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-        if isinstance(out.get(exclusive), bool):
-            if out.pop(exclusive) and bound in out:
-                out[exclusive] = out.pop(bound)
+        if isinstance(out.get(exclusive), bool) and out.pop(exclusive) and bound in out:
+            out[exclusive] = out.pop(bound)
 
     if node.get("nullable") is True:
         out = _with_null(out)

@@ -8,6 +8,7 @@ model actually saw. Every request body is recorded for assertions on what the up
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -193,10 +194,8 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
                 payload = {"type": "error", "error": {"type": reply.error_type, "message": reply.error_message}}
                 self._json(reply.status, payload, extra)
                 return
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self._stream(body, reply)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
 
         def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(payload).encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -10,9 +11,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -43,10 +45,8 @@ def tree_cpu_seconds(pid: int) -> float:
     """CPU of a process and of every process below it, the live ones (kept CLIs) included."""
     total = cpu_seconds(pid)
     for child in descendants(pid):
-        try:
+        with contextlib.suppress(OSError):  # exited meanwhile: its time is in its parent's children time
             total += cpu_seconds(child)
-        except OSError:
-            pass  # exited meanwhile: its time is in its parent's children time
     return total
 
 

@@ -60,7 +60,7 @@ def conversation(turns: int, last: str) -> list[dict[str, str]]:
             {"role": "user", "content": f"Let's keep refining the onboarding email, draft {i + 1}."},
             {"role": "assistant", "content": "Here is a revised draft with a warmer opening and a clearer call to action."},
         ]
-    return messages + [{"role": "user", "content": last}]
+    return [*messages, {"role": "user", "content": last}]
 
 
 CONVERSATIONS = [

@@ -164,8 +164,8 @@ def main() -> int:
             # Steady state: the first time this many requests run at once, the pool starts the
             # processes it lacks (about 1 s each under this load); a server in use has them.
             throughput(concurrency, concurrency * 2, lambda i: proxy.run([{"role": "user", "content": f"tp warm {i}"}]))
-            p, p_lat = throughput(concurrency, total, lambda i: proxy.run([{"role": "user", "content": f"tp {concurrency} {i}"}]))
-            c, c_lat = throughput(concurrency, total, lambda i: cold.run(f"tp cold {concurrency} {i}"))
+            p, p_lat = throughput(concurrency, total, lambda i, n=concurrency: proxy.run([{"role": "user", "content": f"tp {n} {i}"}]))
+            c, c_lat = throughput(concurrency, total, lambda i, n=concurrency: cold.run(f"tp cold {n} {i}"))
             report["throughput_rps"][concurrency] = {"proxy": p, "cold": c, "ratio": p / c}
             report["latency_by_concurrency_s"][concurrency] = {"proxy": percentiles(p_lat), "cold": percentiles(c_lat)}
         # Throughput when no two requests share a set-up: every request needs a new process.

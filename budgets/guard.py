@@ -23,7 +23,7 @@ _TOLERANCE_USD = 1e-9
 
 
 class Reservation(Struct, kw_only=True):
-    id: int
+    id: int | str  # a counter in process; "<instance>-<counter>" for the Redis guard, unique across servers
     project: str
     amount: float
     period: str
@@ -39,7 +39,7 @@ class BudgetStatus(Struct, kw_only=True):
     period_end: float | None
 
     @classmethod
-    def of(cls, project: Project, *, spent: float, reserved: float, now: float) -> "BudgetStatus":
+    def of(cls, project: Project, *, spent: float, reserved: float, now: float) -> BudgetStatus:
         """The status of `project` given its spend and reservations in the period around `now`."""
         remaining = None if project.budget_usd is None else max(project.budget_usd - spent - reserved, 0.0)
         return cls(

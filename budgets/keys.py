@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from typing import Literal
+from typing import Literal, cast
 
 import sqlite_utils
 from msgspec import Struct, structs
@@ -59,7 +59,7 @@ class KeyStore:
 
     def _ensure_schema(self) -> None:
         if "projects" not in self.db.table_names():
-            self.db["projects"].create(
+            self.db.table("projects").create(
                 {
                     "name": str,
                     "budget_usd": float,
@@ -71,7 +71,7 @@ class KeyStore:
                 pk="name",
             )
         if "api_keys" not in self.db.table_names():
-            self.db["api_keys"].create(
+            self.db.table("api_keys").create(
                 {
                     "id": int,
                     "project": str,
@@ -83,41 +83,36 @@ class KeyStore:
                 pk="id",
                 foreign_keys=[("project", "projects", "name")],
             )
-            self.db["api_keys"].create_index(["key_hash"], unique=True)
+            self.db.table("api_keys").create_index(["key_hash"], unique=True)
 
     def upsert_project(self, project: Project) -> Project:
         existing = self.get_project(project.name)
         created = existing.created_at if existing else time.time()
-        row = {
-            "name": project.name,
-            "budget_usd": project.budget_usd,
-            "budget_period": project.budget_period,
-            "rpm": project.rpm,
-            "tpm": project.tpm,
-            "created_at": created,
-        }
-        self.db["projects"].upsert(row, pk="name")
-        return Project(**row)
+        saved = structs.replace(project, created_at=created)
+        self.db.table("projects").upsert(structs.asdict(saved), pk="name")
+        return saved
 
     def get_project(self, name: str) -> Project | None:
         cursor = self.db.execute(f"select {_PROJECT_COLUMNS} from projects where name = ?", [name])
         row = cursor.fetchone()
-        return Project(**dict(zip(_PROJECT_FIELDS, row))) if row else None
+        return Project(**dict(zip(_PROJECT_FIELDS, row, strict=True))) if row else None
 
     def create_key(self, project: str) -> tuple[str, ApiKey]:
         """A new key for an existing project: (the secret, shown once, and its record)."""
         if self.get_project(project) is None:
             raise KeyError(project)
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        prefix, created = secret[:_VISIBLE], time.time()
         row = {
             "project": project,
-            "prefix": secret[:_VISIBLE],
+            "prefix": prefix,
             "key_hash": hash_key(secret),
-            "created_at": time.time(),
+            "created_at": created,
             "revoked_at": None,
         }
-        key_id = self.db["api_keys"].insert(row).last_pk
-        return secret, ApiKey(id=key_id, project=project, prefix=row["prefix"], created_at=row["created_at"])
+        # An insert always sets last_pk: here the integer `id` SQLite assigned.
+        key_id = cast(int, self.db.table("api_keys").insert(row).last_pk)
+        return secret, ApiKey(id=key_id, project=project, prefix=prefix, created_at=created)
 
     def verify(self, secret: str) -> ApiKey | None:
         """The live key matching `secret`, or None for unknown and revoked keys."""
@@ -128,7 +123,7 @@ class KeyStore:
         )
         columns = [column[0] for column in cursor.description]
         for values in cursor.fetchall():
-            row = dict(zip(columns, values))
+            row = dict(zip(columns, values, strict=True))
             # The lookup is by hash; the constant-time compare keeps timing independent of the match.
             if hmac.compare_digest(row["key_hash"], digest) and row["revoked_at"] is None:
                 return _key(row)
@@ -153,7 +148,7 @@ class KeyStore:
         ids = [row["id"] for row in rows]
         now = time.time()
         for key_id in ids:
-            self.db["api_keys"].update(key_id, {"revoked_at": now})
+            self.db.table("api_keys").update(key_id, {"revoked_at": now})
         return len(ids)
 
 

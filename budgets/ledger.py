@@ -67,10 +67,10 @@ class UsageLedger:
         self._probed_at = 0.0
         if "usage" not in db.table_names():
             columns = {field.name: field.type for field in structs.fields(LedgerEntry)}
-            db["usage"].create({"id": int, **columns}, pk="id")
-            db["usage"].create_index(["project", "created_at"])
+            db.table("usage").create({"id": int, **columns}, pk="id")
+            db.table("usage").create_index(["project", "created_at"])
         if "storage_probe" not in db.table_names():
-            db["storage_probe"].create({"id": int, "at": float}, pk="id")
+            db.table("storage_probe").create({"id": int, "at": float}, pk="id")
 
     @property
     def failure(self) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from typing import cast
 
 import redis.asyncio as aioredis
 
@@ -205,7 +206,8 @@ class RedisBudgetGuard:
         async with redis_errors("read the budget"):
             await self.client.zremrangebyscore(expiry, "-inf", now)
             raw_spent = await self.client.get(spent_key)
-            live = await self.client.zrange(expiry, 0, -1)
+            # Without scores, ZRANGE answers the member names: the reservation ids.
+            live = cast(list[bytes], await self.client.zrange(expiry, 0, -1))
             values = await self.client.hmget(amounts, live) if live else []
         spent = float(raw_spent) if raw_spent is not None else self.ledger.spent(
             project.name, since=period_start(project.budget_period, now)

@@ -6,8 +6,6 @@ objects in a single handler, and the streaming path turns them into a final SSE 
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import msgspec
 
 
@@ -25,9 +23,10 @@ class ErrorResponse(msgspec.Struct):
 class ProxyError(Exception):
     """Base of every error the proxy reports to a caller."""
 
-    status: ClassVar[int] = 500
-    type: ClassVar[str] = "server_error"
-    default_code: ClassVar[str | None] = None
+    # Class-wide defaults that an instance may override (a worker's error keeps its own status).
+    status: int = 500
+    type: str = "server_error"
+    default_code: str | None = None
 
     def __init__(
         self,

@@ -139,7 +139,8 @@ def _raise_for(response: httpx.Response) -> None:
 def _decode(call: _Call, response: httpx.Response) -> Any:
     _raise_for(response)
     if call.many:
-        return msgspec.json.decode(response.content, type=_List[call.result]).data
+        # The item type is chosen at run time, which mypy cannot follow.
+        return msgspec.json.decode(response.content, type=_List[call.result]).data  # type: ignore[name-defined]
     return msgspec.json.decode(response.content, type=call.result)
 
 
@@ -222,7 +223,7 @@ class ProxyClient(_Base):
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "ProxyClient":
+    def __enter__(self) -> ProxyClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -237,7 +238,7 @@ class AsyncProxyClient(_Base):
         super().__init__(base_url, api_key=api_key, admin_key=admin_key)
         self._http = httpx.AsyncClient(timeout=timeout)
 
-    async def _execute(self, call: _Call) -> Any:  # type: ignore[override]
+    async def _execute(self, call: _Call) -> Any:
         try:
             response = await self._http.request(
                 call.method, self.base_url + call.path, headers=self._headers(call.admin), json=call.json,
@@ -250,7 +251,7 @@ class AsyncProxyClient(_Base):
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def __aenter__(self) -> "AsyncProxyClient":
+    async def __aenter__(self) -> AsyncProxyClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

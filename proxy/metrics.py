@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from litestar.enums import ScopeType
 from litestar.types import Message, Scope
 
 access = logging.getLogger("claude_proxy.access")
@@ -70,7 +72,7 @@ class Metrics:
             lines.append(f'claude_proxy_http_requests_total{{route="{route}",method="{method}",status="{status}"}} {value}')
         family("claude_proxy_http_request_duration_seconds", "histogram", "Time to the response start, by route.")
         for (route,), counts in sorted(self.latency.counts.items()):
-            for bound, count in zip((*self.latency.buckets, float("inf")), counts):
+            for bound, count in zip((*self.latency.buckets, float("inf")), counts, strict=True):
                 le = "+Inf" if bound == float("inf") else repr(bound)
                 lines.append(f'claude_proxy_http_request_duration_seconds_bucket{{route="{route}",le="{le}"}} {count}')
             lines.append(f'claude_proxy_http_request_duration_seconds_sum{{route="{route}"}} {self.latency.sums[(route,)]}')
@@ -82,8 +84,8 @@ class Metrics:
         for (project, kind), value in sorted(self.tokens.items()):
             lines.append(f'claude_proxy_tokens_total{{project="{project}",kind="{kind}"}} {value}')
         family("claude_proxy_spend_usd_total", "counter", "Settled cost in USD, by project.")
-        for project, value in sorted(self.spend.items()):
-            lines.append(f'claude_proxy_spend_usd_total{{project="{project}"}} {value}')
+        for project, usd in sorted(self.spend.items()):
+            lines.append(f'claude_proxy_spend_usd_total{{project="{project}"}} {usd}')
         family("claude_proxy_cache_lookups_total", "counter", "Response cache lookups by result.")
         for result, value in sorted(self.cache.items()):
             lines.append(f'claude_proxy_cache_lookups_total{{result="{result}"}} {value}')
@@ -103,15 +105,16 @@ def timing_hook(metrics: Metrics) -> Callable[[Message, Scope], Any]:
             return
         state = scope.get("state", {})
         started = state.get("started_at")
-        route = scope.get("path_template") or "unmatched"  # type: ignore[typeddict-item]
+        route = scope.get("path_template") or "unmatched"
+        method = scope.get("method", "") if scope["type"] == ScopeType.HTTP else ""
         seconds = time.perf_counter() - started if started is not None else 0.0
-        metrics.observe_response(route, scope.get("method", ""), message["status"], seconds)
+        metrics.observe_response(route, method, message["status"], seconds)
         access.info(
             "request",
             extra={
                 "request_id": state.get("request_id"),
                 "route": route,
-                "method": scope.get("method", ""),
+                "method": method,
                 "status": message["status"],
                 "duration_ms": round(seconds * 1000, 1),
             },

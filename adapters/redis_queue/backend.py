@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -23,14 +24,15 @@ from adapters.redis_queue.messages import (
     Keys,
     ResetEvent,
     StartedEvent,
+    StreamRead,
     TextEvent,
     ToolEvent,
     event_decoder,
     job_encoder,
 )
-from core.types import BackendEvent, CompletionJob, Priority, Started, TextDelta
 from core.errors import ProxyError, RateLimited
 from core.redis_conn import redis_errors
+from core.types import BackendEvent, CompletionJob, Priority, Started, TextDelta
 
 _REPLY_TTL_S = 600
 
@@ -103,7 +105,7 @@ class RedisQueueBackend:
             yield event
 
     async def _events(self, reply: str, *, resettable: bool = False) -> AsyncIterator[Any]:
-        last = "0-0"
+        last: bytes | str = "0-0"  # then the id of the last entry read
         claimed = False
         deadline = time.monotonic() + self.claim_timeout_s
         while True:
@@ -114,7 +116,7 @@ class RedisQueueBackend:
                     code="no_worker",
                 )
             async with redis_errors("read the worker's reply"):
-                answer = await self.client.xread({reply: last}, block=self.block_ms, count=256)
+                answer = cast("StreamRead | None", await self.client.xread({reply: last}, block=self.block_ms, count=256))
             for _stream, entries in answer or []:
                 for entry_id, fields in entries:
                     last = entry_id

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from adapters.claude_cli.backend import ClaudeCliBackend
 from adapters.redis_queue.backend import RedisQueueBackend

@@ -7,13 +7,17 @@ the caller's connection. A cancel flag key tells the worker the caller went away
 
 from __future__ import annotations
 
-from typing import Union
-
 import msgspec
 
 from core.types import Completed, CompletionJob, TokenUsage, ToolCallArguments, ToolCallStarted
 
 GROUP = "workers"
+
+# Stream replies as `core.redis_conn.connect` clients receive them: RESP2-shaped (redis-py's legacy
+# responses) with bytes (decode_responses off). redis-py annotates the union of every protocol
+# and decoding, so the readers cast to these.
+StreamEntry = tuple[bytes, dict[bytes, bytes]]  # entry id, fields
+StreamRead = list[tuple[bytes, list[StreamEntry]]]  # XREAD/XREADGROUP: stream name, entries
 
 
 class Keys:
@@ -68,7 +72,7 @@ class ResetEvent(msgspec.Struct, tag="reset", tag_field="event"):
     """A batch job starts over on another worker; what came before is void."""
 
 
-ReplyEvent = Union[ClaimedEvent, StartedEvent, TextEvent, ToolEvent, CompletedEvent, ErrorEvent, ResetEvent]
+ReplyEvent = ClaimedEvent | StartedEvent | TextEvent | ToolEvent | CompletedEvent | ErrorEvent | ResetEvent
 
 job_encoder = msgspec.json.Encoder()
 job_decoder = msgspec.json.Decoder(JobMessage)

@@ -13,10 +13,12 @@ import asyncio
 import logging
 import os
 import socket
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
+from redis.typing import KeyT, StreamIdT
 
 from adapters.protocol import ChatBackend
 from adapters.redis_queue.messages import (
@@ -28,14 +30,16 @@ from adapters.redis_queue.messages import (
     ReplyEvent,
     ResetEvent,
     StartedEvent,
+    StreamEntry,
+    StreamRead,
     TextEvent,
     ToolEvent,
     event_decoder,
     job_decoder,
     job_encoder,
 )
-from core.types import Completed, Priority, Started, TextDelta, ToolCallArguments, ToolCallStarted
 from core.errors import ProxyError
+from core.types import BackendEvent, Completed, Priority, Started, TextDelta, ToolCallArguments, ToolCallStarted
 
 log = logging.getLogger("claude_proxy.worker")
 
@@ -99,8 +103,12 @@ class Worker:
 
     async def _read(self, count: int) -> list[tuple[str, bytes, dict]]:
         # Interactive first: only when none waits does a batch job get read.
-        for streams, block in (({self.streams[0]: ">"}, None), ({s: ">" for s in self.streams}, self.block_ms)):
-            answer = await self.client.xreadgroup(GROUP, self.name, streams, count=count, block=block)
+        interactive: dict[KeyT, StreamIdT] = {self.streams[0]: ">"}
+        every: dict[KeyT, StreamIdT] = {s: ">" for s in self.streams}
+        for streams, block in ((interactive, None), (every, self.block_ms)):
+            answer = cast(
+                "StreamRead | None", await self.client.xreadgroup(GROUP, self.name, streams, count=count, block=block)
+            )
             found = [(s.decode(), entry_id, fields) for s, entries in answer or [] for entry_id, fields in entries]
             if found:
                 return found
@@ -132,7 +140,7 @@ class Worker:
                 return
             await self._send(reply, ClaimedEvent(self.name))
             await self._run(message.id, message.job, reply)
-        except Exception:  # noqa: BLE001 - the caller gets an error event, the worker goes on
+        except Exception:  # the caller gets an error event, the worker goes on
             log.exception("job %s failed in the worker", message.id)
             await self._send(reply, ErrorEvent(502, "server_error", "worker_failed", "The worker failed."))
         finally:
@@ -144,7 +152,8 @@ class Worker:
 
     async def _may_retry(self, stream: str, entry_id: bytes, priority: int, reply: str) -> bool:
         pending = await self.client.xpending_range(stream, GROUP, min=entry_id, max=entry_id, count=1)
-        deliveries = pending[0]["times_delivered"] if pending else _MAX_DELIVERIES + 1
+        # redis-py parses times_delivered as an int already; int() tells the type checker so.
+        deliveries = int(pending[0]["times_delivered"]) if pending else _MAX_DELIVERIES + 1
         # A batch job may start over a few times; an interactive caller is waiting: one retry.
         limit = _MAX_DELIVERIES if priority == Priority.BATCH else 2
         if deliveries > limit:
@@ -153,7 +162,7 @@ class Worker:
         if priority == Priority.BATCH:
             await self._send(reply, ResetEvent())
             return True
-        seen = await self.client.xrange(reply, count=100)
+        seen = cast("list[StreamEntry]", await self.client.xrange(reply, count=100))
         if any(not isinstance(event_decoder.decode(fields[b"e"]), ClaimedEvent) for _, fields in seen):
             await self._send(
                 reply,
@@ -163,7 +172,8 @@ class Worker:
         return True
 
     async def _run(self, job_id: str, job: Any, reply: str) -> None:
-        events = self.backend.stream(job)
+        # Every backend's stream is an async generator, which the protocol states only as an iterator.
+        events = cast(AsyncGenerator[BackendEvent, None], self.backend.stream(job))
         watcher = asyncio.create_task(self._watch_cancel(job_id, asyncio.current_task()))
         try:
             async for event in events:

@@ -43,9 +43,9 @@ def run_batches_command(args: argparse.Namespace, settings: Settings, out: TextI
         if args.batches_command == "list":
             where, params = ("project = ?", [args.project]) if args.project else (None, None)
             rows = db["batches"].rows_where(where, params, order_by="rowid desc", limit=args.limit)
-            for row in rows:
-                batch = store.to_object(row)
-                out.write(f"{batch.id}\t{row['project']}\t{batch.status}\t{progress_bar(batch)}\n")
+            for listed in rows:
+                batch = store.to_object(listed)
+                out.write(f"{batch.id}\t{listed['project']}\t{batch.status}\t{progress_bar(batch)}\n")
             return 0
         row = store.batch_row(args.batch_id)
         if row is None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import msgspec
 import sqlite_utils
@@ -34,13 +35,13 @@ class BatchStore:
         self.blobs.mkdir(parents=True, exist_ok=True)
         tables = set(db.table_names())
         if "files" not in tables:
-            db["files"].create(
+            db.table("files").create(
                 {"id": str, "project": str, "filename": str, "purpose": str, "bytes": int, "created_at": int},
                 pk="id",
             )
-            db["files"].create_index(["project", "created_at"])
+            db.table("files").create_index(["project", "created_at"])
         if "batches" not in tables:
-            db["batches"].create(
+            db.table("batches").create(
                 {
                     "id": str,
                     "project": str,
@@ -65,9 +66,9 @@ class BatchStore:
                 },
                 pk="id",
             )
-            db["batches"].create_index(["project", "created_at"])
+            db.table("batches").create_index(["project", "created_at"])
         if "batch_lines" not in tables:
-            db["batch_lines"].create(
+            db.table("batch_lines").create(
                 {
                     "batch_id": str,
                     "line": int,
@@ -80,9 +81,9 @@ class BatchStore:
                 },
                 pk=("batch_id", "line"),
             )
-            db["batch_lines"].create_index(["batch_id", "state"])
+            db.table("batch_lines").create_index(["batch_id", "state"])
         elif "attempts" not in db["batch_lines"].columns_dict:
-            db["batch_lines"].add_column("attempts", int)
+            db.table("batch_lines").add_column("attempts", int)
 
     # Files
 
@@ -125,7 +126,8 @@ class BatchStore:
     def list_files(
         self, project: str, *, purpose: str | None, limit: int, order: str, after: str | None
     ) -> tuple[list[FileObject], bool]:
-        where, args = ["project = ?"], [project]
+        where = ["project = ?"]
+        args: list[str | int] = [project]
         if purpose:
             where.append("purpose = ?")
             args.append(purpose)
@@ -146,7 +148,7 @@ class BatchStore:
     def delete_file(self, project: str, file_id: str) -> bool:
         if self.get_file(project, file_id) is None:
             return False
-        self.db["files"].delete(file_id)
+        self.db.table("files").delete(file_id)
         self.blob_path(file_id).unlink(missing_ok=True)
         return True
 
@@ -155,8 +157,9 @@ class BatchStore:
     def add_batch(self, *, project: str, key_id: int, endpoint: str, input_file_id: str,
                   completion_window_s: int, completion_window: str, metadata: dict[str, str] | None) -> BatchObject:
         now = int(time.time())
+        batch_id = new_id("batch_")
         row = {
-            "id": new_id("batch_"),
+            "id": batch_id,
             "project": project,
             "key_id": key_id,
             "endpoint": endpoint,
@@ -167,8 +170,8 @@ class BatchStore:
             "expires_at": now + completion_window_s,
             "metadata": _encoder.encode(metadata).decode() if metadata is not None else None,
         }
-        self.db["batches"].insert(row, alter=False)
-        return self.get_batch(project, row["id"])  # type: ignore[return-value]
+        self.db.table("batches").insert(row, alter=False)
+        return self.get_batch(project, batch_id)  # type: ignore[return-value]  # just inserted: never None
 
     def batch_row(self, batch_id: str) -> dict[str, Any] | None:
         rows = list(self.db["batches"].rows_where("id = ?", [batch_id]))
@@ -181,7 +184,8 @@ class BatchStore:
         return self.to_object(row)
 
     def list_batches(self, project: str, *, limit: int, after: str | None) -> tuple[list[BatchObject], bool]:
-        where, args = "project = ?", [project]
+        where = "project = ?"
+        args: list[str | int] = [project]
         anchor = self._rowid("batches", after, project) if after else None
         if anchor is not None:
             where += " and rowid < ?"
@@ -206,7 +210,7 @@ class BatchStore:
         if stamp in {"in_progress_at", "finalizing_at", "completed_at", "failed_at", "expired_at",
                      "cancelling_at", "cancelled_at"}:
             values.setdefault(stamp, int(time.time()))
-        self.db["batches"].update(batch_id, values)
+        self.db.table("batches").update(batch_id, values)
 
     def fail_validation(self, batch_id: str, errors: list[BatchError]) -> None:
         payload = _encoder.encode(BatchErrors(data=errors)).decode()
@@ -218,7 +222,7 @@ class BatchStore:
         """(line number, custom_id, body JSON) for every input line; replaces any earlier attempt."""
         with self.db.conn:
             self.db.execute("delete from batch_lines where batch_id = ?", [batch_id])
-            self.db["batch_lines"].insert_all(
+            self.db.table("batch_lines").insert_all(
                 (
                     {"batch_id": batch_id, "line": n, "custom_id": cid, "body": body, "state": "pending",
                      "result": None, "finished_at": None, "attempts": 0}

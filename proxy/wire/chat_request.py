@@ -7,7 +7,7 @@ role is one more Struct.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 from msgspec import Struct
@@ -38,7 +38,7 @@ class RefusalPart(Struct, tag="refusal", tag_field="type"):
     refusal: str
 
 
-ContentPart = Union[TextPart, ImagePart, InputAudioPart, FilePart, RefusalPart]
+ContentPart = TextPart | ImagePart | InputAudioPart | FilePart | RefusalPart
 
 
 class FunctionCall(Struct):
@@ -87,7 +87,7 @@ class FunctionMessage(Struct, tag="function", tag_field="role"):
     name: str
 
 
-Message = Union[SystemMessage, DeveloperMessage, UserMessage, AssistantMessage, ToolMessage, FunctionMessage]
+Message = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage | FunctionMessage
 
 
 class StreamOptions(Struct):

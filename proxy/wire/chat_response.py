@@ -88,8 +88,8 @@ class ToolCallDelta(Struct):
 
 class Delta(Struct):
     role: Literal["assistant"] | UnsetType = UNSET
-    content: str | None | UnsetType = UNSET
-    refusal: str | None | UnsetType = UNSET
+    content: str | UnsetType | None = UNSET
+    refusal: str | UnsetType | None = UNSET
     tool_calls: list[ToolCallDelta] | UnsetType = UNSET
 
 
@@ -109,7 +109,7 @@ class ChatCompletionChunk(Struct, kw_only=True):
     service_tier: str = "default"
     system_fingerprint: str | None = None
     # OpenAI sends `usage: null` on every chunk when include_usage is set, and no key otherwise.
-    usage: Usage | None | UnsetType = UNSET
+    usage: Usage | UnsetType | None = UNSET
 
 
 encoder = msgspec.json.Encoder()

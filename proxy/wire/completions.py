@@ -46,7 +46,7 @@ class TextCompletion(Struct, kw_only=True):
     choices: list[TextChoice]
     object: Literal["text_completion"] = "text_completion"
     system_fingerprint: str | None = None
-    usage: Usage | None | msgspec.UnsetType = msgspec.UNSET
+    usage: Usage | msgspec.UnsetType | None = msgspec.UNSET
 
 
 completion_request_decoder = msgspec.json.Decoder(CompletionRequest)

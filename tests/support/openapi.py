@@ -51,7 +51,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-__all__ = ["validate", "errors", "sdk_json", "schema", "schema_dir", "document_path", "ENV_VAR"]
+__all__ = ["ENV_VAR", "document_path", "errors", "schema", "schema_dir", "sdk_json", "validate"]
 
 ENV_VAR = "OPENAI_OPENAPI_DIR"
 CURRENT = "current"
@@ -159,9 +159,7 @@ def _accepts_null(node: Any) -> bool:
             return False
     if "allOf" in node and not all(_accepts_null(m) for m in node["allOf"]):
         return False
-    if "anyOf" in node and not any(_accepts_null(m) for m in node["anyOf"]):
-        return False
-    return True
+    return "anyOf" not in node or any(_accepts_null(m) for m in node["anyOf"])
 
 
 def _with_null(node: Any) -> Any:
@@ -232,9 +230,8 @@ def _transform(node: Any, inherited_required: frozenset[str] = frozenset()) -> A
 
     # OpenAPI 3.0 boolean exclusiveMinimum / exclusiveMaximum.
     for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-        if isinstance(out.get(exclusive), bool):
-            if out.pop(exclusive) and bound in out:
-                out[exclusive] = out.pop(bound)
+        if isinstance(out.get(exclusive), bool) and out.pop(exclusive) and bound in out:
+            out[exclusive] = out.pop(bound)
 
     if node.get("nullable") is True:
         out = _with_null(out)
@@ -254,7 +251,7 @@ def _transform_document(doc: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- loading / caching
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(path: str) -> tuple[dict[str, Any], Registry, str]:
     with open(path, "rb") as fh:
         raw = yaml.load(fh, Loader=_Loader)
@@ -280,7 +277,7 @@ def _lookup(schema_name: str, document: str) -> tuple[dict[str, Any], Registry, 
     return doc, registry, uri
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(path: str, schema_name: str) -> Draft202012Validator:
     _, registry, uri = _load(path)
     pointer = schema_name.replace("~", "~0").replace("/", "~1")

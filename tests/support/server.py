@@ -125,7 +125,7 @@ class RunningServer:
 
     command = "serve"
 
-    def start(self, timeout: float = 30.0) -> "RunningServer":
+    def start(self, timeout: float = 30.0) -> RunningServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child process owns it
         start = self.log_path.stat().st_size
         self.proc = subprocess.Popen(

@@ -8,13 +8,15 @@ model actually saw. Every request body is recorded for assertions on what the up
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -120,7 +122,7 @@ class ScriptedUpstream:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "ScriptedUpstream":
+    def start(self) -> ScriptedUpstream:
         self._thread.start()
         return self
 
@@ -167,7 +169,7 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:
             pass
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        def do_POST(self) -> None:  # http.server naming
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b"{}"
             body = json.loads(raw or b"{}")
@@ -192,10 +194,8 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
                 payload = {"type": "error", "error": {"type": reply.error_type, "message": reply.error_message}}
                 self._json(reply.status, payload, extra)
                 return
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self._stream(body, reply)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
 
         def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(payload).encode()

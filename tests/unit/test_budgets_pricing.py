@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.types import TokenUsage
 from budgets.pricing import DEFAULT_PRICES, Price, cost_of, price_for, tier_of, worst_case_cost
+from core.types import TokenUsage
 
 PRICE = Price(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75)
 

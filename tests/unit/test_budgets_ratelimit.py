@@ -30,7 +30,7 @@ def limiter(clock: Clock) -> LocalRateLimiter:
 
 
 def test_rpm_allows_exactly_rpm_requests_then_refuses(limiter: LocalRateLimiter, clock: Clock) -> None:
-    for i in range(5):
+    for _ in range(5):
         clock.now += 1
         limiter.admit("k", rpm=5, tpm=None, tokens=10)
     with pytest.raises(RateLimited) as caught:

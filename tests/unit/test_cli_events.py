@@ -300,7 +300,7 @@ def test_protocol_error_is_a_value_error():
     ],
 )
 def test_result_with_wrongly_typed_field_is_protocol_error(field, value):
-    raw = ('{"type":"result","subtype":"success","%s":%s}' % (field, value)).encode()
+    raw = f'{{"type":"result","subtype":"success","{field}":{value}}}'.encode()
     with pytest.raises(ProtocolError, match="result"):
         parse_line(raw)
 

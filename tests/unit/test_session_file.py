@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -62,7 +63,7 @@ def test_parent_uuid_chain(tmp_path):
     _, path = write_session(tmp_path, CWD, HISTORY)
     lines = read_lines(path)
     assert lines[0]["parentUuid"] is None
-    for previous, line in zip(lines, lines[1:]):
+    for previous, line in itertools.pairwise(lines):
         assert line["parentUuid"] == previous["uuid"]
     uuids = [line["uuid"] for line in lines]
     assert len(set(uuids)) == len(uuids)

@@ -175,7 +175,7 @@ def test_invalid_values(tmp_path, text):
 
 
 def test_pool_size_zero_from_env():
-    with pytest.raises(SettingsError, match="pool.size"):
+    with pytest.raises(SettingsError, match=r"pool\.size"):
         load_settings(None, environ={"CLAUDE_PROXY_POOL__SIZE": "0"})
 
 

@@ -29,7 +29,7 @@ def splits(text: str, parts: int):
     """Every way to cut `text` into `parts` pieces (empty pieces allowed)."""
     for cuts in itertools.combinations_with_replacement(range(len(text) + 1), parts - 1):
         bounds = (0, *cuts, len(text))
-        yield [text[a:b] for a, b in zip(bounds, bounds[1:])]
+        yield [text[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def test_no_stops_is_passthrough():

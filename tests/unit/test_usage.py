@@ -1,4 +1,4 @@
-"""proxy.chat.service.to_usage and core.types.TokenUsage."""
+"""proxy.chat.render.to_usage and core.types.TokenUsage."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test install install-test cli bench clean
+.PHONY: serve test check install install-test cli bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,14 @@ serve: install
 cli: install-test
 	$(BIN)/python -m tests.support.cli
 
-## Run the whole test suite: unit tests and end-to-end tests with the real CLI.
-test: install-test cli
+## Static checks: ruff (lint and format) and mypy, all clean.
+check: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## The static checks, then the whole test suite: unit tests and end-to-end tests with the real CLI.
+test: check cli
 	$(BIN)/python -m pytest -q
 
 ## Benchmark the proxy against a cold `claude -p` per request (prints JSON, writes bench/results/).

@@ -119,8 +119,18 @@ def wrk_cache_load(proxy: Proxy, *, connections: int, seconds: int) -> dict[str,
         "end\n"
     )
     done = subprocess.run(
-        [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), proxy.server.base_url + "/chat/completions"],
-        capture_output=True, text=True, check=True,
+        [
+            wrk,
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "-s",
+            str(script),
+            proxy.server.base_url + "/chat/completions",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
     requests, duration_us, p50_us, p99_us, max_us, bad = line.split()[1:]

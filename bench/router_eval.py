@@ -14,9 +14,9 @@ import sys
 import msgspec
 
 from adapters.models import ModelAliases
-from core.types import TokenUsage
 from bench.router_prompts import labelled_requests
 from budgets.pricing import DEFAULT_PRICES, cost_of
+from core.types import TokenUsage
 from proxy.selection import ModelSelector, select_for_chat
 from proxy.settings import load_settings
 from proxy.wire.chat_request import chat_request_decoder
@@ -66,7 +66,9 @@ def report(router: ModelSelector) -> None:
     out = sys.stdout
     out.write(f"Labelled requests: {total}\n\n| model | chosen by auto | labelled |\n| --- | --- | --- |\n")
     for tier in ("haiku", "sonnet", "opus"):
-        out.write(f"| {tier} | {chosen[tier]} ({chosen[tier] / total:.0%}) | {labels[tier]} ({labels[tier] / total:.0%}) |\n")
+        out.write(
+            f"| {tier} | {chosen[tier]} ({chosen[tier] / total:.0%}) | {labels[tier]} ({labels[tier] / total:.0%}) |\n"
+        )
     out.write(f"\nAgreement with the labels: {agree}/{total} ({agree / total:.0%}).\n\n")
     confusion = collections.Counter((row["label"], row["chosen"]) for row in rows if row["label"] != row["chosen"])
     if confusion:

@@ -42,14 +42,23 @@ REASONING = [
     ("Solve for x: 3x^2 - 12x + 9 = 0, and explain the discriminant.", "opus"),
     ("Plan a three-week migration of a monolith to services: phases, risks and rollback for each phase.", "sonnet"),
     ("Compare event sourcing and CRUD for an accounting system; recommend one with reasons and trade-offs.", "sonnet"),
-    ("Read these requirements and list every ambiguity you find, with a question to resolve each: "
-     + "The system shall export reports nightly. Users may request ad hoc exports. Exports go to the shared drive. "
-     + "Large exports are split. Failed exports are retried. Admins are notified. " * 3, "sonnet"),
+    (
+        "Read these requirements and list every ambiguity you find, with a question to resolve each: "
+        + "The system shall export reports nightly. Users may request ad hoc exports. Exports go to the shared drive. "
+        + "Large exports are split. Failed exports are retried. Admins are notified. " * 3,
+        "sonnet",
+    ),
 ]
 
 LONG_DOCUMENT = [
-    ("Summarise the key obligations in this contract:\n" + ("The Supplier shall deliver the Goods in accordance "
-     "with the Specification and shall ensure that the Goods conform in all respects. " * 700), "sonnet"),
+    (
+        "Summarise the key obligations in this contract:\n"
+        + (
+            "The Supplier shall deliver the Goods in accordance "
+            "with the Specification and shall ensure that the Goods conform in all respects. " * 700
+        ),
+        "sonnet",
+    ),
 ]
 
 
@@ -58,7 +67,10 @@ def conversation(turns: int, last: str) -> list[dict[str, str]]:
     for i in range(turns - 1):
         messages += [
             {"role": "user", "content": f"Let's keep refining the onboarding email, draft {i + 1}."},
-            {"role": "assistant", "content": "Here is a revised draft with a warmer opening and a clearer call to action."},
+            {
+                "role": "assistant",
+                "content": "Here is a revised draft with a warmer opening and a clearer call to action.",
+            },
         ]
     return [*messages, {"role": "user", "content": last}]
 
@@ -70,10 +82,20 @@ CONVERSATIONS = [
 ]
 
 STRUCTURED = [
-    ({"messages": [{"role": "user", "content": "Extract name and email: Jane Roe <jane@example.com>"}],
-      "response_format": {"type": "json_object"}}, "sonnet"),
-    ({"messages": [{"role": "user", "content": "What's the weather in Paris?"}],
-      "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]}, "sonnet"),
+    (
+        {
+            "messages": [{"role": "user", "content": "Extract name and email: Jane Roe <jane@example.com>"}],
+            "response_format": {"type": "json_object"},
+        },
+        "sonnet",
+    ),
+    (
+        {
+            "messages": [{"role": "user", "content": "What's the weather in Paris?"}],
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+        },
+        "sonnet",
+    ),
 ]
 
 

@@ -50,10 +50,12 @@ def main() -> int:
         workdir / "server",
         cli=binary,
         upstream_url=upstream.url,
-        config={"pool": {"size": 8, "spares": 2, "warm_max": 8, "spare_model": "haiku", "max_queue": 64},
-                "cache": {"enabled": True},
-                "batches": {"concurrency": 4, "poll_s": 0.05},
-                "server": {"log_level": "warning"}},
+        config={
+            "pool": {"size": 8, "spares": 2, "warm_max": 8, "spare_model": "haiku", "max_queue": 64},
+            "cache": {"enabled": True},
+            "batches": {"concurrency": 4, "poll_s": 0.05},
+            "server": {"log_level": "warning"},
+        },
     ).start()
     cold, proxy = Cold(binary, upstream.url, workdir), Proxy(server)
     report: dict[str, Any] = {"cli": binary.name, "rounds": rounds}
@@ -89,7 +91,9 @@ def main() -> int:
         # Every request brings a system prompt never seen before: an idle process of the
         # project switches to it (`set_model` with `system_prompt`) after the rewind.
         def paced_new_prompt(i: int) -> float:
-            elapsed = proxy.run([{"role": "system", "content": f"new prompt {i}"}, {"role": "user", "content": f"one-shot {i}"}])
+            elapsed = proxy.run(
+                [{"role": "system", "content": f"new prompt {i}"}, {"role": "user", "content": f"one-shot {i}"}]
+            )
             time.sleep(0.3)
             return elapsed
 
@@ -109,7 +113,9 @@ def main() -> int:
         report["one_shot_new_setup_ratio_p50"] = percentiles(proxy_setup)["p50"] / percentiles(cold_setup)["p50"]
 
         proxy_ttft, cold_ttft = interleaved(
-            rounds, lambda i: (proxy.first_token(f"ttft {i}"), time.sleep(0.3))[0], lambda i: cold.first_token(f"ttft cold {i}")
+            rounds,
+            lambda i: (proxy.first_token(f"ttft {i}"), time.sleep(0.3))[0],
+            lambda i: cold.first_token(f"ttft cold {i}"),
         )
         report["ttft_s"] = {"proxy": percentiles(proxy_ttft), "cold": percentiles(cold_ttft)}
 
@@ -144,7 +150,9 @@ def main() -> int:
 
         # An agent loop: a tool call, then the request carrying its result. The baseline cannot
         # offer tools at all, so it gets two plain one-shot requests, its floor for two steps.
-        upstream.on("agent-loop question", Reply(chunks=[], tool_use={"name": "mcp__proxy__lookup", "input": {"q": "x"}}))
+        upstream.on(
+            "agent-loop question", Reply(chunks=[], tool_use={"name": "mcp__proxy__lookup", "input": {"q": "x"}})
+        )
         loops = [agent_loop(proxy, i) for i in range(rounds)]
         cold_steps = [cold.run(f"agent cold {i} a") + cold.run(f"agent cold {i} b") for i in range(rounds)]
         report["agent_loop_s"] = {
@@ -152,7 +160,9 @@ def main() -> int:
             "proxy_result_step": percentiles([step for _, step in loops]),
             "cold_two_requests": percentiles(cold_steps),
         }
-        report["agent_loop_ratio_p50"] = report["agent_loop_s"]["proxy_loop"]["p50"] / report["agent_loop_s"]["cold_two_requests"]["p50"]
+        report["agent_loop_ratio_p50"] = (
+            report["agent_loop_s"]["proxy_loop"]["p50"] / report["agent_loop_s"]["cold_two_requests"]["p50"]
+        )
 
         batch_lines = 8 if args.quick else 24
         seconds = batch_run(server, batch_lines)
@@ -164,20 +174,30 @@ def main() -> int:
             # Steady state: the first time this many requests run at once, the pool starts the
             # processes it lacks (about 1 s each under this load); a server in use has them.
             throughput(concurrency, concurrency * 2, lambda i: proxy.run([{"role": "user", "content": f"tp warm {i}"}]))
-            p, p_lat = throughput(concurrency, total, lambda i, n=concurrency: proxy.run([{"role": "user", "content": f"tp {n} {i}"}]))
+            p, p_lat = throughput(
+                concurrency, total, lambda i, n=concurrency: proxy.run([{"role": "user", "content": f"tp {n} {i}"}])
+            )
             c, c_lat = throughput(concurrency, total, lambda i, n=concurrency: cold.run(f"tp cold {n} {i}"))
             report["throughput_rps"][concurrency] = {"proxy": p, "cold": c, "ratio": p / c}
             report["latency_by_concurrency_s"][concurrency] = {"proxy": percentiles(p_lat), "cold": percentiles(c_lat)}
         # Throughput when no two requests share a set-up: every request needs a new process.
         total = max(rounds, 12)
-        new_setups, _ = throughput(4, total, lambda i: proxy.run([{"role": "user", "content": f"tp new {i}"}], tools=new_tools(f"tp_{i}")))
+        new_setups, _ = throughput(
+            4, total, lambda i: proxy.run([{"role": "user", "content": f"tp new {i}"}], tools=new_tools(f"tp_{i}"))
+        )
         cold_new_setups, _ = throughput(4, total, lambda i: cold.run(f"tp new cold {i}"))
         report["throughput_new_setup_c4_rps"] = {
-            "proxy": new_setups, "cold": cold_new_setups, "ratio": new_setups / cold_new_setups
+            "proxy": new_setups,
+            "cold": cold_new_setups,
+            "ratio": new_setups / cold_new_setups,
         }
         report["pool"] = server.health()["pool"]
 
-        clis = [pid for pid in descendants(server.proc.pid) if "claude" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+        clis = [
+            pid
+            for pid in descendants(server.proc.pid)
+            if "claude" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        ]
         report["rss_mb"] = {
             "server": rss_mb(server.proc.pid),
             "pooled_cli": [rss_mb(pid) for pid in clis],
@@ -212,6 +232,7 @@ def _plots(report: dict[str, Any]) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
+
     def plot(xs: list, series: dict[str, list[float]], xlabel: str, ylabel: str, name: str, log: bool = False) -> None:
         fig, ax = plt.subplots(figsize=(5, 3.2))
         if log:  # the two sides are an order of magnitude apart
@@ -226,16 +247,34 @@ def _plots(report: dict[str, Any]) -> None:
 
     levels = sorted(report["throughput_rps"], key=int)
     rps = report["throughput_rps"]
-    plot(levels, {"proxy": [rps[k]["proxy"] for k in levels], "cold claude -p": [rps[k]["cold"] for k in levels]},
-         "concurrency", "requests / s", "perf-throughput.png", log=True)
+    plot(
+        levels,
+        {"proxy": [rps[k]["proxy"] for k in levels], "cold claude -p": [rps[k]["cold"] for k in levels]},
+        "concurrency",
+        "requests / s",
+        "perf-throughput.png",
+        log=True,
+    )
     lat = report["latency_by_concurrency_s"]
     names = {"proxy": "proxy", "cold": "cold claude -p"}
-    plot(levels, {f"{names[side]} {q}": [lat[k][side][q] for k in levels] for side in names for q in ("p50", "p99")},
-         "concurrency", "latency (s)", "perf-latency.png", log=True)
+    plot(
+        levels,
+        {f"{names[side]} {q}": [lat[k][side][q] for k in levels] for side in names for q in ("p50", "p99")},
+        "concurrency",
+        "latency (s)",
+        "perf-latency.png",
+        log=True,
+    )
     turns = sorted(report["conversation_next_turn_s"], key=int)
     conv = report["conversation_next_turn_s"]
-    plot(turns, {"proxy": [conv[t]["proxy_p50"] for t in turns], "cold claude -p": [conv[t]["cold_p50"] for t in turns]},
-         "turns in the conversation", "median latency of the next turn (s)", "perf-conversation.png", log=True)
+    plot(
+        turns,
+        {"proxy": [conv[t]["proxy_p50"] for t in turns], "cold claude -p": [conv[t]["cold_p50"] for t in turns]},
+        "turns in the conversation",
+        "median latency of the next turn (s)",
+        "perf-conversation.png",
+        log=True,
+    )
 
 
 if __name__ == "__main__":

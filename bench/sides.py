@@ -36,15 +36,26 @@ class Cold:
 
     def run(self, prompt: str) -> float:
         start = time.perf_counter()
-        subprocess.run([*self.argv, "--output-format", "json"], input=prompt, env=self.env, cwd=self.cwd,
-                       capture_output=True, check=True, text=True)
+        subprocess.run(
+            [*self.argv, "--output-format", "json"],
+            input=prompt,
+            env=self.env,
+            cwd=self.cwd,
+            capture_output=True,
+            check=True,
+            text=True,
+        )
         return time.perf_counter() - start
 
     def first_token(self, prompt: str) -> float:
         start = time.perf_counter()
         proc = subprocess.Popen(
             [*self.argv, "--output-format", "stream-json", "--verbose", "--include-partial-messages"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=self.env, cwd=self.cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=self.env,
+            cwd=self.cwd,
         )
         assert proc.stdin and proc.stdout
         proc.stdin.write(prompt.encode())
@@ -68,11 +79,18 @@ class Direct:
         cwd = workdir / "direct-cwd"
         cwd.mkdir(parents=True, exist_ok=True)
         env = {**Cold(binary, upstream, workdir).env, "CLAUDE_CONFIG_DIR": str(workdir / "direct-config")}
-        self.proc = subprocess.Popen(build_argv(spec, model="haiku"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, env=env, cwd=cwd)
+        self.proc = subprocess.Popen(
+            build_argv(spec, model="haiku"),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+        )
         self.first: str | None = None
-        self._send({"type": "control_request", "request_id": "init",
-                    "request": {"subtype": "initialize", "systemPrompt": ""}})
+        self._send(
+            {"type": "control_request", "request_id": "init", "request": {"subtype": "initialize", "systemPrompt": ""}}
+        )
         self._until(b'"control_response"')
 
     def _send(self, message: dict[str, Any]) -> None:
@@ -90,8 +108,13 @@ class Direct:
     def run(self, prompt: str) -> float:
         start = time.perf_counter()
         if self.first is not None:
-            self._send({"type": "control_request", "request_id": f"rewind-{self.first}",
-                        "request": {"subtype": "rewind_conversation", "target_message_uuid": self.first}})
+            self._send(
+                {
+                    "type": "control_request",
+                    "request_id": f"rewind-{self.first}",
+                    "request": {"subtype": "rewind_conversation", "target_message_uuid": self.first},
+                }
+            )
             self._until(b'"control_response"')
         self.first = str(uuid.uuid4())
         content = [{"type": "text", "text": prompt}]
@@ -167,16 +190,29 @@ def agent_loop(proxy: Proxy, i: int) -> tuple[float, float]:
 def batch_run(server: RunningServer, lines: int) -> float:
     """Seconds from upload to a completed batch of `lines` chat requests."""
     body = "".join(
-        json.dumps({"custom_id": f"b{i}", "method": "POST", "url": "/v1/chat/completions",
-                    "body": {"model": "haiku", "messages": [{"role": "user", "content": f"batch line {i}"}]}}) + "\n"
+        json.dumps(
+            {
+                "custom_id": f"b{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {"model": "haiku", "messages": [{"role": "user", "content": f"batch line {i}"}]},
+            }
+        )
+        + "\n"
         for i in range(lines)
     )
     with httpx.Client(base_url=server.base_url, headers=server.headers, timeout=60) as client:
         start = time.perf_counter()
         uploaded = client.post("/files", files={"file": ("in.jsonl", body.encode())}, data={"purpose": "batch"})
         uploaded.raise_for_status()
-        created = client.post("/batches", json={"input_file_id": uploaded.json()["id"], "endpoint": "/v1/chat/completions",
-                                                "completion_window": "24h"})
+        created = client.post(
+            "/batches",
+            json={
+                "input_file_id": uploaded.json()["id"],
+                "endpoint": "/v1/chat/completions",
+                "completion_window": "24h",
+            },
+        )
         created.raise_for_status()
         while True:
             batch = client.get(f"/batches/{created.json()['id']}").json()

@@ -77,20 +77,34 @@ def soak(seconds: float, concurrency: int, workdir: Path) -> dict[str, Any]:
     try:
         headers = server.headers
         lines = [
-            {"custom_id": f"s{i}", "method": "POST", "url": "/v1/chat/completions",
-             "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"soak batch {i}"}]}}
+            {
+                "custom_id": f"s{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"soak batch {i}"}]},
+            }
             for i in range(6)
         ]
         with httpx.Client(base_url=server.base_url, headers=headers, timeout=120) as admin:
-            upload = admin.post("/files", data={"purpose": "batch"},
-                                files={"file": ("soak.jsonl", io.BytesIO("\n".join(map(json.dumps, lines)).encode()))})
-            batch = admin.post("/batches", json={"input_file_id": upload.json()["id"],
-                                                 "endpoint": "/v1/chat/completions", "completion_window": "24h"}).json()
+            upload = admin.post(
+                "/files",
+                data={"purpose": "batch"},
+                files={"file": ("soak.jsonl", io.BytesIO("\n".join(map(json.dumps, lines)).encode()))},
+            )
+            batch = admin.post(
+                "/batches",
+                json={
+                    "input_file_id": upload.json()["id"],
+                    "endpoint": "/v1/chat/completions",
+                    "completion_window": "24h",
+                },
+            ).json()
         warm_rss = None
         deadline = time.monotonic() + seconds
         warm_up_at = time.monotonic() + min(seconds / 4, 30)
         counter = iter(range(10**9))
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
+
             def worker() -> None:
                 with httpx.Client(base_url=server.base_url, headers=headers, timeout=120) as client:
                     while time.monotonic() < deadline:

@@ -170,7 +170,9 @@ class AdmissionControl:
         project = principal.project
         # The visible prefix keeps windows apart when hosts with separate databases share Redis.
         window = f"{principal.key.prefix}:{principal.key.id}"
-        ticket = await self.limiter.admit(window, rpm=project.rpm, tpm=project.tpm, tokens=copies * (prompt + max_output))
+        ticket = await self.limiter.admit(
+            window, rpm=project.rpm, tpm=project.tpm, tokens=copies * (prompt + max_output)
+        )
         try:
             reservation = await self.guard.reserve(project, copies * worst_case_cost(prompt, max_output, price))
         except Exception:

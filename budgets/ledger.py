@@ -85,7 +85,7 @@ class UsageLedger:
             # One prepared statement and one commit: this runs for every request.
             with self.db.conn:
                 self.db.conn.execute(_INSERT, structs.astuple(entry))
-        except Exception as exc:  # noqa: BLE001 - any failure to write counts
+        except Exception as exc:
             self._failed(exc)
             raise StorageUnavailable(f"the usage ledger cannot be written ({self._failure})") from exc
         self._failure = None

@@ -123,7 +123,14 @@ class RedisRateLimiter:
         async with redis_errors("check the rate limits"):
             fits, used, oldest_ms, used_tokens, oldest_tokens_ms = await self._admit(
                 keys=self._keys(key),
-                args=[now_ms, int(WINDOW_S * 1000), -1 if rpm is None else rpm, -1 if tpm is None else tpm, tokens, member],
+                args=[
+                    now_ms,
+                    int(WINDOW_S * 1000),
+                    -1 if rpm is None else rpm,
+                    -1 if tpm is None else tpm,
+                    tokens,
+                    member,
+                ],
             )
         window_ms = WINDOW_S * 1000
         headers = evaluate(
@@ -180,8 +187,15 @@ class RedisBudgetGuard:
         async with redis_errors("reserve the budget"):
             fits, spent, reserved = await self._reserve(
                 keys=self._keys(project.name, project.budget_period, now),
-                args=[repr(amount), repr(budget), reservation.id, now + self.hold_s, now, repr(seed),
-                      self._spent_ttl(project.budget_period, now)],
+                args=[
+                    repr(amount),
+                    repr(budget),
+                    reservation.id,
+                    now + self.hold_s,
+                    now,
+                    repr(seed),
+                    self._spent_ttl(project.budget_period, now),
+                ],
             )
         if not int(fits):
             left = max(budget - float(spent) - float(reserved), 0.0)
@@ -209,8 +223,10 @@ class RedisBudgetGuard:
             # Without scores, ZRANGE answers the member names: the reservation ids.
             live = cast(list[bytes], await self.client.zrange(expiry, 0, -1))
             values = await self.client.hmget(amounts, live) if live else []
-        spent = float(raw_spent) if raw_spent is not None else self.ledger.spent(
-            project.name, since=period_start(project.budget_period, now)
+        spent = (
+            float(raw_spent)
+            if raw_spent is not None
+            else self.ledger.spent(project.name, since=period_start(project.budget_period, now))
         )
         reserved = sum(float(v) for v in values if v is not None)
         return BudgetStatus.of(project, spent=spent, reserved=reserved, now=now)

@@ -5,13 +5,12 @@ Redis failures are translated here, at the boundary, into `RedisUnavailable` (50
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from core.errors import RedisUnavailable
 

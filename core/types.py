@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import msgspec
 from msgspec import Struct
@@ -37,7 +37,7 @@ class ToolResultBlock(Struct, tag="tool_result", tag_field="type"):
     content: list[TextBlock]
 
 
-Block = Union[TextBlock, ImageBlock, ToolUseBlock, ToolResultBlock]
+Block = TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock
 
 
 class ToolSpec(Struct, kw_only=True):
@@ -139,4 +139,4 @@ class Completed(Struct, tag="completed", kw_only=True):
     usage_estimated: bool = False
 
 
-BackendEvent = Union[Started, TextDelta, ToolCallStarted, ToolCallArguments, Completed]
+BackendEvent = Started | TextDelta | ToolCallStarted | ToolCallArguments | Completed

@@ -18,7 +18,9 @@ lines = [
     }
     for i, question in enumerate(["Name a prime number.", "Name a colour."])
 ]
-source = client.files.create(file=("questions.jsonl", io.BytesIO("\n".join(map(json.dumps, lines)).encode())), purpose="batch")
+source = client.files.create(
+    file=("questions.jsonl", io.BytesIO("\n".join(map(json.dumps, lines)).encode())), purpose="batch"
+)
 batch = client.batches.create(input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h")
 while batch.status not in ("completed", "failed", "expired", "cancelled"):
     time.sleep(1)

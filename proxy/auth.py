@@ -5,13 +5,12 @@ from __future__ import annotations
 import hmac
 import time
 from collections import deque
-
 from typing import Any
 
 from litestar.connection import ASGIConnection
+
 from budgets.keys import KeyStore, Principal
 from core.errors import AuthenticationError, PermissionDenied, RateLimited
-
 
 # HTTP requests and WebSockets authenticate alike.
 Connection = ASGIConnection[Any, Any, Any, Any]

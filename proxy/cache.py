@@ -32,7 +32,6 @@ class CachedAnswer(msgspec.Struct):
     created: int
 
 
-
 _decoder = msgspec.json.Decoder(CachedAnswer)
 
 

@@ -27,8 +27,15 @@ T = TypeVar("T")
 class APIError(Exception):
     """Base of every error the client raises."""
 
-    def __init__(self, message: str, *, status_code: int | None = None, type: str | None = None,
-                 code: str | None = None, param: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
@@ -176,8 +183,15 @@ class _Base:
     def list_projects(self) -> list[Project]:
         return self._execute(_Call("GET", "/admin/projects", True, Project, many=True))
 
-    def create_project(self, name: str, *, budget_usd: float | None = None, budget_period: str = "total",
-                       rpm: int | None = None, tpm: int | None = None) -> Project:
+    def create_project(
+        self,
+        name: str,
+        *,
+        budget_usd: float | None = None,
+        budget_period: str = "total",
+        rpm: int | None = None,
+        tpm: int | None = None,
+    ) -> Project:
         body = {"name": name, "budget_usd": budget_usd, "budget_period": budget_period, "rpm": rpm, "tpm": tpm}
         return self._execute(_Call("POST", "/admin/projects", True, Project, json=body))
 
@@ -205,15 +219,24 @@ class _Base:
 class ProxyClient(_Base):
     """Blocking client."""
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8006", *, api_key: str | None = None,
-                 admin_key: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8006",
+        *,
+        api_key: str | None = None,
+        admin_key: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         super().__init__(base_url, api_key=api_key, admin_key=admin_key)
         self._http = httpx.Client(timeout=timeout)
 
     def _execute(self, call: _Call) -> Any:
         try:
             response = self._http.request(
-                call.method, self.base_url + call.path, headers=self._headers(call.admin), json=call.json,
+                call.method,
+                self.base_url + call.path,
+                headers=self._headers(call.admin),
+                json=call.json,
                 params=call.params,
             )
         except httpx.HTTPError as exc:
@@ -233,15 +256,24 @@ class ProxyClient(_Base):
 class AsyncProxyClient(_Base):
     """The same methods, as coroutines."""
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8006", *, api_key: str | None = None,
-                 admin_key: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8006",
+        *,
+        api_key: str | None = None,
+        admin_key: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         super().__init__(base_url, api_key=api_key, admin_key=admin_key)
         self._http = httpx.AsyncClient(timeout=timeout)
 
     async def _execute(self, call: _Call) -> Any:
         try:
             response = await self._http.request(
-                call.method, self.base_url + call.path, headers=self._headers(call.admin), json=call.json,
+                call.method,
+                self.base_url + call.path,
+                headers=self._headers(call.admin),
+                json=call.json,
                 params=call.params,
             )
         except httpx.HTTPError as exc:

@@ -69,17 +69,25 @@ class Metrics:
 
         family("claude_proxy_http_requests_total", "counter", "HTTP responses by route template, method and status.")
         for (route, method, status), value in sorted(self.requests.items()):
-            lines.append(f'claude_proxy_http_requests_total{{route="{route}",method="{method}",status="{status}"}} {value}')
+            lines.append(
+                f'claude_proxy_http_requests_total{{route="{route}",method="{method}",status="{status}"}} {value}'
+            )
         family("claude_proxy_http_request_duration_seconds", "histogram", "Time to the response start, by route.")
         for (route,), counts in sorted(self.latency.counts.items()):
             for bound, count in zip((*self.latency.buckets, float("inf")), counts, strict=True):
                 le = "+Inf" if bound == float("inf") else repr(bound)
                 lines.append(f'claude_proxy_http_request_duration_seconds_bucket{{route="{route}",le="{le}"}} {count}')
-            lines.append(f'claude_proxy_http_request_duration_seconds_sum{{route="{route}"}} {self.latency.sums[(route,)]}')
+            lines.append(
+                f'claude_proxy_http_request_duration_seconds_sum{{route="{route}"}} {self.latency.sums[(route,)]}'
+            )
             lines.append(f'claude_proxy_http_request_duration_seconds_count{{route="{route}"}} {counts[-1]}')
-        family("claude_proxy_completions_total", "counter", "Metered completions by requested model, Claude model, status.")
+        family(
+            "claude_proxy_completions_total", "counter", "Metered completions by requested model, Claude model, status."
+        )
         for (model, claude, status), value in sorted(self.completions.items()):
-            lines.append(f'claude_proxy_completions_total{{model="{model}",claude_model="{claude}",status="{status}"}} {value}')
+            lines.append(
+                f'claude_proxy_completions_total{{model="{model}",claude_model="{claude}",status="{status}"}} {value}'
+            )
         family("claude_proxy_tokens_total", "counter", "Tokens returned to callers, by project and kind.")
         for (project, kind), value in sorted(self.tokens.items()):
             lines.append(f'claude_proxy_tokens_total{{project="{project}",kind="{kind}"}} {value}')

@@ -17,7 +17,7 @@ _STATE_START = "started_at"
 
 def request_id(scope: Scope) -> str:
     """The id of this request, made on first use; it is echoed in `x-request-id`."""
-    state: dict[str, Any] = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    state: dict[str, Any] = scope.setdefault("state", {})
     if _STATE_ID not in state:
         state[_STATE_ID] = "req_" + secrets.token_hex(16)
         state[_STATE_START] = time.perf_counter()

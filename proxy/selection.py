@@ -7,14 +7,14 @@ conversation, tools or a response schema, and code or math in the newest user me
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from msgspec import Struct
 
 from adapters.models import ModelAliases
+from core.tokens import count_tokens
 from core.types import ModelChoice
 from proxy.settings import RouterSettings, RouteRule
-from core.tokens import count_tokens
 from proxy.wire.chat_request import (
     ChatCompletionRequest,
     ContentPart,
@@ -73,7 +73,7 @@ def _text(content: str | list[ContentPart] | None) -> str:
 
 
 def features(request: ChatCompletionRequest) -> Features:
-    texts = [_text(message.content) for message in request.messages]  # type: ignore[union-attr]
+    texts = [_text(message.content) for message in request.messages]
     users = [m for m in request.messages if isinstance(m, UserMessage)]
     latest = _text(users[-1].content) if users else ""
     response_type = (request.response_format or {}).get("type", "text")

@@ -7,8 +7,9 @@ result is passed explicitly to `create_app` and to the CLI commands.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import msgspec
 import yaml

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Callable, Iterator
-
 import os
 import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,12 +56,16 @@ def server(cli_binary: Path, upstream_server: ScriptedUpstream, tmp_path_factory
 
 
 @pytest.fixture()
-def make_server(cli_binary: Path, upstream_server: ScriptedUpstream, tmp_path) -> Iterator[Callable[..., RunningServer]]:
+def make_server(
+    cli_binary: Path, upstream_server: ScriptedUpstream, tmp_path
+) -> Iterator[Callable[..., RunningServer]]:
     """Starts a server with extra config for one test; all are stopped afterwards."""
     started: list[RunningServer] = []
 
     def make(config: dict[str, Any] | None = None, name: str = "srv") -> RunningServer:
-        running = RunningServer(tmp_path / f"{name}{len(started)}", cli=cli_binary, upstream_url=upstream_server.url, config=config)
+        running = RunningServer(
+            tmp_path / f"{name}{len(started)}", cli=cli_binary, upstream_url=upstream_server.url, config=config
+        )
         started.append(running)
         return running.start()
 
@@ -89,7 +93,9 @@ def redis_config(redis_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture()
-def make_worker(cli_binary: Path, upstream_server: ScriptedUpstream, tmp_path) -> Iterator[Callable[..., RunningWorker]]:
+def make_worker(
+    cli_binary: Path, upstream_server: ScriptedUpstream, tmp_path
+) -> Iterator[Callable[..., RunningWorker]]:
     """Starts `claude-proxy worker` processes for one test; all are stopped afterwards."""
     started: list[RunningWorker] = []
 

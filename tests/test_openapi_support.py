@@ -131,9 +131,7 @@ def test_valid_stream_chunk_passes():
 
 
 def test_usage_only_stream_chunk_passes():
-    body = chunk(
-        choices=[], usage={"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
-    )
+    body = chunk(choices=[], usage={"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12})
     assert openapi.errors(body, "CreateChatCompletionStreamResponse") == []
 
 
@@ -308,9 +306,7 @@ def test_batch_request_input_line_passes_in_old_document():
 
 
 def test_documented_batch_request_output_example_passes():
-    documented = json.loads(
-        openapi.schema("BatchRequestOutput", document=OLD)["x-oaiMeta"]["example"]
-    )
+    documented = json.loads(openapi.schema("BatchRequestOutput", document=OLD)["x-oaiMeta"]["example"])
     assert documented["error"] is None
     assert openapi.errors(documented, "BatchRequestOutput", document=OLD) == []
     broken = {**documented, "response": {**documented["response"], "status_code": "200"}}

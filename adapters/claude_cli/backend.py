@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,7 @@ log = logging.getLogger("claude_proxy.cli")
 class ClaudeCliBackend:
     """Runs jobs on pooled CLI processes; translates CLI output and failures into domain terms."""
 
-    def __init__(
-        self, claude: ClaudeSettings, pool: PoolSettings, *, environ: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, claude: ClaudeSettings, pool: PoolSettings, *, environ: Mapping[str, str] | None = None) -> None:
         self.claude = claude
         self.pool_settings = pool
         self.environ = dict(os.environ if environ is None else environ)
@@ -79,7 +77,7 @@ class ClaudeCliBackend:
             cli["error"] = self.cli_error
         return {"cli": cli, "pool": self.pool.stats() if self.pool else None}
 
-    async def stream(self, job: CompletionJob) -> AsyncIterator[BackendEvent]:
+    async def stream(self, job: CompletionJob) -> AsyncGenerator[BackendEvent, None]:
         if self.pool is None:
             raise CliUnavailable(self.cli_error or "the Claude CLI is not available")
         pool = self.pool
@@ -119,7 +117,9 @@ class ClaudeCliBackend:
                 yield event
 
 
-def _park(pool: CliPool[CliProcess], proc: CliProcess, job: CompletionJob, answer: Answer, completed: Completed) -> None:
+def _park(
+    pool: CliPool[CliProcess], proc: CliProcess, job: CompletionJob, answer: Answer, completed: Completed
+) -> None:
     """The process now holds exactly the conversation the caller will resend next time, with
     this answer: keep it for that request, and, when its turn has ended, for another request
     of its profile, which empties it first."""

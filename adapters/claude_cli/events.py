@@ -6,7 +6,7 @@ over time, so an unknown line becomes `UnknownLine` instead of an error.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 from msgspec import Struct
@@ -54,7 +54,7 @@ class CitationsDeltaBody(Struct, tag="citations_delta", tag_field="type"):
     citation: dict[str, Any] = {}
 
 
-DeltaBody = Union[TextDeltaBody, InputJsonDeltaBody, ThinkingDeltaBody, SignatureDeltaBody, CitationsDeltaBody]
+DeltaBody = TextDeltaBody | InputJsonDeltaBody | ThinkingDeltaBody | SignatureDeltaBody | CitationsDeltaBody
 
 
 class ContentBlockDelta(Struct, tag="content_block_delta", tag_field="type"):
@@ -84,9 +84,9 @@ class Ping(Struct, tag="ping", tag_field="type"):
     pass
 
 
-AnthropicEvent = Union[
-    MessageStart, ContentBlockStart, ContentBlockDelta, ContentBlockStop, MessageDelta, MessageStop, Ping
-]
+AnthropicEvent = (
+    MessageStart | ContentBlockStart | ContentBlockDelta | ContentBlockStop | MessageDelta | MessageStop | Ping
+)
 
 
 class StreamEventLine(Struct, tag="stream_event", tag_field="type"):
@@ -156,7 +156,7 @@ class UnknownLine(Struct):
     type: str
 
 
-CliLine = Union[StreamEventLine, SystemLine, AssistantLine, ResultLine, ControlResponseLine, ControlRequestLine]
+CliLine = StreamEventLine | SystemLine | AssistantLine | ResultLine | ControlResponseLine | ControlRequestLine
 
 _line_decoder = msgspec.json.Decoder(CliLine)
 

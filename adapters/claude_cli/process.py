@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -377,10 +378,8 @@ class CliProcess:
 
     def kill(self) -> None:
         """Kill the whole process group now; safe to call more than once."""
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     async def close(self) -> None:
         """Kill it, wait for the exit, remove its working directory and session file."""

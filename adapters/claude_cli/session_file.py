@@ -6,12 +6,14 @@ when started with `--resume <id>`; each line is one turn chained to the previous
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import msgspec
 
@@ -58,7 +60,7 @@ def write_session(config: Path, cwd: Path, history: list[Turn]) -> tuple[str, Pa
     session_id = str(uuid.uuid4())
     folder = project_dir(config, cwd)
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     parent = None
     lines = []
     for turn in history:
@@ -87,11 +89,7 @@ def write_session(config: Path, cwd: Path, history: list[Turn]) -> tuple[str, Pa
 
 
 def remove_session(path: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    except FileNotFoundError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         path.parent.rmdir()  # the folder belongs to one throwaway cwd
-    except OSError:
-        pass

@@ -30,7 +30,6 @@ DEFAULT_ENV_PASSTHROUGH = (
 )
 
 
-
 class ClaudeSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """How the Claude Code CLI is found and run."""
 

@@ -34,14 +34,19 @@ def caller_name(name: str) -> str | None:
 
 
 def _success(request_id: str, response: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "control_response", "response": {"subtype": "success", "request_id": request_id, "response": response}}
+    return {
+        "type": "control_response",
+        "response": {"subtype": "success", "request_id": request_id, "response": response},
+    }
 
 
 def _error(request_id: str, message: str) -> dict[str, Any]:
     return {"type": "control_response", "response": {"subtype": "error", "request_id": request_id, "error": message}}
 
 
-def _mcp(request_id: str, message_id: Any, result: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> dict[str, Any]:
+def _mcp(
+    request_id: str, message_id: Any, result: dict[str, Any] | None = None, error: dict[str, Any] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"jsonrpc": "2.0", "id": message_id}
     if error is not None:
         body["error"] = error

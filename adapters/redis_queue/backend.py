@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -69,7 +69,7 @@ class RedisQueueBackend:
     def health(self) -> dict[str, Any]:
         return {"queue": {"mode": "redis"}}
 
-    async def stream(self, job: CompletionJob) -> AsyncIterator[BackendEvent]:
+    async def stream(self, job: CompletionJob) -> AsyncGenerator[BackendEvent, None]:
         job_id = secrets.token_hex(12)
         reply = self.keys.reply(job_id)
         async with redis_errors("queue the request"):
@@ -116,7 +116,9 @@ class RedisQueueBackend:
                     code="no_worker",
                 )
             async with redis_errors("read the worker's reply"):
-                answer = cast("StreamRead | None", await self.client.xread({reply: last}, block=self.block_ms, count=256))
+                answer = cast(
+                    "StreamRead | None", await self.client.xread({reply: last}, block=self.block_ms, count=256)
+                )
             for _stream, entries in answer or []:
                 for entry_id, fields in entries:
                     last = entry_id

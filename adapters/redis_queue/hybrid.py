@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from adapters.claude_cli.backend import ClaudeCliBackend
@@ -28,7 +28,7 @@ class OverflowBackend:
     def health(self) -> dict[str, Any]:
         return {**self.local.health(), **self.remote.health()}
 
-    def stream(self, job: CompletionJob) -> AsyncIterator[BackendEvent]:
+    def stream(self, job: CompletionJob) -> AsyncGenerator[BackendEvent, None]:
         pool = self.local.pool
         if pool is not None and pool.has_free_slot():
             return self.local.stream(job)

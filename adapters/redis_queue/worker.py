@@ -13,7 +13,6 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -39,7 +38,7 @@ from adapters.redis_queue.messages import (
     job_encoder,
 )
 from core.errors import ProxyError
-from core.types import BackendEvent, Completed, Priority, Started, TextDelta, ToolCallArguments, ToolCallStarted
+from core.types import Completed, Priority, Started, TextDelta, ToolCallArguments, ToolCallStarted
 
 log = logging.getLogger("claude_proxy.worker")
 
@@ -84,7 +83,9 @@ class Worker:
 
     async def run(self) -> None:
         await self.ensure_groups()
-        log.info("worker %s ready: %d slots, claiming jobs idle over %d ms", self.name, self.capacity, self.claim_idle_ms)
+        log.info(
+            "worker %s ready: %d slots, claiming jobs idle over %d ms", self.name, self.capacity, self.claim_idle_ms
+        )
         next_claim = 0.0
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
@@ -157,7 +158,9 @@ class Worker:
         # A batch job may start over a few times; an interactive caller is waiting: one retry.
         limit = _MAX_DELIVERIES if priority == Priority.BATCH else 2
         if deliveries > limit:
-            await self._send(reply, ErrorEvent(502, "server_error", "worker_lost", "Workers kept failing on this request."))
+            await self._send(
+                reply, ErrorEvent(502, "server_error", "worker_lost", "Workers kept failing on this request.")
+            )
             return False
         if priority == Priority.BATCH:
             await self._send(reply, ResetEvent())
@@ -172,8 +175,7 @@ class Worker:
         return True
 
     async def _run(self, job_id: str, job: Any, reply: str) -> None:
-        # Every backend's stream is an async generator, which the protocol states only as an iterator.
-        events = cast(AsyncGenerator[BackendEvent, None], self.backend.stream(job))
+        events = self.backend.stream(job)
         watcher = asyncio.create_task(self._watch_cancel(job_id, asyncio.current_task()))
         try:
             async for event in events:

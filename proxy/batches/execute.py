@@ -69,4 +69,6 @@ async def execute_line(
         return LineOutcome(False, _output_line(custom_id, request_id, exc.status, exc.to_body()), transient(exc))
     if outcome.result is None:  # not streamed, so the pipeline returned a result
         raise RuntimeError("a batch line got a stream")
-    return LineOutcome(True, _output_line(custom_id, request_id, 200, chat_completion(outcome.result, model=request.model)))
+    return LineOutcome(
+        True, _output_line(custom_id, request_id, 200, chat_completion(outcome.result, model=request.model))
+    )

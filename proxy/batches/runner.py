@@ -10,16 +10,17 @@ output files, assembled from the rows, hold each input line exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
 from typing import Any
 
-from budgets.keys import Principal
+from budgets.keys import KeyStore, Principal
 from proxy.batches.execute import error_line, execute_line
 from proxy.batches.store import BatchStore
 from proxy.batches.validate import parse_input
 from proxy.batches.wire import BatchError
-from budgets.keys import KeyStore
 from proxy.pipeline import Pipeline
 from proxy.settings import BatchSettings, ImageSettings
 
@@ -74,12 +75,10 @@ class BatchRunner:
             for batch_id in self.store.active_batch_ids():
                 try:
                     self._advance(batch_id)
-                except Exception:  # noqa: BLE001 - one broken batch must not stop the others
+                except Exception:
                     log.exception("batch %s could not advance", batch_id)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.poll_s)
-            except asyncio.TimeoutError:
-                pass
 
     def _advance(self, batch_id: str) -> None:
         row = self.store.batch_row(batch_id)
@@ -128,7 +127,7 @@ class BatchRunner:
             task = asyncio.create_task(self._run_line(row["id"], line, principal))
             group = self._lines.setdefault(row["id"], set())
             group.add(task)
-            task.add_done_callback(lambda done, batch_id=row["id"]: self._line_done(batch_id, done))
+            task.add_done_callback(functools.partial(self._line_done, row["id"]))
 
     def _line_done(self, batch_id: str, task: asyncio.Task[None]) -> None:
         group = self._lines.get(batch_id)
@@ -171,7 +170,9 @@ class BatchRunner:
         """Writes the output and error files from the line rows, then the final status."""
         batch_id = row["id"]
         for line in self.store.unfinished(batch_id):
-            self.store.finish_line(batch_id, line["line"], ok=False, result=error_line(line["custom_id"], code, message))
+            self.store.finish_line(
+                batch_id, line["line"], ok=False, result=error_line(line["custom_id"], code, message)
+            )
         for state, column, suffix in (("done", "output_file_id", "output"), ("failed", "error_file_id", "error")):
             if row.get(column):
                 continue  # written before a crash; never twice
@@ -179,7 +180,11 @@ class BatchRunner:
             if lines:
                 content = ("\n".join(lines) + "\n").encode()
                 self.store.add_file(
-                    row["project"], f"{batch_id}_{suffix}.jsonl", "batch_output", content, batch_column=(batch_id, column)
+                    row["project"],
+                    f"{batch_id}_{suffix}.jsonl",
+                    "batch_output",
+                    content,
+                    batch_column=(batch_id, column),
                 )
         self.store.set_status(batch_id, status)
         log.info("batch %s %s", batch_id, status)

@@ -154,8 +154,17 @@ class BatchStore:
 
     # Batches
 
-    def add_batch(self, *, project: str, key_id: int, endpoint: str, input_file_id: str,
-                  completion_window_s: int, completion_window: str, metadata: dict[str, str] | None) -> BatchObject:
+    def add_batch(
+        self,
+        *,
+        project: str,
+        key_id: int,
+        endpoint: str,
+        input_file_id: str,
+        completion_window_s: int,
+        completion_window: str,
+        metadata: dict[str, str] | None,
+    ) -> BatchObject:
         now = int(time.time())
         batch_id = new_id("batch_")
         row = {
@@ -207,8 +216,15 @@ class BatchStore:
     def set_status(self, batch_id: str, status: str, **fields: Any) -> None:
         stamp = f"{status}_at"
         values: dict[str, Any] = {"status": status, **fields}
-        if stamp in {"in_progress_at", "finalizing_at", "completed_at", "failed_at", "expired_at",
-                     "cancelling_at", "cancelled_at"}:
+        if stamp in {
+            "in_progress_at",
+            "finalizing_at",
+            "completed_at",
+            "failed_at",
+            "expired_at",
+            "cancelling_at",
+            "cancelled_at",
+        }:
             values.setdefault(stamp, int(time.time()))
         self.db.table("batches").update(batch_id, values)
 
@@ -224,8 +240,16 @@ class BatchStore:
             self.db.execute("delete from batch_lines where batch_id = ?", [batch_id])
             self.db.table("batch_lines").insert_all(
                 (
-                    {"batch_id": batch_id, "line": n, "custom_id": cid, "body": body, "state": "pending",
-                     "result": None, "finished_at": None, "attempts": 0}
+                    {
+                        "batch_id": batch_id,
+                        "line": n,
+                        "custom_id": cid,
+                        "body": body,
+                        "state": "pending",
+                        "result": None,
+                        "finished_at": None,
+                        "attempts": 0,
+                    }
                     for n, cid, body in lines
                 ),
                 batch_size=500,

@@ -21,7 +21,9 @@ class InputLine(msgspec.Struct, forbid_unknown_fields=False):
 _line_decoder = msgspec.json.Decoder(InputLine)
 
 
-def parse_input(content: bytes, endpoint: str, *, max_lines: int) -> tuple[list[tuple[int, str, str]], list[BatchError]]:
+def parse_input(
+    content: bytes, endpoint: str, *, max_lines: int
+) -> tuple[list[tuple[int, str, str]], list[BatchError]]:
     """Returns (line number, custom_id, body JSON) for every line, or the errors that fail the batch."""
     lines: list[tuple[int, str, str]] = []
     errors: list[BatchError] = []
@@ -52,7 +54,9 @@ def parse_input(content: bytes, endpoint: str, *, max_lines: int) -> tuple[list[
         seen.add(item.custom_id)
         if item.method.upper() != "POST":
             errors.append(
-                BatchError(code="invalid_method", message="Every line must use method POST.", param="method", line=number)
+                BatchError(
+                    code="invalid_method", message="Every line must use method POST.", param="method", line=number
+                )
             )
             continue
         if item.url != endpoint:
@@ -70,7 +74,12 @@ def parse_input(content: bytes, endpoint: str, *, max_lines: int) -> tuple[list[
             chat_request_decoder.decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             errors.append(
-                BatchError(code="invalid_request", message=f"Line {number}: the body is not a valid chat completion request: {exc}", param="body", line=number)
+                BatchError(
+                    code="invalid_request",
+                    message=f"Line {number}: the body is not a valid chat completion request: {exc}",
+                    param="body",
+                    line=number,
+                )
             )
             continue
         lines.append((number, item.custom_id, body.decode()))

@@ -8,8 +8,8 @@ import binascii
 
 import httpx
 
-from core.types import ImageBlock, ImageSource
 from core.errors import InvalidRequest
+from core.types import ImageBlock, ImageSource
 from proxy.settings import ImageSettings
 from proxy.wire.chat_request import ChatCompletionRequest, ImagePart
 
@@ -59,7 +59,7 @@ async def fetch_images(request: ChatCompletionRequest, settings: ImageSettings) 
                         fetched[url] = await asyncio.wait_for(
                             _fetch(client, url, param, settings.max_bytes), timeout=settings.timeout_s
                         )
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         raise InvalidRequest(
                             f"Fetching the image took longer than {settings.timeout_s:g}s.",
                             param=param,
@@ -72,18 +72,21 @@ async def _fetch(client: httpx.AsyncClient, url: str, param: str, max_bytes: int
     try:
         async with client.stream("GET", url) as response:
             if response.status_code != 200:
-                raise InvalidRequest(f"Fetching the image gave HTTP {response.status_code}.", param=param,
-                                     code="image_fetch_failed")
+                raise InvalidRequest(
+                    f"Fetching the image gave HTTP {response.status_code}.", param=param, code="image_fetch_failed"
+                )
             media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type not in MEDIA_TYPES:
-                raise InvalidRequest(f"The URL is not an image ({media_type or 'no content type'}).", param=param,
-                                     code="invalid_image")
+                raise InvalidRequest(
+                    f"The URL is not an image ({media_type or 'no content type'}).", param=param, code="invalid_image"
+                )
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > max_bytes:
-                    raise InvalidRequest(f"Images may be at most {max_bytes} bytes.", param=param,
-                                         code="image_too_large")
+                    raise InvalidRequest(
+                        f"Images may be at most {max_bytes} bytes.", param=param, code="image_too_large"
+                    )
     except httpx.HTTPError as exc:
         raise InvalidRequest(f"The image could not be fetched: {exc}", param=param, code="image_fetch_failed") from exc
     return f"data:{media_type};base64,{base64.b64encode(bytes(body)).decode()}"

@@ -80,7 +80,7 @@ class ChunkWriter:
         self.created = int(time.time())
         self.model = model
         # OpenAI sends `usage: null` on every chunk when include_usage is set, no key otherwise.
-        self._usage: None | msgspec.UnsetType = None if include_usage else msgspec.UNSET
+        self._usage: msgspec.UnsetType | None = None if include_usage else msgspec.UNSET
 
     def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None) -> bytes:
         return sse_event(

@@ -10,8 +10,8 @@ from typing import Any, Literal
 import msgspec
 from msgspec import Struct
 
-from core.types import TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock
 from core.errors import InvalidRequest
+from core.types import TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock
 from proxy.wire.chat_request import ChatCompletionRequest, TextPart, ToolCall, ToolMessage
 
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
@@ -54,7 +54,8 @@ class ToolTurns:
                 arguments = None
             if not isinstance(arguments, dict):
                 raise InvalidRequest(
-                    "Tool call arguments must be a JSON object encoded as a string.", param=f"{param}.function.arguments"
+                    "Tool call arguments must be a JSON object encoded as a string.",
+                    param=f"{param}.function.arguments",
                 )
             call_id = upstream_id(call.id)
             self.pending[call_id] = call.id
@@ -156,7 +157,9 @@ def tool_setup(request: ChatCompletionRequest, *, used: set[str]) -> ToolSetup:
         return ToolSetup(specs=offered, choice="none", instruction=note)
     if choice == "required":
         return ToolSetup(
-            specs=specs, choice="required", instruction="You must call at least one tool in this answer." + one_at_a_time
+            specs=specs,
+            choice="required",
+            instruction="You must call at least one tool in this answer." + one_at_a_time,
         )
     if isinstance(choice, dict) and choice.get("type") == "function":
         name = (choice.get("function") or {}).get("name")
@@ -164,7 +167,9 @@ def tool_setup(request: ChatCompletionRequest, *, used: set[str]) -> ToolSetup:
             raise InvalidRequest(f"Invalid 'tool_choice': no tool named {name!r} was given.", param="tool_choice")
         offered = [spec for spec in specs if spec.name == name or spec.name in used]
         return ToolSetup(
-            specs=offered, choice="required", instruction=f"You must call the tool `{name}` in this answer." + one_at_a_time
+            specs=offered,
+            choice="required",
+            instruction=f"You must call the tool `{name}` in this answer." + one_at_a_time,
         )
     raise InvalidRequest(
         "Invalid 'tool_choice': use 'none', 'auto', 'required' or {'type': 'function', 'function': {'name': ...}}.",

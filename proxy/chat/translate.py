@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from collections.abc import Mapping
+from typing import Any, Literal
 
 from core.errors import InvalidRequest
 from core.types import Block, TextBlock, Turn
@@ -161,7 +160,7 @@ def to_submission(
         if isinstance(message, FunctionMessage):
             raise _unsupported("The deprecated 'function' role is not supported; use 'tool'.", f"messages[{i}].role")
         if isinstance(message, ToolMessage):
-            role = "user"
+            role: Literal["user", "assistant"] = "user"
             blocks: list[Block] = [tool_turns.result(message, i)]
         else:
             tool_turns.check_answered(i)
@@ -169,7 +168,9 @@ def to_submission(
             blocks = _blocks(message.content, param, max_image_bytes, fetched)
             if isinstance(message, AssistantMessage):
                 if message.function_call:
-                    raise _unsupported("'function_call' is deprecated; use 'tool_calls'.", f"messages[{i}].function_call")
+                    raise _unsupported(
+                        "'function_call' is deprecated; use 'tool_calls'.", f"messages[{i}].function_call"
+                    )
                 blocks += tool_turns.calls(message.tool_calls or [], i)
         if not blocks:
             continue  # an empty turn carries nothing and the upstream rejects empty content
@@ -183,9 +184,7 @@ def to_submission(
     if tools.instruction:
         system.append(tools.instruction)
     if not turns or turns[-1].role != "user":
-        raise InvalidRequest(
-            "The last non-system message must be a user message with content.", param="messages"
-        )
+        raise InvalidRequest("The last non-system message must be a user message with content.", param="messages")
     stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
     return Submission(
         model=request.model,

@@ -112,9 +112,7 @@ class Pipeline:
         headers = {"x-claude-model": choice.claude_model}
         key = None
         if self._cache is not None and (cache.read or cache.write):
-            key = cache_key(
-                principal.project.name, plan.job, n=plan.n, stops=plan.stops, sampling=plan.sampling
-            )
+            key = cache_key(principal.project.name, plan.job, n=plan.n, stops=plan.stops, sampling=plan.sampling)
             hit = await self._cache.get(key) if cache.read else None
             if self._metrics is not None:
                 self._metrics.cache["hit" if hit is not None else "miss"] += 1

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import AsyncGenerator, Union
+from collections.abc import AsyncGenerator
 
 import msgspec
 from msgspec import Struct
 
 from adapters.protocol import ChatBackend
+from core.errors import ProxyError, RequestTimeout
+from core.tokens import count_tokens
 from core.types import (
     Completed,
     CompletionJob,
@@ -25,8 +27,6 @@ from core.types import (
     ToolCallStarted,
 )
 from proxy.pipeline.stops import StopCutter
-from core.errors import ProxyError, RequestTimeout
-from core.tokens import count_tokens
 
 
 class ChoiceText(Struct):
@@ -57,13 +57,13 @@ class RunEnded(Struct):
     usages: list[TokenUsage]
 
 
-ChoiceEvent = Union[ChoiceText, ChoiceTool, ChoiceDone]
+ChoiceEvent = ChoiceText | ChoiceTool | ChoiceDone
 
 
 class ChoiceTally:
     """What one choice consumed so far; read after the run, also when it was cut off."""
 
-    __slots__ = ("started", "produced", "emitted", "completed", "tool_calls")
+    __slots__ = ("completed", "emitted", "produced", "started", "tool_calls")
 
     def __init__(self) -> None:
         self.started: TokenUsage | None = None

@@ -8,7 +8,8 @@ the pool priority, the request id) is an input to `Plan.make`, never patched in 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from msgspec import Struct, field
 
@@ -90,4 +91,3 @@ class Plan(Struct, kw_only=True):
             include_usage=submission.include_usage,
             sampling=submission.sampling,
         )
-

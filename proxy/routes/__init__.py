@@ -18,4 +18,4 @@ routes = [
     ws.chat_socket,
 ]
 
-__all__ = ["routes", "files_router"]
+__all__ = ["files_router", "routes"]

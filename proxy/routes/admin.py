@@ -12,8 +12,8 @@ from msgspec import Struct
 from budgets.guard import BudgetGuard
 from budgets.keys import ApiKey, KeyStore, Project
 from budgets.ledger import UsageLedger
-from proxy.auth import FailedAuthLimiter, require_admin
 from core.errors import InvalidRequest, NotFound, ProxyError
+from proxy.auth import FailedAuthLimiter, require_admin
 from proxy.request_ids import request_id
 from proxy.routes._http import decode_json, json_response
 from proxy.routes.usage import usage_report
@@ -37,10 +37,10 @@ class ProjectCreate(Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ProjectUpdate(Struct, forbid_unknown_fields=True, kw_only=True):
-    budget_usd: float | None | msgspec.UnsetType = msgspec.UNSET
+    budget_usd: float | msgspec.UnsetType | None = msgspec.UNSET
     budget_period: str | msgspec.UnsetType = msgspec.UNSET
-    rpm: int | None | msgspec.UnsetType = msgspec.UNSET
-    tpm: int | None | msgspec.UnsetType = msgspec.UNSET
+    rpm: int | msgspec.UnsetType | None = msgspec.UNSET
+    tpm: int | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CreatedKey(Struct, kw_only=True):
@@ -116,7 +116,8 @@ async def create_project(
 @get("/admin/projects/{name:str}")
 async def get_project(
     request: Request[Any, Any, Any],
-    name: str, keys: KeyStore,
+    name: str,
+    keys: KeyStore,
     guard: BudgetGuard,
     auth_failures: FailedAuthLimiter,
     settings: Settings,
@@ -128,7 +129,8 @@ async def get_project(
 @patch("/admin/projects/{name:str}", status_code=200)
 async def update_project(
     request: Request[Any, Any, Any],
-    name: str, keys: KeyStore,
+    name: str,
+    keys: KeyStore,
     guard: BudgetGuard,
     auth_failures: FailedAuthLimiter,
     settings: Settings,
@@ -147,7 +149,8 @@ async def update_project(
 @post("/admin/projects/{name:str}/keys", status_code=200)
 async def create_key(
     request: Request[Any, Any, Any],
-    name: str, keys: KeyStore,
+    name: str,
+    keys: KeyStore,
     auth_failures: FailedAuthLimiter,
     settings: Settings,
 ) -> Response[bytes]:
@@ -172,7 +175,8 @@ async def list_keys(
 @post("/admin/keys/{ref:str}/revoke", status_code=200)
 async def revoke_key(
     request: Request[Any, Any, Any],
-    ref: str, keys: KeyStore,
+    ref: str,
+    keys: KeyStore,
     auth_failures: FailedAuthLimiter,
     settings: Settings,
 ) -> Response[bytes]:
@@ -186,7 +190,8 @@ async def revoke_key(
 @get("/admin/usage/{name:str}")
 async def project_usage(
     request: Request[Any, Any, Any],
-    name: str, keys: KeyStore,
+    name: str,
+    keys: KeyStore,
     guard: BudgetGuard,
     ledger: UsageLedger,
     auth_failures: FailedAuthLimiter,

@@ -6,11 +6,11 @@ import msgspec
 from litestar import Request, Response, get, post
 
 from budgets.keys import Principal
+from core.errors import InvalidRequest, NotFound, ProxyError
 from proxy.batches.runner import BatchRunner
 from proxy.batches.store import BatchStore
 from proxy.batches.validate import SUPPORTED_ENDPOINTS
 from proxy.batches.wire import TERMINAL, BatchList, CreateBatch
-from core.errors import InvalidRequest, NotFound, ProxyError
 from proxy.routes._http import decode_json, json_response
 from proxy.routes.files import _limit
 from proxy.settings import Settings, parse_window
@@ -30,8 +30,7 @@ def _not_found(batch_id: str) -> NotFound:
 
 @post("/v1/batches", status_code=200)
 async def create_batch(
-    request: Request,
-    principal: Principal, batch_store: BatchStore, batch_runner: BatchRunner, settings: Settings
+    request: Request, principal: Principal, batch_store: BatchStore, batch_runner: BatchRunner, settings: Settings
 ) -> Response[bytes]:
     body = decode_json(await request.body(), _create_decoder)
     if body.endpoint not in SUPPORTED_ENDPOINTS:
@@ -62,7 +61,9 @@ async def create_batch(
 
 
 @get("/v1/batches/{batch_id:str}")
-async def retrieve_batch(request: Request, principal: Principal, batch_id: str, batch_store: BatchStore) -> Response[bytes]:
+async def retrieve_batch(
+    request: Request, principal: Principal, batch_id: str, batch_store: BatchStore
+) -> Response[bytes]:
     batch = batch_store.get_batch(principal.project.name, batch_id)
     if batch is None:
         raise _not_found(batch_id)
@@ -71,8 +72,7 @@ async def retrieve_batch(request: Request, principal: Principal, batch_id: str, 
 
 @post("/v1/batches/{batch_id:str}/cancel", status_code=200)
 async def cancel_batch(
-    request: Request,
-    principal: Principal, batch_id: str, batch_store: BatchStore, batch_runner: BatchRunner
+    request: Request, principal: Principal, batch_id: str, batch_store: BatchStore, batch_runner: BatchRunner
 ) -> Response[bytes]:
     batch = batch_store.get_batch(principal.project.name, batch_id)
     if batch is None:
@@ -88,7 +88,9 @@ async def cancel_batch(
 @get("/v1/batches")
 async def list_batches(request: Request, principal: Principal, batch_store: BatchStore) -> Response[bytes]:
     limit = _limit(request.query_params.get("limit"), default=20, most=100)
-    batches, more = batch_store.list_batches(principal.project.name, limit=limit, after=request.query_params.get("after"))
+    batches, more = batch_store.list_batches(
+        principal.project.name, limit=limit, after=request.query_params.get("after")
+    )
     return json_response(
         BatchList(
             data=batches,

@@ -58,11 +58,26 @@ def as_chat(body: CompletionRequest, prompt: str) -> ChatCompletionRequest:
     """The chat request one prompt stands for."""
     fields: dict[str, Any] = {
         name: getattr(body, name)
-        for name in ("model", "max_tokens", "n", "stop", "stream", "stream_options", "temperature", "top_p", "seed",
-                     "presence_penalty", "frequency_penalty", "logit_bias", "user")
+        for name in (
+            "model",
+            "max_tokens",
+            "n",
+            "stop",
+            "stream",
+            "stream_options",
+            "temperature",
+            "top_p",
+            "seed",
+            "presence_penalty",
+            "frequency_penalty",
+            "logit_bias",
+            "user",
+        )
     }
     fields["messages"] = [{"role": "user", "content": prompt}]
-    return msgspec.convert({k: v for k, v in fields.items() if v is not None}, ChatCompletionRequest, from_attributes=True)
+    return msgspec.convert(
+        {k: v for k, v in fields.items() if v is not None}, ChatCompletionRequest, from_attributes=True
+    )
 
 
 class TextChunkWriter(ChunkWriter):
@@ -73,7 +88,9 @@ class TextChunkWriter(ChunkWriter):
         self.id = _completion_id()
 
     def _text_chunk(self, choices: list[TextChoice], usage: Any = msgspec.UNSET) -> bytes:
-        return sse_event(TextCompletion(id=self.id, created=self.created, model=self.model, choices=choices, usage=usage))
+        return sse_event(
+            TextCompletion(id=self.id, created=self.created, model=self.model, choices=choices, usage=usage)
+        )
 
     def role(self, index: int) -> bytes:
         return b""

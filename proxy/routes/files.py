@@ -6,9 +6,9 @@ from litestar import Request, Response, Router, delete, get, post
 from litestar.datastructures import UploadFile
 
 from budgets.keys import Principal
+from core.errors import InvalidRequest, NotFound
 from proxy.batches.store import BatchStore
 from proxy.batches.wire import FILE_PURPOSES, FileDeleted, FileList, FileObject
-from core.errors import InvalidRequest, NotFound
 from proxy.routes._http import json_response
 from proxy.settings import Settings
 
@@ -41,13 +41,13 @@ async def list_files(request: Request, principal: Principal, batch_store: BatchS
     files, more = batch_store.list_files(
         principal.project.name, purpose=params.get("purpose"), limit=limit, order=order, after=params.get("after")
     )
-    return json_response(
-        FileList(data=files, first_id=_first(files), last_id=_last(files), has_more=more)
-    )
+    return json_response(FileList(data=files, first_id=_first(files), last_id=_last(files), has_more=more))
 
 
 @get("/{file_id:str}")
-async def retrieve_file(request: Request, principal: Principal, file_id: str, batch_store: BatchStore) -> Response[bytes]:
+async def retrieve_file(
+    request: Request, principal: Principal, file_id: str, batch_store: BatchStore
+) -> Response[bytes]:
     found = batch_store.get_file(principal.project.name, file_id)
     if found is None:
         raise _not_found(file_id)
@@ -55,7 +55,9 @@ async def retrieve_file(request: Request, principal: Principal, file_id: str, ba
 
 
 @get("/{file_id:str}/content")
-async def file_content(request: Request, principal: Principal, file_id: str, batch_store: BatchStore) -> Response[bytes]:
+async def file_content(
+    request: Request, principal: Principal, file_id: str, batch_store: BatchStore
+) -> Response[bytes]:
     found = batch_store.get_file(principal.project.name, file_id)
     if found is None:
         raise _not_found(file_id)

@@ -8,21 +8,19 @@ from typing import Any
 from litestar import Request, Response, get
 from redis.asyncio import Redis
 
-from adapters.protocol import ChatBackend
 from adapters.models import CLAUDE_TIERS, ModelAliases
-from budgets.keys import Principal
-from proxy.auth import require_admin
-from core.errors import NotFound
-from budgets.keys import KeyStore
+from adapters.protocol import ChatBackend
+from budgets.keys import KeyStore, Principal
 from budgets.ledger import UsageLedger
-from proxy.auth import FailedAuthLimiter
+from core.errors import NotFound
+from core.redis_conn import ping
+from proxy.auth import FailedAuthLimiter, require_admin
 from proxy.metrics import Metrics
 from proxy.openapi import served_document
-from proxy.settings import Settings
 from proxy.request_ids import request_id
-from core.redis_conn import ping
 from proxy.routes._http import json_response
 from proxy.selection import ModelSelector
+from proxy.settings import Settings
 from proxy.wire.chat_response import encoder
 from proxy.wire.models import Model, ModelList
 
@@ -39,16 +37,14 @@ def _models(aliases: ModelAliases, selector: ModelSelector) -> list[Model]:
 
 @get("/v1/models")
 async def list_models(
-    request: Request,
-    principal: Principal, aliases: ModelAliases, selector: ModelSelector
+    request: Request, principal: Principal, aliases: ModelAliases, selector: ModelSelector
 ) -> Response[bytes]:
     return json_response(ModelList(data=_models(aliases, selector)))
 
 
 @get("/v1/models/{model_id:str}")
 async def retrieve_model(
-    request: Request,
-    principal: Principal, model_id: str, aliases: ModelAliases, selector: ModelSelector
+    request: Request, principal: Principal, model_id: str, aliases: ModelAliases, selector: ModelSelector
 ) -> Response[bytes]:
     for model in _models(aliases, selector):
         if model.id == model_id:

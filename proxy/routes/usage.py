@@ -8,9 +8,8 @@ from typing import Any
 from litestar import Request, Response, get, post
 
 from budgets.guard import BudgetGuard
-from budgets.keys import Project
+from budgets.keys import Principal, Project
 from budgets.ledger import UsageLedger
-from budgets.keys import Principal
 from core.errors import InvalidRequest
 from proxy.routes._http import decode_json, json_response
 from proxy.selection import ModelSelector, select_for_chat
@@ -72,6 +71,9 @@ async def route(request: Request[Any, Any, Any], principal: Principal, selector:
     body = decode_json(await request.body(), chat_request_decoder)
     selection = select_for_chat(selector, body)
     report = RouteReport(
-        model=body.model, claude_model=selection.choice.claude_model, reasons=selection.reasons, features=selection.features
+        model=body.model,
+        claude_model=selection.choice.claude_model,
+        reasons=selection.reasons,
+        features=selection.features,
     )
     return json_response(report, {"x-claude-model": selection.choice.claude_model})

@@ -96,7 +96,8 @@ async def chat_socket(
             if event["type"] == "websocket.disconnect":
                 break
             # Text and binary frames both carry JSON.
-            raw = event.get("bytes") or (event.get("text") or "").encode()
+            frame = event.get("bytes") or event.get("text")
+            raw = frame if isinstance(frame, (bytes, str)) else b""
             try:
                 message = _decoder.decode(raw)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -58,7 +58,9 @@ def test_each_key_header_is_accepted(server, upstream, header):
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer sk-cp-not-a-real-key"}, {"Authorization": "Basic abc"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer sk-cp-not-a-real-key"}, {"Authorization": "Basic abc"}]
+)
 def test_missing_or_unknown_key_is_401(server, upstream, headers):
     response = httpx.post(
         server.base_url + "/chat/completions",
@@ -188,7 +190,10 @@ def test_usage_equals_what_callers_received(make_server, upstream):
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "cached"}], n=2).usage
     )
     stream = client.chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "u3"}], stream=True, stream_options={"include_usage": True}
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "u3"}],
+        stream=True,
+        stream_options={"include_usage": True},
     )
     received.append([c for c in stream if c.usage][-1].usage)
     with pytest.raises(openai.NotFoundError):

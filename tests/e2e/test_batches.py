@@ -61,7 +61,12 @@ def test_files_round_trip(client, server):
     created = client.files.create(file=("notes.jsonl", io.BytesIO(b'{"a": 1}\n')), purpose="batch")
     raw = httpx.get(server.base_url + f"/files/{created.id}", headers=server.headers).json()
     openapi.validate(raw, "OpenAIFile")
-    assert (created.filename, created.bytes, created.purpose, created.status) == ("notes.jsonl", 9, "batch", "processed")
+    assert (created.filename, created.bytes, created.purpose, created.status) == (
+        "notes.jsonl",
+        9,
+        "batch",
+        "processed",
+    )
     assert client.files.content(created.id).content == b'{"a": 1}\n'
     listing = httpx.get(server.base_url + "/files", headers=server.headers, params={"purpose": "batch"}).json()
     openapi.validate(listing, "ListFilesResponse")
@@ -155,9 +160,21 @@ def test_create_batch_rejects_bad_parameters(client, server):
     other = client.files.create(file=("in.txt", io.BytesIO(b"x")), purpose="user_data")
     cases = [
         ({"input_file_id": source.id, "endpoint": "/v1/embeddings", "completion_window": "24h"}, 400, "endpoint"),
-        ({"input_file_id": source.id, "endpoint": "/v1/chat/completions", "completion_window": "1h"}, 400, "completion_window"),
-        ({"input_file_id": "file-nope", "endpoint": "/v1/chat/completions", "completion_window": "24h"}, 404, "input_file_id"),
-        ({"input_file_id": other.id, "endpoint": "/v1/chat/completions", "completion_window": "24h"}, 400, "input_file_id"),
+        (
+            {"input_file_id": source.id, "endpoint": "/v1/chat/completions", "completion_window": "1h"},
+            400,
+            "completion_window",
+        ),
+        (
+            {"input_file_id": "file-nope", "endpoint": "/v1/chat/completions", "completion_window": "24h"},
+            404,
+            "input_file_id",
+        ),
+        (
+            {"input_file_id": other.id, "endpoint": "/v1/chat/completions", "completion_window": "24h"},
+            400,
+            "input_file_id",
+        ),
     ]
     for body, status, param in cases:
         response = httpx.post(server.base_url + "/batches", headers=server.headers, json=body)
@@ -203,7 +220,7 @@ def test_batch_expires_with_partial_output(make_server, upstream):
     assert done.status == "expired" and done.expired_at
     outputs = _read_lines(client, done.output_file_id)
     errors = _read_lines(client, done.error_file_id)
-    assert 0 < len(errors) and len(outputs) + len(errors) == 8
+    assert len(errors) > 0 and len(outputs) + len(errors) == 8
     assert {e["error"]["code"] for e in errors} == {"batch_expired"}
 
 
@@ -234,7 +251,9 @@ def test_projects_cannot_see_each_others_files_and_batches(client, server):
         lambda: intruder.files.delete(source.id),
         lambda: intruder.batches.retrieve(batch.id),
         lambda: intruder.batches.cancel(batch.id),
-        lambda: intruder.batches.create(input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h"),
+        lambda: intruder.batches.create(
+            input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h"
+        ),
     ):
         with pytest.raises(openai.NotFoundError):
             call()

@@ -20,7 +20,6 @@ def client(server):
     return openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
 
 
-
 def test_non_streaming_round_trip_matches_openai_schema(client, server, upstream):
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-4o",
@@ -54,7 +53,12 @@ def test_non_streaming_round_trip_matches_openai_schema(client, server, upstream
 
 @pytest.mark.parametrize(
     ("alias", "upstream_model"),
-    [("gpt-4o-mini", "claude-haiku-5-5"), ("gpt-3.5-turbo", "claude-haiku-5-5"), ("o3", "claude-opus-5-5"), ("opus", "claude-opus-5-5")],
+    [
+        ("gpt-4o-mini", "claude-haiku-5-5"),
+        ("gpt-3.5-turbo", "claude-haiku-5-5"),
+        ("o3", "claude-opus-5-5"),
+        ("opus", "claude-opus-5-5"),
+    ],
 )
 def test_router_sends_each_alias_to_its_claude_model(client, upstream, alias, upstream_model):
     marker = f"route-{alias}"
@@ -88,7 +92,9 @@ def test_history_reaches_upstream_as_real_turns_in_order(client, upstream):
 
 
 def test_streaming_chunks_match_schema_and_deliver_usage(server, upstream):
-    upstream.on("stream-usage", Reply(text="alpha beta gamma", input_tokens=20, cache_read=5, cache_creation=3, output_tokens=9))
+    upstream.on(
+        "stream-usage", Reply(text="alpha beta gamma", input_tokens=20, cache_read=5, cache_creation=3, output_tokens=9)
+    )
     with httpx.stream(
         "POST",
         server.base_url + "/chat/completions",
@@ -218,6 +224,7 @@ def test_max_tokens_ends_with_length_and_no_continuation(client, upstream):
     assert result.choices[0].message.content == "cut short"
     assert result.usage.completion_tokens == 5
     assert upstream.requests_matching("limit-me")[0].body["max_tokens"] == 5
+
     # The CLI would otherwise ask the model to continue in a second upstream request, which
     # carries the same conversation. (Other requests may reach the shared upstream meanwhile.)
     def carrying_limit_me():

@@ -28,7 +28,10 @@ def test_langchain_chat_openai(server, upstream):
     assert reply.content == "Echo: lc async"
     assert reply.usage_metadata["output_tokens"] == 7
 
-    upstream.on("lc structured", Reply(chunks=[], tool_use={"name": "StructuredOutput", "input": {"name": "Lyon", "country": "France"}}))
+    upstream.on(
+        "lc structured",
+        Reply(chunks=[], tool_use={"name": "StructuredOutput", "input": {"name": "Lyon", "country": "France"}}),
+    )
     structured = llm.with_structured_output(City, method="json_schema")
     assert structured.invoke("lc structured") == City(name="Lyon", country="France")
 
@@ -43,7 +46,9 @@ def test_langchain_bind_tools_agent_loop(server, upstream):
         """Population of a city."""
         return {"Lyon": "522,000"}[city]
 
-    upstream.on("lc tools", Reply(chunks=[], tool_use={"name": "mcp__proxy__get_population", "input": {"city": "Lyon"}}))
+    upstream.on(
+        "lc tools", Reply(chunks=[], tool_use={"name": "mcp__proxy__get_population", "input": {"city": "Lyon"}})
+    )
     upstream.on("522,000", Reply(text="Lyon has about 522,000 people."))
     llm = ChatOpenAI(model="gpt-4o", base_url=server.base_url, api_key=server.api_key, max_retries=0)
     agent = llm.bind_tools([get_population])
@@ -76,7 +81,9 @@ def test_llamaindex_openai_like(server, upstream):
     chat_llm = OpenAILike(
         model="gpt-4o-mini", api_base=server.base_url, api_key=server.api_key, is_chat_model=True, max_retries=0
     )
-    answer = chat_llm.chat([ChatMessage(role="system", content="be brief"), ChatMessage(role="user", content="li chat")])
+    answer = chat_llm.chat(
+        [ChatMessage(role="system", content="be brief"), ChatMessage(role="user", content="li chat")]
+    )
     assert answer.message.content == "Echo: li chat"
     streamed = "".join(r.delta for r in chat_llm.stream_chat([ChatMessage(role="user", content="li stream chat")]))
     assert streamed == "Echo: li stream chat"

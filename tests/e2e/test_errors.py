@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import socket
 import stat
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import openai
@@ -77,7 +79,9 @@ def test_bad_requests_get_400_with_param(server, upstream, body, param):
 
 def test_deeply_nested_json_is_a_400_not_a_crash(server):
     depth = 100_000
-    nested = b'{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"metadata":' + b"[" * depth + b"]" * depth + b"}"
+    nested = (
+        b'{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"metadata":' + b"[" * depth + b"]" * depth + b"}"
+    )
     error = _error(_post(server, nested), 400)
     assert error["type"] == "invalid_request_error"
     assert server.health()["status"] == "ok"
@@ -94,8 +98,14 @@ def test_unknown_model_is_404_model_not_found(server, upstream):
 
 
 def test_unknown_route_and_method_are_openai_errors(server):
-    assert _error(httpx.get(server.base_url + "/nothing-here", headers=server.headers), 404)["type"] == "invalid_request_error"
-    assert _error(httpx.get(server.base_url + "/chat/completions", headers=server.headers), 405)["code"] == "method_not_allowed"
+    assert (
+        _error(httpx.get(server.base_url + "/nothing-here", headers=server.headers), 404)["type"]
+        == "invalid_request_error"
+    )
+    assert (
+        _error(httpx.get(server.base_url + "/chat/completions", headers=server.headers), 405)["code"]
+        == "method_not_allowed"
+    )
 
 
 def test_body_over_the_limit_is_413(make_server):
@@ -109,7 +119,11 @@ def test_body_over_the_limit_is_413(make_server):
     [
         (Reply(status=429, error_type="rate_limit_error", error_message="slow down"), 429, "rate_limit_exceeded"),
         (Reply(status=529, error_type="overloaded_error", error_message="overloaded"), 503, "upstream_overloaded"),
-        (Reply(status=400, error_type="invalid_request_error", error_message="bad thing"), 400, "upstream_invalid_request"),
+        (
+            Reply(status=400, error_type="invalid_request_error", error_message="bad thing"),
+            400,
+            "upstream_invalid_request",
+        ),
         (Reply(status=401, error_type="authentication_error", error_message="bad key"), 503, "cli_auth_failed"),
         (Reply(status=500, error_type="api_error", error_message="boom"), 502, "upstream_error"),
     ],
@@ -117,7 +131,9 @@ def test_body_over_the_limit_is_413(make_server):
 @pytest.mark.parametrize("stream", [False, True])
 def test_upstream_errors_map_to_openai_statuses(server, upstream, reply, status, code, stream):
     upstream.on("fail-me", reply)
-    response = _post(server, {"model": "gpt-4o", "messages": [{"role": "user", "content": "fail-me"}], "stream": stream})
+    response = _post(
+        server, {"model": "gpt-4o", "messages": [{"role": "user", "content": "fail-me"}], "stream": stream}
+    )
     error = _error(response, status)
     assert error["code"] == code
     if status == 429:
@@ -182,9 +198,7 @@ def _hold_one_request(server, marker: str):
     A raw socket, because closing it from this thread interrupts a reader blocked on it at once.
     """
     started = threading.Event()
-    body = json.dumps(
-        {"model": "gpt-4o", "messages": [{"role": "user", "content": marker}], "stream": True}
-    ).encode()
+    body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": marker}], "stream": True}).encode()
     sock = socket.create_connection(("127.0.0.1", server.port))
     head = (
         f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -206,10 +220,8 @@ def _hold_one_request(server, marker: str):
     thread.start()
 
     def release():
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         sock.close()
         thread.join(15)
 
@@ -290,7 +302,9 @@ def test_shutdown_stops_every_cli_process(make_server, upstream):
 
 def _fake_cli(tmp_path, body: str):
     script = tmp_path / "claude"
-    script.write_text(f"#!/bin/sh\nif [ \"$1\" = \"--version\" ]; then echo '2.1.328 (Claude Code)'; exit 0; fi\n{body}\n")
+    script.write_text(
+        f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo \'2.1.328 (Claude Code)\'; exit 0; fi\n{body}\n'
+    )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return script
 
@@ -327,7 +341,7 @@ def test_server_killed_with_sigkill_leaves_no_cli_running(make_server, upstream)
 
     def running(pid: int) -> bool:
         try:
-            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             return False
         return state != "Z" and "claude" in " ".join(cmdline(pid))

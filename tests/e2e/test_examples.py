@@ -39,12 +39,17 @@ def test_example_runs(server, upstream, script, expected):
 
 
 def test_structured_output_example(server, upstream):
-    upstream.on("Extract the person", Reply(chunks=[], tool_use={"name": "StructuredOutput", "input": {"name": "Jane Roe", "age": 31}}))
+    upstream.on(
+        "Extract the person",
+        Reply(chunks=[], tool_use={"name": "StructuredOutput", "input": {"name": "Jane Roe", "age": 31}}),
+    )
     assert "name='Jane Roe' age=31" in _run(server, "structured_output.py")
 
 
 def test_tools_example(server, upstream):
-    upstream.on("weather in Paris", Reply(chunks=[], tool_use={"name": "mcp__proxy__get_weather", "input": {"city": "Paris"}}))
+    upstream.on(
+        "weather in Paris", Reply(chunks=[], tool_use={"name": "mcp__proxy__get_weather", "input": {"city": "Paris"}})
+    )
     upstream.on("18°C and sunny", Reply(text="It is 18°C and sunny in Paris."))
     out = _run(server, "tools.py")
     assert 'tool get_weather({"city": "Paris"}) -> 18°C and sunny' in out
@@ -52,6 +57,15 @@ def test_tools_example(server, upstream):
 
 
 def test_every_example_is_tested():
-    tested = {"tools.py", "chat.py", "stream.py", "batch.py", "langchain_chat.py", "llamaindex_complete.py", "curl.sh", "structured_output.py"}
+    tested = {
+        "tools.py",
+        "chat.py",
+        "stream.py",
+        "batch.py",
+        "langchain_chat.py",
+        "llamaindex_complete.py",
+        "curl.sh",
+        "structured_output.py",
+    }
     present = {p.name for p in EXAMPLES.iterdir() if p.suffix in (".py", ".sh") and not p.name.startswith("_")}
     assert present == tested

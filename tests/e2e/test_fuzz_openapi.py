@@ -116,7 +116,10 @@ def test_generated_requests(fuzz_server, served, method, path, examples):
 
 _text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=40)
 _tool = st.fixed_dictionaries(
-    {"type": st.just("function"), "function": st.fixed_dictionaries({"name": st.from_regex(r"[a-z_]{1,12}", fullmatch=True)})}
+    {
+        "type": st.just("function"),
+        "function": st.fixed_dictionaries({"name": st.from_regex(r"[a-z_]{1,12}", fullmatch=True)}),
+    }
 )
 
 
@@ -129,7 +132,17 @@ def valid_chat_requests(draw) -> dict:
         messages.append({"role": draw(st.sampled_from(["system", "developer"])), "content": draw(_text)})
     for _ in range(turns):
         messages += [{"role": "user", "content": draw(_text)}, {"role": "assistant", "content": draw(_text)}]
-    messages.append({"role": "user", "content": draw(st.one_of(_text, st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": _text}), min_size=1, max_size=3)))})
+    messages.append(
+        {
+            "role": "user",
+            "content": draw(
+                st.one_of(
+                    _text,
+                    st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": _text}), min_size=1, max_size=3),
+                )
+            ),
+        }
+    )
     body: dict = {"model": draw(st.sampled_from(["gpt-4o-mini", "haiku", "sonnet", "auto"])), "messages": messages}
     optional = {
         "stream": st.booleans(),

@@ -18,12 +18,19 @@ PNG = base64.b64decode(
 
 
 def _image_message(url: str, text: str) -> list[dict]:
-    return [{"role": "user", "content": [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": url}}]}]
+    return [
+        {"role": "user", "content": [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": url}}]}
+    ]
 
 
 def _image_blocks(recorded) -> list[dict]:
-    return [block for m in recorded.body["messages"] if isinstance(m["content"], list)
-            for block in m["content"] if block.get("type") == "image"]
+    return [
+        block
+        for m in recorded.body["messages"]
+        if isinstance(m["content"], list)
+        for block in m["content"]
+        if block.get("type") == "image"
+    ]
 
 
 def test_data_url_reaches_the_model_as_an_image_block(server, upstream):
@@ -39,7 +46,8 @@ def test_data_url_reaches_the_model_as_an_image_block(server, upstream):
 def test_images_in_earlier_turns_are_replayed_too(server, upstream):
     client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
     url = "data:image/png;base64," + base64.b64encode(PNG).decode()
-    messages = _image_message(url, "first look") + [
+    messages = [
+        *_image_message(url, "first look"),
         {"role": "assistant", "content": "a pixel"},
         {"role": "user", "content": "and now?"},
     ]
@@ -66,7 +74,7 @@ def image_host():
         def log_message(self, *args):
             pass
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             kind, body = {
                 "/pixel.png": ("image/png", PNG),
                 "/page.html": ("text/html", b"<html></html>"),
@@ -95,7 +103,11 @@ def test_fetching_with_limits(make_server, upstream, image_host):
     assert ok.status_code == 200, ok.text
     (block,) = _image_blocks(upstream.requests_matching("fetched pixel")[0])
     assert base64.b64decode(block["source"]["data"]) == PNG
-    for path, code in (("/page.html", "invalid_image"), ("/huge.png", "image_too_large"), ("/missing.png", "image_fetch_failed")):
+    for path, code in (
+        ("/page.html", "invalid_image"),
+        ("/huge.png", "image_too_large"),
+        ("/missing.png", "image_fetch_failed"),
+    ):
         bad = httpx.post(
             server.base_url + "/chat/completions",
             headers=server.headers,

@@ -39,7 +39,10 @@ def test_metrics_count_requests_tokens_and_pool(make_server, upstream):
     assert _value(text, f'claude_proxy_http_requests_total{{{route},status="404"}}') == 1
     assert _value(text, 'claude_proxy_http_request_duration_seconds_count{route="/v1/chat/completions"}') == 3
     assert _value(text, 'claude_proxy_completions_total{model="gpt-4o",claude_model="sonnet",status="200"}') == 1
-    assert _value(text, 'claude_proxy_tokens_total{project="test-project",kind="completion"}') == reply.usage.completion_tokens
+    assert (
+        _value(text, 'claude_proxy_tokens_total{project="test-project",kind="completion"}')
+        == reply.usage.completion_tokens
+    )
     assert _value(text, 'claude_proxy_spend_usd_total{project="test-project"}') > 0
     assert _value(text, 'claude_proxy_cache_lookups_total{result="hit"}') == 1
     assert _value(text, "claude_proxy_pool_size") == 4

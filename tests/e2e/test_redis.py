@@ -16,7 +16,10 @@ pytestmark = pytest.mark.e2e
 PRICED = {
     "budgets": {
         "prefer_cli_cost": False,
-        "prices": {tier: {"input": 1e6, "output": 1e6, "cache_read": 1e6, "cache_write": 1e6} for tier in ("haiku", "sonnet", "opus")},
+        "prices": {
+            tier: {"input": 1e6, "output": 1e6, "cache_read": 1e6, "cache_write": 1e6}
+            for tier in ("haiku", "sonnet", "opus")
+        },
     },
 }
 

@@ -99,7 +99,7 @@ def test_for_each_workload_the_upstream_gets_what_a_fresh_process_sends(make_ser
     assert _pool(server)["reuse_hits"] == 1
     reused = upstream.requests_matching("equivalent second")
     _ask(_client(fresh), "equivalent second", system="another prompt", **workload)
-    baseline = upstream.requests_matching("equivalent second")[len(reused):]
+    baseline = upstream.requests_matching("equivalent second")[len(reused) :]
     assert "equivalent first" not in json.dumps([r.body for r in reused])
     assert [_comparable(r) for r in reused] == [_comparable(r) for r in baseline]
 
@@ -109,7 +109,12 @@ def test_a_reused_process_keeps_its_new_conversation_warm(make_server, upstream)
     client = _client(server)
     _ask(client, "first conversation")
     messages = [{"role": "system", "content": "reuse system"}, {"role": "user", "content": "second conversation"}]
-    messages.append({"role": "assistant", "content": client.chat.completions.create(model="gpt-4o", messages=messages).choices[0].message.content})
+    messages.append(
+        {
+            "role": "assistant",
+            "content": client.chat.completions.create(model="gpt-4o", messages=messages).choices[0].message.content,
+        }
+    )
     messages.append({"role": "user", "content": "second conversation, next turn"})
     client.chat.completions.create(model="gpt-4o", messages=messages)
     pool = _pool(server)
@@ -126,7 +131,10 @@ def test_other_projects_and_models_never_share_a_process(make_server, upstream):
     client = _client(server)
     _ask(client, "owner question")
     _ask(_client(server, server.create_key("stranger")), "stranger question")
-    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "system", "content": "reuse system"}, {"role": "user", "content": "other model question"}])
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "system", "content": "reuse system"}, {"role": "user", "content": "other model question"}],
+    )
     assert _pool(server)["reuse_hits"] == 0
     assert "owner" not in json.dumps(_request(upstream, "stranger question").body)
 
@@ -136,7 +144,9 @@ def test_a_reused_process_switches_to_the_new_system_prompt_exactly(make_server,
     fresh = make_server({"pool": {"size": 4, "spares": 1, "warm_max": 0}}, name="fresh")
     client = _client(server)
     _ask(client, "first prompt question", system="context: the sky is green")
-    assert _ask(client, "switched prompt question", system="context: the sea is red") == "Echo: switched prompt question"
+    assert (
+        _ask(client, "switched prompt question", system="context: the sea is red") == "Echo: switched prompt question"
+    )
     assert _pool(server)["reuse_hits"] == 1
     reused = _request(upstream, "switched prompt question")
     assert reused.system_text.endswith("context: the sea is red")
@@ -186,7 +196,10 @@ def test_a_process_waiting_on_tool_calls_is_not_reused_until_its_turn_ends(make_
     # Same profile while the first process is suspended on the call: it must not be taken.
     _ask(client, "unrelated while waiting", system="tool system", tools=[LOOKUP])
     assert _pool(server)["reuse_hits"] == 0
-    messages += [first.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": "42"}]
+    messages += [
+        first.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": "42"},
+    ]
     assert client.chat.completions.create(model="gpt-4o", messages=messages, tools=[LOOKUP]).choices[0].message.content
     assert _pool(server)["warm_hits"] == 1
     upstream.reset()
@@ -225,9 +238,13 @@ def test_each_reused_request_is_charged_its_own_cost(make_server, upstream):
     key = server.create_key("costs")
     costs = []
     for i in range(3):
-        before = httpx.get(server.base_url + "/usage", headers={"Authorization": f"Bearer {key}"}).json()["total_cost_usd"]
+        before = httpx.get(server.base_url + "/usage", headers={"Authorization": f"Bearer {key}"}).json()[
+            "total_cost_usd"
+        ]
         _ask(_client(server, key), f"costly {i}")
-        after = httpx.get(server.base_url + "/usage", headers={"Authorization": f"Bearer {key}"}).json()["total_cost_usd"]
+        after = httpx.get(server.base_url + "/usage", headers={"Authorization": f"Bearer {key}"}).json()[
+            "total_cost_usd"
+        ]
         costs.append(after - before)
     assert _pool(server)["reuse_hits"] == 2
     assert costs[0] > 0

@@ -67,7 +67,10 @@ def test_json_object_returns_an_object(client, upstream):
 
 
 def test_streamed_structured_output_is_one_json_chunk(server, upstream):
-    upstream.on("stream json", Reply(chunks=["thinking "], tool_use={"name": "StructuredOutput", "input": {"name": "A", "age": 1}}))
+    upstream.on(
+        "stream json",
+        Reply(chunks=["thinking "], tool_use={"name": "StructuredOutput", "input": {"name": "A", "age": 1}}),
+    )
     with httpx.stream(
         "POST",
         server.base_url + "/chat/completions",
@@ -90,7 +93,9 @@ def test_streamed_structured_output_is_one_json_chunk(server, upstream):
 
 def test_output_that_never_matches_is_an_error_not_fake_json(server, upstream):
     # The CLI rejects input that does not match the schema and asks again; the model never complies.
-    upstream.on("bad json", Reply(chunks=[], tool_use={"name": "StructuredOutput", "input": {"name": "A", "age": "old"}}))
+    upstream.on(
+        "bad json", Reply(chunks=[], tool_use={"name": "StructuredOutput", "input": {"name": "A", "age": "old"}})
+    )
     response = httpx.post(
         server.base_url + "/chat/completions",
         headers=server.headers,

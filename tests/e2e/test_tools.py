@@ -27,7 +27,6 @@ TWO_CALLS = [
 ]
 
 
-
 def _client(server) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
 
@@ -46,7 +45,10 @@ def _agent_round_trip(server, upstream, tag: str) -> tuple[list[dict], list[dict
     upstream.on(f"{tag} weather", Reply(chunks=["Let me check."], tool_uses=TWO_CALLS, times=1))
     upstream.on(f"{tag}-sun-paris", Reply(text=f"{tag}: sunny in Paris, rain in Rome."))
     client = _client(server)
-    messages = [{"role": "system", "content": f"You are a weather bot {tag}."}, {"role": "user", "content": f"{tag} weather?"}]
+    messages = [
+        {"role": "system", "content": f"You are a weather bot {tag}."},
+        {"role": "user", "content": f"{tag} weather?"},
+    ]
     first = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER], max_tokens=321)
     assert first.choices[0].finish_reason == "tool_calls"
     messages += _results(first.choices[0].message, {"Paris": f"{tag}-sun-paris", "Rome": f"{tag}-rain-rome"})
@@ -87,7 +89,7 @@ def test_results_continue_the_suspended_process_exactly(make_server, upstream):
     server = make_server({"pool": {"size": 3, "spares": 1, "warm_max": 2}})
     hits = server.health()["pool"]["warm_hits"]
     started = server.health()["pool"]["started_total"]
-    messages, body = _agent_round_trip(server, upstream, "tc-warm")
+    _messages, body = _agent_round_trip(server, upstream, "tc-warm")
     pool = server.health()["pool"]
     assert pool["warm_hits"] == hits + 1
     assert pool["started_total"] - started <= 2  # spares only: nothing was replayed
@@ -99,15 +101,23 @@ def test_results_continue_the_suspended_process_exactly(make_server, upstream):
     ]
     results = [{k: v for k, v in block.items() if k != "cache_control"} for block in turns[-1]["content"]]
     assert results == [
-        {"type": "tool_result", "tool_use_id": "toolu_scripted_0", "content": [{"type": "text", "text": "tc-warm-sun-paris"}]},
-        {"type": "tool_result", "tool_use_id": "toolu_scripted_1", "content": [{"type": "text", "text": "tc-warm-rain-rome"}]},
+        {
+            "type": "tool_result",
+            "tool_use_id": "toolu_scripted_0",
+            "content": [{"type": "text", "text": "tc-warm-sun-paris"}],
+        },
+        {
+            "type": "tool_result",
+            "tool_use_id": "toolu_scripted_1",
+            "content": [{"type": "text", "text": "tc-warm-rain-rome"}],
+        },
     ]
     assert "You are a weather bot tc-warm." in upstream.requests[-1].system_text
 
 
 def test_results_without_a_warm_process_replay_the_calls_cold(make_server, upstream):
     server = make_server({"pool": {"size": 3, "spares": 1, "warm_max": 0}})
-    messages, body = _agent_round_trip(server, upstream, "tc-cold")
+    _messages, body = _agent_round_trip(server, upstream, "tc-cold")
     assert server.health()["pool"]["warm_hits"] == 0
     turns = [m for m in body["messages"] if m["role"] != "system"]
     assert [t["role"] for t in turns] == ["user", "assistant", "user"]
@@ -154,7 +164,10 @@ def test_required_tool_choice_refuses_prose(server, upstream):
     upstream.on("tc-required", Reply(text="I would rather chat."))
     with pytest.raises(openai.APIStatusError) as info:
         _client(server).chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "tc-required"}], tools=[WEATHER], tool_choice="required"
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "tc-required"}],
+            tools=[WEATHER],
+            tool_choice="required",
         )
     assert info.value.status_code == 502
     assert info.value.body["code"] == "tool_choice_not_followed"
@@ -194,7 +207,12 @@ def test_a_missing_tool_result_is_a_400(server):
             tools=[WEATHER],
             messages=[
                 {"role": "user", "content": "hi"},
-                {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+                    ],
+                },
                 {"role": "user", "content": "well?"},
             ],
         )
@@ -202,7 +220,9 @@ def test_a_missing_tool_result_is_a_400(server):
 
 
 def test_results_with_a_new_user_message_go_cold_with_both(server, upstream):
-    upstream.on("tc-mixed weather", Reply(chunks=[], tool_use={"name": "mcp__proxy__get_weather", "input": {"city": "Paris"}}))
+    upstream.on(
+        "tc-mixed weather", Reply(chunks=[], tool_use={"name": "mcp__proxy__get_weather", "input": {"city": "Paris"}})
+    )
     client = _client(server)
     messages = [{"role": "user", "content": "tc-mixed weather?"}]
     first = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER])

@@ -61,7 +61,7 @@ def test_edited_history_or_another_project_starts_cold(make_server, upstream):
     client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
     first = [{"role": "user", "content": "edit me"}]
     reply = _ask(client, first)
-    edited = first + [{"role": "assistant", "content": reply + " (edited)"}, {"role": "user", "content": "next"}]
+    edited = [*first, {"role": "assistant", "content": reply + " (edited)"}, {"role": "user", "content": "next"}]
     _ask(client, edited)
     assert _pool(server)["warm_hits"] == 0
     (seen,) = upstream.requests_matching("next")
@@ -96,7 +96,7 @@ def test_a_regenerated_or_edited_turn_rewinds_the_process_that_went_past_it(make
     # Regenerate the last answer, then edit the second question: both resend an earlier point
     # of the conversation the kept process went past.
     regenerate = messages[:-1]
-    edited = messages[:3] + [{"role": "user", "content": "regen turn 1, edited"}]
+    edited = [*messages[:3], {"role": "user", "content": "regen turn 1, edited"}]
     seen = {}
     for name, server in (("kept", kept), ("cold", cold)):
         client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
@@ -115,7 +115,14 @@ def test_a_regenerated_or_edited_turn_rewinds_the_process_that_went_past_it(make
     # The rewound process holds the edited conversation now: its next turn is a warm hit.
     client = openai.OpenAI(base_url=kept.base_url, api_key=kept.api_key, max_retries=0)
     hits = _pool(kept)["warm_hits"]
-    _ask(client, edited + [{"role": "assistant", "content": "Echo: regen turn 1, edited"}, {"role": "user", "content": "after the edit"}])
+    _ask(
+        client,
+        [
+            *edited,
+            {"role": "assistant", "content": "Echo: regen turn 1, edited"},
+            {"role": "user", "content": "after the edit"},
+        ],
+    )
     assert _pool(kept)["warm_hits"] == hits + 1
 
 
@@ -129,7 +136,7 @@ def test_a_conversation_resumed_from_history_can_be_rewound_to_its_start(make_se
     ]
     _ask(client, history)  # no kept process holds it: a new process resumes it from a session file
     upstream.reset()
-    assert _ask(client, history[:2] + [{"role": "user", "content": "resumed q1, again"}]) == "Echo: resumed q1, again"
+    assert _ask(client, [*history[:2], {"role": "user", "content": "resumed q1, again"}]) == "Echo: resumed q1, again"
     assert _pool(server)["rewind_hits"] == 1
     assert upstream.requests[-1].turns == [
         ("user", "resumed q0"),

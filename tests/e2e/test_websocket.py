@@ -60,11 +60,12 @@ def test_errors_are_per_request(server, upstream):
         while "done" not in messages[-1]:
             messages.append(json.loads(socket.recv(timeout=30)))
         assert messages[-1] == {"id": "good", "done": True}
-        text = "".join(m["chunk"]["choices"][0]["delta"].get("content", "") for m in messages[:-1] if m["chunk"]["choices"])
+        text = "".join(
+            m["chunk"]["choices"][0]["delta"].get("content", "") for m in messages[:-1] if m["chunk"]["choices"]
+        )
         assert text == "Echo: ws still works"
 
 
 def test_a_socket_needs_a_key(server):
-    with pytest.raises(InvalidStatus):
-        with connect(_url(server)):
-            pass
+    with pytest.raises(InvalidStatus), connect(_url(server)):
+        pass

@@ -34,7 +34,7 @@ def cluster(make_server, make_worker, redis_config):
 
 
 def test_gateway_serves_plain_and_streamed_requests_through_a_worker(cluster, upstream):
-    gateway, (worker,) = cluster()
+    gateway, (_worker,) = cluster()
     assert gateway.cli_pids() == []  # the gateway runs no CLI itself
     client = openai.OpenAI(base_url=gateway.base_url, api_key=gateway.api_key, max_retries=0)
     result = client.chat.completions.create(
@@ -142,7 +142,9 @@ def _busy_worker(*workers):
 
 
 def test_kill_9_of_a_worker_mid_batch_records_each_line_once(cluster, upstream):
-    gateway, (first, second) = cluster(workers=2, worker_pool=2, claim_idle_ms=1500, gateway={"batches": {"concurrency": 4}})
+    gateway, (first, _second) = cluster(
+        workers=2, worker_pool=2, claim_idle_ms=1500, gateway={"batches": {"concurrency": 4}}
+    )
     client = openai.OpenAI(base_url=gateway.base_url, api_key=gateway.api_key, max_retries=0)
     upstream.on("remote batch", Reply(chunk_delay=0.2, chunks=["p ", "q ", "r"]))
     lines = [
@@ -172,9 +174,16 @@ def test_kill_9_of_a_worker_mid_batch_records_each_line_once(cluster, upstream):
 
 
 def test_tool_calls_and_results_travel_through_the_queue(cluster, upstream):
-    gateway, (worker,) = cluster()
-    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]
-    upstream.on("queued tools", Reply(chunks=["Looking."], tool_use={"name": "mcp__proxy__lookup", "input": {"q": "x"}}))
+    gateway, (_worker,) = cluster()
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}},
+        }
+    ]
+    upstream.on(
+        "queued tools", Reply(chunks=["Looking."], tool_use={"name": "mcp__proxy__lookup", "input": {"q": "x"}})
+    )
     upstream.on("queued-result", Reply(text="Found it."))
     client = openai.OpenAI(base_url=gateway.base_url, api_key=gateway.api_key, max_retries=0)
     messages = [{"role": "user", "content": "queued tools please"}]
@@ -191,7 +200,11 @@ def test_tool_calls_and_results_travel_through_the_queue(cluster, upstream):
     ((call_id, name),) = names
     assert name == "lookup" and json.loads(arguments) == {"q": "x"}
     messages += [
-        {"role": "assistant", "content": "Looking.", "tool_calls": [{"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]},
+        {
+            "role": "assistant",
+            "content": "Looking.",
+            "tool_calls": [{"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}],
+        },
         {"role": "tool", "tool_call_id": call_id, "content": "queued-result"},
     ]
     final = client.chat.completions.create(model="gpt-4o", messages=messages, tools=tools)

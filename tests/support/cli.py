@@ -29,7 +29,15 @@ def ensure_cli() -> Path:
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(root), f"@anthropic-ai/claude-code@{CLI_VERSION}"],
+        [
+            "npm",
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            str(root),
+            f"@anthropic-ai/claude-code@{CLI_VERSION}",
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
         timeout=600,

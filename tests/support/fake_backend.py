@@ -13,7 +13,8 @@ appending to lists is atomic under the GIL, which is all the sharing there is.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, AsyncIterator, Callable, Iterable, Union
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 
 from core.types import (
     BackendEvent,
@@ -26,8 +27,8 @@ from core.types import (
     ToolCallStarted,
 )
 
-Step = Union[BackendEvent, BaseException]
-Script = Union[list[Step], Callable[[CompletionJob], list[Step]]]
+Step = BackendEvent | BaseException
+Script = list[Step] | Callable[[CompletionJob], list[Step]]
 
 USAGE = TokenUsage(input_tokens=11, output_tokens=7, cache_read_tokens=100, cache_creation_tokens=20)
 
@@ -69,7 +70,7 @@ class FakeBackend:
         self.started = False
         self.stopped = False
 
-    def then(self, *scripts: Script) -> "FakeBackend":
+    def then(self, *scripts: Script) -> FakeBackend:
         """Queues scripts for the next jobs, one each."""
         self.queued.extend(scripts)
         return self

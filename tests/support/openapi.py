@@ -79,14 +79,10 @@ _SCHEMA_KEYS = frozenset(
     }
 )
 _SCHEMA_LIST_KEYS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
-_SCHEMA_MAP_KEYS = frozenset(
-    {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"}
-)
+_SCHEMA_MAP_KEYS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
 # Keywords that may reject null even though they do not talk about types directly;
 # a schema carrying any of them gets nullability through an ``anyOf`` wrapper.
-_WRAP_KEYS = frozenset(
-    {"$ref", "$dynamicRef", "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "const"}
-)
+_WRAP_KEYS = frozenset({"$ref", "$dynamicRef", "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "const"})
 _NULL = {"type": "null"}
 
 
@@ -123,8 +119,7 @@ def document_path(document: str = CURRENT) -> Path:
     path = directory / name
     if not path.is_file():
         available = sorted(
-            CURRENT if p.name == "openapi.yaml" else p.stem[len("openapi-") :]
-            for p in directory.glob("openapi*.yaml")
+            CURRENT if p.name == "openapi.yaml" else p.stem[len("openapi-") :] for p in directory.glob("openapi*.yaml")
         )
         raise ValueError(f"unknown OpenAPI document {document!r}; available: {available}")
     return path
@@ -223,10 +218,7 @@ def _transform(node: Any, inherited_required: frozenset[str] = frozenset()) -> A
     # Optional properties: the live API sends null for them.
     properties = out.get("properties")
     if isinstance(properties, dict):
-        out["properties"] = {
-            name: sub if name in required else _with_null(sub)
-            for name, sub in properties.items()
-        }
+        out["properties"] = {name: sub if name in required else _with_null(sub) for name, sub in properties.items()}
 
     # OpenAPI 3.0 boolean exclusiveMinimum / exclusiveMaximum.
     for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
@@ -241,9 +233,7 @@ def _transform(node: Any, inherited_required: frozenset[str] = frozenset()) -> A
 def _transform_document(doc: dict[str, Any]) -> dict[str, Any]:
     doc = dict(doc)
     components = dict(doc.get("components") or {})
-    components["schemas"] = {
-        name: _transform(sub) for name, sub in (components.get("schemas") or {}).items()
-    }
+    components["schemas"] = {name: _transform(sub) for name, sub in (components.get("schemas") or {}).items()}
     doc["components"] = components
     return doc
 
@@ -271,8 +261,7 @@ def _lookup(schema_name: str, document: str) -> tuple[dict[str, Any], Registry, 
     if schema_name not in schemas:
         close = sorted(n for n in schemas if schema_name.lower() in n.lower())[:10]
         raise KeyError(
-            f"no component schema {schema_name!r} in {document!r} document"
-            + (f"; similar: {close}" if close else "")
+            f"no component schema {schema_name!r} in {document!r} document" + (f"; similar: {close}" if close else "")
         )
     return doc, registry, uri
 
@@ -281,9 +270,7 @@ def _lookup(schema_name: str, document: str) -> tuple[dict[str, Any], Registry, 
 def _validator(path: str, schema_name: str) -> Draft202012Validator:
     _, registry, uri = _load(path)
     pointer = schema_name.replace("~", "~0").replace("/", "~1")
-    return Draft202012Validator(
-        {"$ref": f"{uri}#/components/schemas/{pointer}"}, registry=registry
-    )
+    return Draft202012Validator({"$ref": f"{uri}#/components/schemas/{pointer}"}, registry=registry)
 
 
 # --------------------------------------------------------------------------- public API

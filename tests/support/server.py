@@ -185,7 +185,10 @@ class RunningWorker(RunningServer):
 
     def __init__(self, workdir: Path, *, cli: Path, upstream_url: str, config: dict[str, Any] | None = None):
         super().__init__(
-            workdir, cli=cli, upstream_url=upstream_url, config=deep_merge({"server": {"log_level": "info"}}, config or {})
+            workdir,
+            cli=cli,
+            upstream_url=upstream_url,
+            config=deep_merge({"server": {"log_level": "info"}}, config or {}),
         )
 
     def ready(self, log_offset: int) -> bool:

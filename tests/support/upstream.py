@@ -278,7 +278,9 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
                 # Real ids never prefix one another; the CLI mispairs results of ids that do.
                 call_id = call.get("id") or ("toolu_scripted" if len(calls) == 1 else f"toolu_scripted_{n}")
                 block = {"type": "tool_use", "id": call_id, "name": call["name"], "input": {}}
-                self._event("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+                self._event(
+                    "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
+                )
                 delta = {"type": "input_json_delta", "partial_json": json.dumps(call.get("input", {}))}
                 self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
                 self._event("content_block_stop", {"type": "content_block_stop", "index": index})

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from litestar.testing import TestClient
@@ -62,9 +63,7 @@ def make_proxy(tmp_path) -> Iterator[Callable[..., Proxy]]:
     stack = ExitStack()
     count = 0
 
-    def make(
-        backend: FakeBackend | None = None, *, project: Project | None = None, **overrides: Any
-    ) -> Proxy:
+    def make(backend: FakeBackend | None = None, *, project: Project | None = None, **overrides: Any) -> Proxy:
         nonlocal count
         count += 1
         storage = tmp_path / f"app{count}"
@@ -370,9 +369,7 @@ def test_backend_failing_after_text_in_a_stream_sends_an_error_object_then_done(
     role, text, error = events[:-1]
     assert role["choices"][0]["delta"]["role"] == "assistant"
     assert text["choices"][0]["delta"]["content"] == "partial"
-    assert error == {
-        "error": {"message": "cut off", "type": "requests", "param": None, "code": "rate_limit_exceeded"}
-    }
+    assert error == {"error": {"message": "cut off", "type": "requests", "param": None, "code": "rate_limit_exceeded"}}
 
 
 def test_backend_failing_after_text_without_stream_is_an_http_error(make_proxy):
@@ -397,7 +394,8 @@ def test_unknown_model_is_404_model_not_found(make_proxy):
 def test_missing_or_wrong_key_is_401(make_proxy, headers):
     proxy = make_proxy()
     response = proxy.client.post(
-        "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
+        "/v1/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
         headers=headers,
     )
     assert_error(response, 401, code="invalid_api_key", type_="invalid_request_error")

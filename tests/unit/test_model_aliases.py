@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from adapters.models import CLAUDE_TIERS, ModelAliases
-from core.types import ModelChoice
 from core.errors import ModelNotFound
+from core.types import ModelChoice
 from proxy.settings import DEFAULT_MODEL_ALIASES
 
 EXPECTED_TIERS = {

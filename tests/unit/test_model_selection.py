@@ -9,8 +9,8 @@ import pytest
 
 from adapters.models import ModelAliases
 from core.errors import ModelNotFound
-from proxy.selection import Features, ModelSelector, features, select_for_chat
 from core.tokens import count_tokens
+from proxy.selection import Features, ModelSelector, features, select_for_chat
 from proxy.settings import DEFAULT_MODEL_ALIASES, RouterSettings, RouteRule
 from proxy.wire.chat_request import ChatCompletionRequest, chat_request_decoder
 

@@ -27,7 +27,9 @@ def test_every_operation_documents_error_objects():
     document = json.loads(load_document())
     for path, method in OPENAI_OPERATIONS:
         responses = document["paths"][path][method]["responses"]
-        assert responses["4XX"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+        assert responses["4XX"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorResponse"
+        }
 
 
 def test_every_reference_resolves():

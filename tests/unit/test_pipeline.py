@@ -38,6 +38,7 @@ class ScriptedBackend:
         self.fail = fail
         self.hold = hold  # wait forever after the events, like a model still writing
         self.jobs: list[CompletionJob] = []
+        self.started = asyncio.Event()
         self.closed = 0
 
     async def start(self) -> None: ...
@@ -49,6 +50,7 @@ class ScriptedBackend:
 
     async def stream(self, job: CompletionJob) -> AsyncGenerator[BackendEvent, None]:
         self.jobs.append(job)
+        self.started.set()
         try:
             for event in self.events:
                 yield event
@@ -112,8 +114,13 @@ def test_a_plain_run_plans_the_job_and_settles_once(ledger: UsageLedger) -> None
         100,
     )
     assert rows(ledger) == [
-        {"status": 200, "prompt_tokens": 10, "completion_tokens": 3, "cost_usd": pytest.approx(cost_of(USAGE, DEFAULT_PRICES["sonnet"])),
-         "cost_source": "table"}
+        {
+            "status": 200,
+            "prompt_tokens": 10,
+            "completion_tokens": 3,
+            "cost_usd": pytest.approx(cost_of(USAGE, DEFAULT_PRICES["sonnet"])),
+            "cost_source": "table",
+        }
     ]
 
 
@@ -189,8 +196,7 @@ def test_a_cancelled_plain_run_settles_as_client_closed(ledger: UsageLedger) -> 
     async def cancel_midway() -> None:
         task = asyncio.create_task(pipeline(backend, ledger).run(submission(), PRINCIPAL, request_id="r"))
         async with asyncio.timeout(5):
-            while not backend.jobs:
-                await asyncio.sleep(0)
+            await backend.started.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -109,8 +109,8 @@ def run(test: Callable[..., Awaitable[None]], tmp_path: Path, **settings: Any) -
     asyncio.run(main())
 
 
-async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
+async def until(condition: Callable[[], bool], within: float = 2.0) -> None:
+    deadline = time.monotonic() + within
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail("the condition did not come true in time")

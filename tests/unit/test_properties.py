@@ -18,8 +18,8 @@ from budgets.database import open_database
 from budgets.guard import LocalBudgetGuard
 from budgets.keys import Project
 from budgets.ledger import UsageLedger
-from proxy.pipeline.stops import StopCutter
 from core.errors import InsufficientQuota, ModelNotFound
+from proxy.pipeline.stops import StopCutter
 from proxy.settings import DEFAULT_MODEL_ALIASES
 from proxy.sse import sse_event
 
@@ -62,14 +62,27 @@ def test_parse_line_never_fails_with_anything_but_protocol_error(raw):
         parse_line(raw)
 
 
-@given(st.dictionaries(st.text(max_size=8), st.recursive(st.none() | st.integers() | st.text(max_size=8), lambda c: st.lists(c, max_size=3), max_leaves=5), max_size=5), st.text(max_size=12))
+@given(
+    st.dictionaries(
+        st.text(max_size=8),
+        st.recursive(st.none() | st.integers() | st.text(max_size=8), lambda c: st.lists(c, max_size=3), max_leaves=5),
+        max_size=5,
+    ),
+    st.text(max_size=12),
+)
 @settings(max_examples=300, deadline=None)
 def test_lines_of_unknown_types_are_tolerated(fields, kind):
     fields["type"] = "zz-" + kind  # never one of the CLI's known line types
     assert isinstance(parse_line(json.dumps(fields).encode()), UnknownLine)
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3), max_leaves=10))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+        max_leaves=10,
+    )
+)
 @settings(max_examples=300, deadline=None)
 def test_sse_events_are_one_data_line_that_round_trips(payload):
     event = sse_event(payload)

@@ -137,9 +137,7 @@ def test_remove_session_tolerates_missing_file(tmp_path):
 
 @pytest.mark.parametrize("count", [1, 2, 7])
 def test_line_count_matches_history_length(tmp_path, count):
-    history = [
-        Turn(role="user" if i % 2 == 0 else "assistant", content=[TextBlock(f"turn {i}")]) for i in range(count)
-    ]
+    history = [Turn(role="user" if i % 2 == 0 else "assistant", content=[TextBlock(f"turn {i}")]) for i in range(count)]
     _, path = write_session(tmp_path, CWD, history)
     lines = read_lines(path)
     assert [line["message"]["content"][0]["text"] for line in lines] == [f"turn {i}" for i in range(count)]

@@ -102,9 +102,7 @@ def test_empty_env_value_means_null(tmp_path):
 
 def test_overrides_beat_env(tmp_path):
     path = write(tmp_path, "server:\n  port: 9100\n")
-    settings = load_settings(
-        path, environ={"CLAUDE_PROXY_SERVER__PORT": "9001"}, overrides={"server.port": 7000}
-    )
+    settings = load_settings(path, environ={"CLAUDE_PROXY_SERVER__PORT": "9001"}, overrides={"server.port": 7000})
     assert settings.server.port == 7000
 
 

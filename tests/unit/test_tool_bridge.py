@@ -6,7 +6,9 @@ from adapters.claude_cli.events import ControlRequestLine, parse_line
 from adapters.claude_cli.tool_bridge import ToolBridge, caller_name, upstream_name
 from core.types import TextBlock, ToolSpec
 
-SPEC = ToolSpec(name="get_weather", description="Weather", parameters={"type": "object", "properties": {"city": {"type": "string"}}})
+SPEC = ToolSpec(
+    name="get_weather", description="Weather", parameters={"type": "object", "properties": {"city": {"type": "string"}}}
+)
 
 
 def _mcp(request_id: str, message: dict) -> ControlRequestLine:
@@ -36,7 +38,9 @@ def test_control_requests_parse_as_such():
 
 def test_mcp_handshake_and_tool_list():
     bridge = ToolBridge([SPEC])
-    init = _response(bridge.answer(_mcp("a", {"method": "initialize", "id": 0, "params": {"protocolVersion": "2025-11-25"}})))
+    init = _response(
+        bridge.answer(_mcp("a", {"method": "initialize", "id": 0, "params": {"protocolVersion": "2025-11-25"}}))
+    )
     assert init["request_id"] == "a"
     result = init["response"]["mcp_response"]["result"]
     assert result["protocolVersion"] == "2025-11-25" and result["capabilities"] == {"tools": {}}
@@ -62,7 +66,11 @@ def test_a_call_waits_for_the_callers_result():
         "request_id": "p1",
         "response": {"behavior": "allow", "updatedInput": {"city": "Paris"}},
     }
-    call = {"method": "tools/call", "id": 5, "params": {"name": "get_weather", "_meta": {"claudecode/toolUseId": "toolu_1"}}}
+    call = {
+        "method": "tools/call",
+        "id": 5,
+        "params": {"name": "get_weather", "_meta": {"claudecode/toolUseId": "toolu_1"}},
+    }
     result = _response(bridge.answer(_mcp("c1", call)))["response"]["mcp_response"]
     assert result == {"jsonrpc": "2.0", "id": 5, "result": {"content": [{"type": "text", "text": "sunny"}]}}
     assert bridge.held == []

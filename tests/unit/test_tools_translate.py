@@ -7,13 +7,12 @@ from typing import Any
 
 import pytest
 
-from core.types import ModelChoice
-from core.types import TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock, Turn
+from core.errors import InvalidRequest
+from core.types import ModelChoice, TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock, Turn
 from proxy.chat.tools import upstream_id
 from proxy.pipeline import Plan
-from tests.support.planning import build_plan
-from core.errors import InvalidRequest
 from proxy.wire.chat_request import chat_request_decoder
+from tests.support.planning import build_plan
 
 ROUTE = ModelChoice(requested="gpt-4o", claude_model="sonnet")
 WEATHER = {
@@ -31,7 +30,11 @@ CALLS = [
         "role": "assistant",
         "content": "Checking.",
         "tool_calls": [
-            {"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+            {
+                "id": "toolu_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+            },
             {"id": "toolu_2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}},
         ],
     },
@@ -149,7 +152,9 @@ def test_a_named_function_offers_only_that_tool():
 
 
 def test_a_named_function_must_exist():
-    assert refused(tools=[WEATHER], tool_choice={"type": "function", "function": {"name": "nope"}}).param == "tool_choice"
+    assert (
+        refused(tools=[WEATHER], tool_choice={"type": "function", "function": {"name": "nope"}}).param == "tool_choice"
+    )
 
 
 def test_none_hides_tools_unless_earlier_calls_need_their_definitions():

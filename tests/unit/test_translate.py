@@ -8,13 +8,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from core.types import ModelChoice
-from core.types import CompletionJob, TextBlock, Turn
+from core.errors import InvalidRequest
+from core.types import CompletionJob, ModelChoice, TextBlock, Turn
 from proxy.chat.translate import validate
 from proxy.pipeline import Plan
-from tests.support.planning import build_plan
-from core.errors import InvalidRequest
 from proxy.wire.chat_request import chat_request_decoder
+from tests.support.planning import build_plan
 
 ROUTE = ModelChoice(requested="gpt-4o", claude_model="sonnet")
 HELLO = [{"role": "user", "content": "Hello"}]
@@ -277,9 +276,7 @@ def test_audio_modality():
     assert refused(modalities=["text", "audio"]).param == "modalities"
 
 
-PNG_1PX = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-)
+PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 
 def test_http_image_url_is_refused_when_not_fetched():
@@ -335,7 +332,10 @@ def test_bad_data_urls(url, code):
 def test_images_in_system_messages_are_refused():
     err = refused(
         messages=[
-            {"role": "system", "content": [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_1PX}"}}]},
+            {
+                "role": "system",
+                "content": [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_1PX}"}}],
+            },
             {"role": "user", "content": "hi"},
         ]
     )

@@ -68,8 +68,9 @@ class BudgetGuard(Protocol):
     async def status(self, project: Project) -> BudgetStatus: ...
 
 
-class LocalBudgetGuard:
-    """In-process reservations over the SQLite ledger (the ledger is the record of spend)."""
+class BudgetBook:
+    """The synchronous book of one process's reservations over the SQLite ledger (the ledger is
+    the record of spend); `InProcessBudgetGuard` is the `BudgetGuard` in front of it."""
 
     def __init__(self, ledger: UsageLedger) -> None:
         self.ledger = ledger
@@ -115,10 +116,10 @@ class LocalBudgetGuard:
 
 
 class InProcessBudgetGuard:
-    """`BudgetGuard` for one server process: the synchronous `LocalBudgetGuard` behind it."""
+    """`BudgetGuard` for one server process: the synchronous `BudgetBook` behind it."""
 
     def __init__(self, ledger: UsageLedger) -> None:
-        self.local = LocalBudgetGuard(ledger)
+        self.local = BudgetBook(ledger)
 
     async def reserve(self, project: Project, amount: float) -> Reservation:
         return self.local.reserve(project, amount)

@@ -58,8 +58,9 @@ class _Window:
         return sum(entry[1] for entry in self.tokens)
 
 
-class LocalRateLimiter:
-    """Sliding one-minute windows in process memory."""
+class RateWindows:
+    """Sliding one-minute windows per key in process memory, synchronous;
+    `InProcessRateLimiter` is the `RateLimiter` in front of them."""
 
     def __init__(self) -> None:
         self._windows: dict[str, _Window] = {}
@@ -146,10 +147,10 @@ def _limited(kind: str, limit: int, used: int, reset: float, headers: dict[str, 
 
 
 class InProcessRateLimiter:
-    """`RateLimiter` for one server process: the synchronous `LocalRateLimiter` behind it."""
+    """`RateLimiter` for one server process: the synchronous `RateWindows` behind it."""
 
     def __init__(self) -> None:
-        self.local = LocalRateLimiter()
+        self.local = RateWindows()
 
     async def admit(self, key: str, *, rpm: int | None, tpm: int | None, tokens: int) -> RateTicket:
         return self.local.admit(key, rpm=rpm, tpm=tpm, tokens=tokens)

@@ -1,4 +1,4 @@
-"""budgets.guard.LocalBudgetGuard: reservations, settlement and status over a real SQLite ledger."""
+"""budgets.guard.BudgetBook: reservations, settlement and status over a real SQLite ledger."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 import budgets.guard as guard_module
 from budgets.database import open_database
-from budgets.guard import LocalBudgetGuard
+from budgets.guard import BudgetBook
 from budgets.keys import Project
 from budgets.ledger import LedgerEntry, UsageLedger
 from core.errors import InsufficientQuota
@@ -43,8 +43,8 @@ def ledger(tmp_path: Path) -> UsageLedger:
 
 
 @pytest.fixture
-def guard(ledger: UsageLedger, clock: Clock) -> LocalBudgetGuard:
-    return LocalBudgetGuard(ledger)
+def guard(ledger: UsageLedger, clock: Clock) -> BudgetBook:
+    return BudgetBook(ledger)
 
 
 _ids = iter(range(1, 100_000))
@@ -64,7 +64,7 @@ def spend(ledger: UsageLedger, project: str, cost: float, at: float) -> None:
     )
 
 
-def test_project_without_budget_always_reserves(guard: LocalBudgetGuard) -> None:
+def test_project_without_budget_always_reserves(guard: BudgetBook) -> None:
     project = Project(name="free")
     for _ in range(50):
         guard.reserve(project, 1_000_000.0)
@@ -74,7 +74,7 @@ def test_project_without_budget_always_reserves(guard: LocalBudgetGuard) -> None
     assert status.reserved_usd == pytest.approx(50_000_000.0)
 
 
-def test_reservations_add_up_and_the_one_that_passes_the_budget_is_refused(guard: LocalBudgetGuard) -> None:
+def test_reservations_add_up_and_the_one_that_passes_the_budget_is_refused(guard: BudgetBook) -> None:
     project = Project(name="p", budget_usd=10.0)
     guard.reserve(project, 4.0)
     guard.reserve(project, 4.0)
@@ -91,18 +91,18 @@ def test_reservations_add_up_and_the_one_that_passes_the_budget_is_refused(guard
         guard.reserve(project, 0.01)
 
 
-def test_a_single_reservation_above_the_budget_is_refused(guard: LocalBudgetGuard) -> None:
+def test_a_single_reservation_above_the_budget_is_refused(guard: BudgetBook) -> None:
     with pytest.raises(InsufficientQuota):
         guard.reserve(Project(name="p", budget_usd=1.0), 1.5)
 
 
-def test_zero_budget_refuses_any_cost(guard: LocalBudgetGuard) -> None:
+def test_zero_budget_refuses_any_cost(guard: BudgetBook) -> None:
     project = Project(name="p", budget_usd=0.0)
     with pytest.raises(InsufficientQuota):
         guard.reserve(project, 0.000001)
 
 
-def test_settling_releases_the_reservation_and_counts_the_real_cost(guard: LocalBudgetGuard) -> None:
+def test_settling_releases_the_reservation_and_counts_the_real_cost(guard: BudgetBook) -> None:
     project = Project(name="p", budget_usd=10.0)
     first = guard.reserve(project, 6.0)
     with pytest.raises(InsufficientQuota):
@@ -120,7 +120,7 @@ def test_settling_releases_the_reservation_and_counts_the_real_cost(guard: Local
     guard.reserve(project, 3.0)
 
 
-def test_settling_at_zero_cost_frees_everything(guard: LocalBudgetGuard) -> None:
+def test_settling_at_zero_cost_frees_everything(guard: BudgetBook) -> None:
     project = Project(name="p", budget_usd=1.0)
     for _ in range(5):
         reservation = guard.reserve(project, 1.0)
@@ -129,7 +129,7 @@ def test_settling_at_zero_cost_frees_everything(guard: LocalBudgetGuard) -> None
     assert guard.status(project).remaining_usd == pytest.approx(1.0)
 
 
-def test_spend_already_in_the_ledger_counts(guard: LocalBudgetGuard, ledger: UsageLedger) -> None:
+def test_spend_already_in_the_ledger_counts(guard: BudgetBook, ledger: UsageLedger) -> None:
     spend(ledger, "p", 3.0, NOW - 86_400 * 40)
     spend(ledger, "p", 4.0, NOW - 60)
     spend(ledger, "other", 100.0, NOW - 60)  # another project's spend never counts
@@ -142,7 +142,7 @@ def test_spend_already_in_the_ledger_counts(guard: LocalBudgetGuard, ledger: Usa
     assert status.remaining_usd == pytest.approx(0.0)
 
 
-def test_daily_budget_counts_only_spend_since_utc_midnight(guard: LocalBudgetGuard, ledger: UsageLedger) -> None:
+def test_daily_budget_counts_only_spend_since_utc_midnight(guard: BudgetBook, ledger: UsageLedger) -> None:
     spend(ledger, "p", 50.0, TODAY - 3600)  # yesterday 23:00 UTC
     spend(ledger, "p", 2.0, TODAY)  # exactly midnight: today
     spend(ledger, "p", 1.0, NOW - 60)
@@ -157,7 +157,7 @@ def test_daily_budget_counts_only_spend_since_utc_midnight(guard: LocalBudgetGua
         guard.reserve(project, 0.01)
 
 
-def test_monthly_budget_counts_only_spend_since_the_first(guard: LocalBudgetGuard, ledger: UsageLedger) -> None:
+def test_monthly_budget_counts_only_spend_since_the_first(guard: BudgetBook, ledger: UsageLedger) -> None:
     spend(ledger, "p", 50.0, MONTH - 1)
     spend(ledger, "p", 2.0, MONTH + 1)
     status = guard.status(Project(name="p", budget_usd=5.0, budget_period="monthly"))
@@ -166,7 +166,7 @@ def test_monthly_budget_counts_only_spend_since_the_first(guard: LocalBudgetGuar
     assert (status.period_start, status.period_end) == (MONTH, NEXT_MONTH)
 
 
-def test_total_budget_status_has_open_bounds(guard: LocalBudgetGuard) -> None:
+def test_total_budget_status_has_open_bounds(guard: BudgetBook) -> None:
     status = guard.status(Project(name="p", budget_usd=5.0))
     assert status.period == "total"
     assert status.period_start == 0.0
@@ -174,7 +174,7 @@ def test_total_budget_status_has_open_bounds(guard: LocalBudgetGuard) -> None:
     assert (status.spent_usd, status.reserved_usd, status.remaining_usd) == (0.0, 0.0, 5.0)
 
 
-def test_status_reports_spent_reserved_and_remaining(guard: LocalBudgetGuard, ledger: UsageLedger) -> None:
+def test_status_reports_spent_reserved_and_remaining(guard: BudgetBook, ledger: UsageLedger) -> None:
     spend(ledger, "p", 1.5, NOW - 10)
     project = Project(name="p", budget_usd=10.0, budget_period="daily")
     guard.reserve(project, 2.0)
@@ -186,7 +186,7 @@ def test_status_reports_spent_reserved_and_remaining(guard: LocalBudgetGuard, le
     assert status.remaining_usd == pytest.approx(6.0)
 
 
-def test_remaining_is_never_negative(guard: LocalBudgetGuard, ledger: UsageLedger) -> None:
+def test_remaining_is_never_negative(guard: BudgetBook, ledger: UsageLedger) -> None:
     spend(ledger, "p", 12.0, NOW - 10)  # already over (e.g. the budget was lowered)
     project = Project(name="p", budget_usd=10.0)
     status = guard.status(project)
@@ -197,7 +197,7 @@ def test_remaining_is_never_negative(guard: LocalBudgetGuard, ledger: UsageLedge
     assert "$0.000000" in caught.value.message  # the message never shows a negative balance
 
 
-def test_real_cost_above_the_reservation_still_counts(guard: LocalBudgetGuard) -> None:
+def test_real_cost_above_the_reservation_still_counts(guard: BudgetBook) -> None:
     project = Project(name="p", budget_usd=10.0)
     reservation = guard.reserve(project, 1.0)
     guard.settle(reservation, 9.5)
@@ -207,7 +207,7 @@ def test_real_cost_above_the_reservation_still_counts(guard: LocalBudgetGuard) -
     assert status.remaining_usd == pytest.approx(0.5)
 
 
-def test_projects_have_separate_budgets(guard: LocalBudgetGuard) -> None:
+def test_projects_have_separate_budgets(guard: BudgetBook) -> None:
     a = Project(name="a", budget_usd=1.0)
     b = Project(name="b", budget_usd=1.0)
     guard.reserve(a, 1.0)
@@ -216,7 +216,7 @@ def test_projects_have_separate_budgets(guard: LocalBudgetGuard) -> None:
         guard.reserve(a, 0.5)
 
 
-def test_a_new_day_starts_a_fresh_daily_budget(guard: LocalBudgetGuard, clock: Clock) -> None:
+def test_a_new_day_starts_a_fresh_daily_budget(guard: BudgetBook, clock: Clock) -> None:
     project = Project(name="p", budget_usd=1.0, budget_period="daily")
     guard.settle(guard.reserve(project, 1.0), 1.0)
     with pytest.raises(InsufficientQuota):
@@ -226,7 +226,7 @@ def test_a_new_day_starts_a_fresh_daily_budget(guard: LocalBudgetGuard, clock: C
     assert guard.status(project).period_start == TOMORROW
 
 
-def test_twenty_back_to_back_reservations_against_a_budget_worth_three(guard: LocalBudgetGuard) -> None:
+def test_twenty_back_to_back_reservations_against_a_budget_worth_three(guard: BudgetBook) -> None:
     worst_case = 0.75
     project = Project(name="p", budget_usd=3 * worst_case)
     outcomes = []
@@ -239,7 +239,7 @@ def test_twenty_back_to_back_reservations_against_a_budget_worth_three(guard: Lo
     assert outcomes == [True] * 3 + [False] * 17
 
 
-def test_a_budget_of_thirty_cents_covers_three_ten_cent_requests(guard: LocalBudgetGuard) -> None:
+def test_a_budget_of_thirty_cents_covers_three_ten_cent_requests(guard: BudgetBook) -> None:
     project = Project(name="p", budget_usd=0.30)
     succeeded = 0
     for _ in range(20):
@@ -251,7 +251,7 @@ def test_a_budget_of_thirty_cents_covers_three_ten_cent_requests(guard: LocalBud
     assert succeeded == 3
 
 
-def _random_run(seed: int, guard: LocalBudgetGuard) -> None:
+def _random_run(seed: int, guard: BudgetBook) -> None:
     rng = random.Random(seed)
     budget = round(rng.uniform(0.5, 20.0), 2)
     period = rng.choice(["total", "daily", "monthly"])
@@ -285,14 +285,14 @@ def _random_run(seed: int, guard: LocalBudgetGuard) -> None:
     assert status.remaining_usd == pytest.approx(max(budget - settled, 0.0), abs=1e-9), f"seed {seed}"
 
 
-def test_random_reserve_settle_sequences_never_overspend(guard: LocalBudgetGuard) -> None:
+def test_random_reserve_settle_sequences_never_overspend(guard: BudgetBook) -> None:
     """Reserve worst case W, settle real cost <= W, in random interleavings: spend stays in budget."""
     for seed in range(500):
         _random_run(seed, guard)
 
 
 def test_a_request_spanning_midnight_counts_in_the_new_day(
-    guard: LocalBudgetGuard, ledger: UsageLedger, clock: Clock
+    guard: BudgetBook, ledger: UsageLedger, clock: Clock
 ) -> None:
     project = Project(name="p", budget_usd=10.0, budget_period="daily")
     clock.now = TOMORROW - 1  # 23:59:59

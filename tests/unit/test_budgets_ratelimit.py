@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from budgets import ratelimit
-from budgets.ratelimit import LocalRateLimiter, format_reset
+from budgets.ratelimit import RateWindows, format_reset
 from core.errors import RateLimited
 
 
@@ -25,11 +25,11 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 @pytest.fixture
-def limiter(clock: Clock) -> LocalRateLimiter:
-    return LocalRateLimiter()
+def limiter(clock: Clock) -> RateWindows:
+    return RateWindows()
 
 
-def test_rpm_allows_exactly_rpm_requests_then_refuses(limiter: LocalRateLimiter, clock: Clock) -> None:
+def test_rpm_allows_exactly_rpm_requests_then_refuses(limiter: RateWindows, clock: Clock) -> None:
     for _ in range(5):
         clock.now += 1
         limiter.admit("k", rpm=5, tpm=None, tokens=10)
@@ -46,7 +46,7 @@ def test_rpm_allows_exactly_rpm_requests_then_refuses(limiter: LocalRateLimiter,
     assert error.headers["x-ratelimit-reset-requests"] == "56s"
 
 
-def test_refusals_keep_refusing_and_are_not_counted(limiter: LocalRateLimiter, clock: Clock) -> None:
+def test_refusals_keep_refusing_and_are_not_counted(limiter: RateWindows, clock: Clock) -> None:
     limiter.admit("k", rpm=1, tpm=None, tokens=1)
     for _ in range(10):
         with pytest.raises(RateLimited):
@@ -56,7 +56,7 @@ def test_refusals_keep_refusing_and_are_not_counted(limiter: LocalRateLimiter, c
     assert ticket.headers["x-ratelimit-remaining-requests"] == "0"
 
 
-def test_admitted_tickets_carry_request_headers_counting_down(limiter: LocalRateLimiter) -> None:
+def test_admitted_tickets_carry_request_headers_counting_down(limiter: RateWindows) -> None:
     remaining = []
     for _ in range(3):
         ticket = limiter.admit("k", rpm=3, tpm=None, tokens=10)
@@ -67,25 +67,25 @@ def test_admitted_tickets_carry_request_headers_counting_down(limiter: LocalRate
     assert remaining == ["2", "1", "0"]
 
 
-def test_reset_header_counts_down_to_the_oldest_request_leaving(limiter: LocalRateLimiter, clock: Clock) -> None:
+def test_reset_header_counts_down_to_the_oldest_request_leaving(limiter: RateWindows, clock: Clock) -> None:
     limiter.admit("k", rpm=10, tpm=None, tokens=1)
     clock.now += 20
     ticket = limiter.admit("k", rpm=10, tpm=None, tokens=1)
     assert ticket.headers["x-ratelimit-reset-requests"] == "40s"
 
 
-def test_no_headers_without_limits(limiter: LocalRateLimiter) -> None:
+def test_no_headers_without_limits(limiter: RateWindows) -> None:
     for _ in range(100):
         ticket = limiter.admit("k", rpm=None, tpm=None, tokens=1_000_000)
         assert ticket.headers == {}
 
 
-def test_ticket_ids_are_unique(limiter: LocalRateLimiter) -> None:
+def test_ticket_ids_are_unique(limiter: RateWindows) -> None:
     ids = {limiter.admit("k", rpm=None, tpm=None, tokens=1).id for _ in range(20)}
     assert len(ids) == 20
 
 
-def test_a_single_request_over_tpm_is_refused(limiter: LocalRateLimiter) -> None:
+def test_a_single_request_over_tpm_is_refused(limiter: RateWindows) -> None:
     with pytest.raises(RateLimited) as caught:
         limiter.admit("k", rpm=None, tpm=1000, tokens=1001)
     assert caught.value.status == 429
@@ -96,7 +96,7 @@ def test_a_single_request_over_tpm_is_refused(limiter: LocalRateLimiter) -> None
     assert ticket.headers["x-ratelimit-remaining-tokens"] == "0"
 
 
-def test_requests_fit_until_their_sum_passes_tpm(limiter: LocalRateLimiter) -> None:
+def test_requests_fit_until_their_sum_passes_tpm(limiter: RateWindows) -> None:
     first = limiter.admit("k", rpm=None, tpm=1000, tokens=400)
     second = limiter.admit("k", rpm=None, tpm=1000, tokens=400)
     assert first.headers["x-ratelimit-limit-tokens"] == "1000"
@@ -112,7 +112,7 @@ def test_requests_fit_until_their_sum_passes_tpm(limiter: LocalRateLimiter) -> N
     assert third.headers["x-ratelimit-remaining-tokens"] == "0"
 
 
-def test_adjust_lowering_a_tickets_tokens_lets_another_request_fit(limiter: LocalRateLimiter) -> None:
+def test_adjust_lowering_a_tickets_tokens_lets_another_request_fit(limiter: RateWindows) -> None:
     ticket = limiter.admit("k", rpm=None, tpm=1000, tokens=800)
     with pytest.raises(RateLimited):
         limiter.admit("k", rpm=None, tpm=1000, tokens=500)
@@ -121,19 +121,19 @@ def test_adjust_lowering_a_tickets_tokens_lets_another_request_fit(limiter: Loca
     assert later.headers["x-ratelimit-remaining-tokens"] == "400"
 
 
-def test_adjust_raising_a_tickets_tokens_counts_against_the_window(limiter: LocalRateLimiter) -> None:
+def test_adjust_raising_a_tickets_tokens_counts_against_the_window(limiter: RateWindows) -> None:
     ticket = limiter.admit("k", rpm=None, tpm=1000, tokens=100)
     limiter.adjust(ticket, 950)
     with pytest.raises(RateLimited):
         limiter.admit("k", rpm=None, tpm=1000, tokens=100)
 
 
-def test_adjust_of_an_unknown_key_is_ignored(limiter: LocalRateLimiter) -> None:
-    other = LocalRateLimiter().admit("elsewhere", rpm=None, tpm=10, tokens=5)
+def test_adjust_of_an_unknown_key_is_ignored(limiter: RateWindows) -> None:
+    other = RateWindows().admit("elsewhere", rpm=None, tpm=10, tokens=5)
     limiter.adjust(other, 0)  # no window for that key here: no error
 
 
-def test_keys_have_separate_windows(limiter: LocalRateLimiter) -> None:
+def test_keys_have_separate_windows(limiter: RateWindows) -> None:
     limiter.admit("a", rpm=1, tpm=100, tokens=100)
     with pytest.raises(RateLimited):
         limiter.admit("a", rpm=1, tpm=100, tokens=1)
@@ -142,7 +142,7 @@ def test_keys_have_separate_windows(limiter: LocalRateLimiter) -> None:
     assert ticket.headers["x-ratelimit-remaining-tokens"] == "0"
 
 
-def test_the_window_empties_after_a_minute(limiter: LocalRateLimiter, clock: Clock) -> None:
+def test_the_window_empties_after_a_minute(limiter: RateWindows, clock: Clock) -> None:
     for _ in range(3):
         limiter.admit("k", rpm=3, tpm=900, tokens=300)
     with pytest.raises(RateLimited):
@@ -155,7 +155,7 @@ def test_the_window_empties_after_a_minute(limiter: LocalRateLimiter, clock: Clo
     assert ticket.headers["x-ratelimit-remaining-tokens"] == "600"
 
 
-def test_the_window_slides(limiter: LocalRateLimiter, clock: Clock) -> None:
+def test_the_window_slides(limiter: RateWindows, clock: Clock) -> None:
     limiter.admit("k", rpm=2, tpm=None, tokens=1)  # t = 0
     clock.now += 30
     limiter.admit("k", rpm=2, tpm=None, tokens=1)  # t = 30

@@ -15,7 +15,7 @@ from adapters.claude_cli.command import safe_arg
 from adapters.claude_cli.events import ProtocolError, UnknownLine, parse_line
 from adapters.models import ModelAliases
 from budgets.database import open_database
-from budgets.guard import LocalBudgetGuard
+from budgets.guard import BudgetBook
 from budgets.keys import Project
 from budgets.ledger import UsageLedger
 from core.errors import InsufficientQuota, ModelNotFound
@@ -115,7 +115,7 @@ def test_any_model_name_resolves_to_an_argv_safe_model_or_is_404(name):
 @settings(max_examples=200, deadline=None)
 def test_settled_spend_never_passes_the_budget(tmp_path_factory, budget, steps):
     ledger = UsageLedger(open_database(tmp_path_factory.mktemp("ledger")))
-    guard = LocalBudgetGuard(ledger)
+    guard = BudgetBook(ledger)
     project = Project(name="p", budget_usd=budget)
     spent = 0.0
     for worst, share in steps:

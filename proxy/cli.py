@@ -161,7 +161,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,  # the logging configured above, for uvicorn's loggers too
         access_log=False,  # claude_proxy.access logs each request, with its id and route template
         # Annotated int, but uvicorn only hands it to asyncio.wait_for, which takes fractions too.
-        timeout_graceful_shutdown=settings.server.shutdown_grace_s,  # type: ignore[arg-type]
+        timeout_graceful_shutdown=settings.server.shutdown_grace_s,  # type: ignore[arg-type]  # see above
         # Not uvloop: it starts a CLI by forking the whole server (13 ms with the event loop
         # blocked, measured), where asyncio can vfork (2 ms); httptools alone gives the HTTP speed.
         loop="asyncio",

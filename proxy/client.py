@@ -147,7 +147,7 @@ def _decode(call: _Call, response: httpx.Response) -> Any:
     _raise_for(response)
     if call.many:
         # The item type is chosen at run time, which mypy cannot follow.
-        return msgspec.json.decode(response.content, type=_List[call.result]).data  # type: ignore[name-defined]
+        return msgspec.json.decode(response.content, type=_List[call.result]).data  # type: ignore[name-defined]  # see above
     return msgspec.json.decode(response.content, type=call.result)
 
 

@@ -93,7 +93,8 @@ class Tally:
     def cli_cost(self) -> float | None:
         """The CLI's own total, when every choice ran to its result line."""
         costs = [c.completed.cost_usd if c.completed else None for c in self.choices]
-        return None if any(cost is None for cost in costs) else sum(costs)  # type: ignore[arg-type]
+        known = [cost for cost in costs if cost is not None]
+        return sum(known) if len(known) == len(costs) else None
 
 
 async def _run_choice(

@@ -38,8 +38,9 @@ def _prompts(body: CompletionRequest) -> list[str]:
         return [prompt]
     if not prompt:
         raise InvalidRequest("'prompt' must not be empty.", param="prompt")
-    if all(isinstance(item, str) for item in prompt):
-        return list(prompt)  # type: ignore[arg-type]
+    texts = [item for item in prompt if isinstance(item, str)]
+    if len(texts) == len(prompt):
+        return texts
     raise InvalidRequest("Token arrays as prompts are not supported; send text.", param="prompt")
 
 
@@ -99,7 +100,7 @@ class TextChunkWriter(ChunkWriter):
         return self._text_chunk([TextChoice(text=text, index=index, finish_reason=None)])
 
     def finish(self, index: int, reason: str) -> bytes:
-        return self._text_chunk([TextChoice(text="", index=index, finish_reason=reason)])  # type: ignore[arg-type]
+        return self._text_chunk([TextChoice(text="", index=index, finish_reason=reason)])  # type: ignore[arg-type]  # a Completed's reason, one of OpenAI's
 
     def usage(self, parts: list[TokenUsage]) -> bytes:
         return self._text_chunk([], usage=to_usage(parts))

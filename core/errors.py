@@ -85,6 +85,14 @@ class RequestTooLarge(ProxyError):
     default_code = "request_too_large"
 
 
+class ClientClosed(ProxyError):
+    """The caller went away before the answer was ready; nobody reads this one (nginx's 499)."""
+
+    status = 499
+    type = "invalid_request_error"
+    default_code = "client_closed_request"
+
+
 class RateLimited(ProxyError):
     """Too many requests: the pool's queue, a key's limits, or the upstream's own 429."""
 

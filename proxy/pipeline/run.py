@@ -28,6 +28,8 @@ from core.types import (
 )
 from proxy.pipeline.stops import StopCutter
 
+EVENTS_BUFFERED = 32  # per request, between its choices and its caller
+
 
 class ChoiceText(Struct):
     index: int
@@ -98,7 +100,12 @@ class Tally:
 
 
 async def _run_choice(
-    backend: ChatBackend, job: CompletionJob, index: int, stops: list[str], queue: asyncio.Queue, tally: ChoiceTally
+    backend: ChatBackend,
+    job: CompletionJob,
+    index: int,
+    stops: list[str],
+    queue: asyncio.Queue[ChoiceEvent | ChoiceFailed],
+    tally: ChoiceTally,
 ) -> None:
     cutter = StopCutter(stops)
     events = backend.stream(job)
@@ -143,7 +150,9 @@ async def run_choices(
     backend: ChatBackend, job: CompletionJob, *, stops: list[str], timeout_s: float, tally: Tally
 ) -> AsyncGenerator[ChoiceEvent, None]:
     """Yields text and completion events of all choices; raises the first choice failure."""
-    queue: asyncio.Queue = asyncio.Queue()
+    # Bounded: a caller who reads slowly (or not at all) stops the choices' tasks from reading
+    # their CLI's output, so its answer waits in the CLI and the pipe, not in this process.
+    queue: asyncio.Queue[ChoiceEvent | ChoiceFailed] = asyncio.Queue(maxsize=EVENTS_BUFFERED)
     n = len(tally.choices)
     tasks = [
         asyncio.create_task(_run_choice(backend, job, i, stops, queue, choice))

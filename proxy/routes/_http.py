@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any, NoReturn
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, NoReturn, TypeVar
 
 import msgspec
-from litestar import Response
+from litestar import Request, Response
 from litestar.response import Stream
 
-from core.errors import InvalidRequest
+from core.errors import ClientClosed, InvalidRequest
 from proxy.wire.chat_response import encoder
 
 _JSON = "application/json"
@@ -56,3 +57,31 @@ def json_response(payload: Any, headers: dict[str, str] | None = None) -> Respon
 def sse_response(stream: AsyncIterator[bytes], headers: dict[str, str]) -> Stream:
     headers = {**headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
     return Stream(stream, media_type="text/event-stream", headers=headers, status_code=200)
+
+
+T = TypeVar("T")
+
+
+async def unless_disconnected(request: Request[Any, Any, Any], work: Awaitable[T]) -> T:
+    """Awaits `work`, cancelling it as soon as the caller disconnects: the ASGI server does not
+    cancel a handler whose client went away, and a non-streamed answer would otherwise run
+    (and hold its CLI process) to the end for nobody. Raises `ClientClosed` then. The body must
+    have been read: from then on the only message `receive` gives is the disconnect."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.create_task(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, watcher):
+            if not pending.done():
+                pending.cancel()
+        # The work's own clean-up (killing the CLI, settling the admission) ends before this does.
+        await asyncio.gather(task, watcher, return_exceptions=True)
+    if task.cancelled():
+        raise ClientClosed("the caller went away before the answer was ready")
+    return task.result()
+
+
+async def _disconnected(request: Request[Any, Any, Any]) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

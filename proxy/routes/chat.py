@@ -11,7 +11,7 @@ from proxy.chat.render import chat_completion, sse_stream
 from proxy.chat.translate import chat_submission
 from proxy.pipeline import CacheUse, Pipeline
 from proxy.request_ids import request_id
-from proxy.routes._http import decode_json, json_response, sse_response
+from proxy.routes._http import decode_json, json_response, sse_response, unless_disconnected
 from proxy.settings import Settings
 from proxy.wire.chat_request import chat_request_decoder
 
@@ -24,7 +24,7 @@ async def chat_completions(
     body = decode_json(await request.body(), chat_request_decoder)
     submission = await chat_submission(body, settings.images)
     cache = CacheUse.from_header(request.headers.get("cache-control", ""))
-    outcome = await pipeline.run(submission, principal, request_id=rid, cache=cache)
+    outcome = await unless_disconnected(request, pipeline.run(submission, principal, request_id=rid, cache=cache))
     if outcome.result is None:
         return sse_response(sse_stream(outcome), outcome.headers)
     return json_response(chat_completion(outcome.result, model=body.model), outcome.headers)

@@ -21,7 +21,7 @@ from proxy.chat.render import ChunkWriter, sse_stream, to_usage
 from proxy.chat.translate import chat_submission
 from proxy.pipeline import NO_CACHE, Outcome, Pipeline
 from proxy.request_ids import request_id
-from proxy.routes._http import decode_json, json_response, sse_response
+from proxy.routes._http import decode_json, json_response, sse_response, unless_disconnected
 from proxy.settings import Settings
 from proxy.sse import sse_event
 from proxy.wire.chat_request import ChatCompletionRequest
@@ -124,7 +124,7 @@ async def completions(
     if body.stream:
         outcome = await run(prompts[0])
         return sse_response(sse_stream(outcome, TextChunkWriter), outcome.headers)
-    outcomes = await asyncio.gather(*(run(prompt) for prompt in prompts))
+    outcomes = await unless_disconnected(request, asyncio.gather(*(run(prompt) for prompt in prompts)))
     n = body.n or 1
     choices = [
         TextChoice(text=choice.text, index=p * n + i, finish_reason=choice.finish_reason)  # type: ignore[arg-type]  # one of OpenAI's reasons

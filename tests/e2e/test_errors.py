@@ -192,6 +192,25 @@ def test_disconnect_mid_stream_kills_the_cli(make_server, upstream):
     assert not os.path.exists(f"/proc/{pids[0]}") or "claude" not in " ".join(cmdline(pids[0]))
 
 
+def test_a_caller_who_gives_up_on_a_plain_request_stops_its_cli(make_server, upstream):
+    """Not streamed: the server notices the disconnect itself (nothing is being written to the
+    caller), stops the CLI at once instead of at the request timeout, and records a 499."""
+    server = make_server({"pool": {"spares": 0}, "server": {"request_timeout_s": 60}})
+    upstream.on("hang-plain", Reply(hang=True))
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            server.base_url + "/chat/completions",
+            headers=server.headers,
+            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hang-plain"}]},
+            timeout=httpx.Timeout(30, read=2.0),
+        )
+    assert upstream.requests_matching("hang-plain")
+    assert server.wait_until(lambda: server.cli_pids() == [], timeout=10)
+    assert server.wait_until(lambda: server.health()["pool"]["busy"] == 0)
+    usage = httpx.get(server.base_url + "/usage", headers=server.headers).json()
+    assert usage["requests"] == 1  # recorded once, as a request whose caller went away
+
+
 def _hold_one_request(server, marker: str):
     """Starts a streamed request that keeps its CLI busy; returns (started event, release).
 

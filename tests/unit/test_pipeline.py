@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from adapters.models import ModelAliases
+from adapters.protocol import ChatBackend
 from budgets.admission import AdmissionControl
 from budgets.database import open_database
 from budgets.guard import InProcessBudgetGuard
@@ -23,6 +24,7 @@ from core.errors import InsufficientQuota, RateLimited, UpstreamError
 from core.types import BackendEvent, Completed, CompletionJob, Priority, Started, TextBlock, TextDelta, TokenUsage
 from proxy.cache import MemoryCache
 from proxy.pipeline import CacheUse, ChoiceDone, ChoiceText, Pipeline, RunEnded, Submission
+from proxy.pipeline.run import EVENTS_BUFFERED
 from proxy.selection import ModelSelector
 from proxy.settings import RouterSettings
 
@@ -76,7 +78,7 @@ def ledger(tmp_path: Path) -> UsageLedger:
     return UsageLedger(open_database(tmp_path))
 
 
-def pipeline(backend: ScriptedBackend, ledger: UsageLedger, *, cache: MemoryCache | None = None) -> Pipeline:
+def pipeline(backend: ChatBackend, ledger: UsageLedger, *, cache: MemoryCache | None = None) -> Pipeline:
     admission = AdmissionControl(
         ledger=ledger, guard=InProcessBudgetGuard(ledger), limiter=InProcessRateLimiter(), settings=BudgetSettings()
     )
@@ -246,3 +248,47 @@ def test_sampling_parameters_keep_cache_entries_apart(ledger: UsageLedger) -> No
 
     asyncio.run(two())
     assert len(backend.jobs) == 2
+
+
+class Endless:
+    """A backend whose model never stops writing; counts what it produced."""
+
+    def __init__(self) -> None:
+        self.produced = 0
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def health(self) -> dict[str, Any]:
+        return {}
+
+    async def stream(self, job: CompletionJob) -> AsyncGenerator[BackendEvent, None]:
+        yield Started(TokenUsage(input_tokens=1))
+        while True:
+            self.produced += 1
+            yield TextDelta("x" * 1000)
+            await asyncio.sleep(0)  # as a real stream does between reads
+
+
+def test_a_caller_who_does_not_read_holds_back_the_backend(ledger: UsageLedger) -> None:
+    backend = Endless()
+
+    async def read_one_then_stall() -> tuple[int, int]:
+        runner = pipeline(ScriptedBackend([]), ledger)
+        runner._backend = backend  # the same pipeline, on the endless backend
+        outcome = await runner.run(submission(stream=True), PRINCIPAL, request_id="r")
+        assert outcome.events is not None
+        await outcome.events.__anext__()
+        # Give the backend every chance to run ahead of the caller.
+        for _ in range(2000):
+            await asyncio.sleep(0)
+        stalled = backend.produced
+        for _ in range(2000):
+            await asyncio.sleep(0)
+        await outcome.events.aclose()
+        return stalled, backend.produced
+
+    stalled, later = asyncio.run(read_one_then_stall())
+    assert stalled == later  # it waits for the caller instead of piling answers up in memory
+    assert stalled <= EVENTS_BUFFERED + 2

@@ -104,7 +104,8 @@ class OwnerLock:
         # sweeper that reads an owner also sees its lock (or the owner is dead).
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Blocking: a sweeper may hold a shared lock on the new file for the moment it looks.
+            fcntl.flock(fd, fcntl.LOCK_EX)
             os.write(fd, json.dumps(asdict(Owner.current())).encode())
         except BaseException:
             os.close(fd)

@@ -58,10 +58,12 @@ class ClaudeCliBackend:
                 max_retries=claude.max_retries,
             ),
         )
+        config = config_dir(spec.env)
         self.pool = CliPool(
             self.pool_settings,
-            spawner(spec, config_dir(spec.env)),
+            spawner(spec, config),
             workroot=Path(claude.workdir) if claude.workdir else None,
+            config_dir=config,
         )
         await self.pool.start()
 

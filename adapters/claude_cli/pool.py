@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import tempfile
 import time
 from collections import deque
@@ -24,6 +23,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from adapters.claude_cli._slots import Slots
 from adapters.claude_cli._warm import WarmSet
 from adapters.claude_cli.command import LaunchSpec
+from adapters.claude_cli.leftovers import Run
 from adapters.claude_cli.process import CliProcess
 from adapters.claude_cli.settings import PoolSettings
 from core.errors import ShuttingDown
@@ -104,6 +104,7 @@ class CliPool(Generic[P]):
         spawn: ProcessFactory[P],
         *,
         workroot: Path | None = None,
+        config_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.spawn_process = spawn
@@ -129,6 +130,8 @@ class CliPool(Generic[P]):
             on_free=self._refill,
         )
         self._workroot_setting = workroot
+        self._config_dir = config_dir  # where the CLI keeps session and status files
+        self._run: Run | None = None
         self.workroot: Path | None = None
         self._spawning = 0
         self._spares: deque[P] = deque()
@@ -139,12 +142,10 @@ class CliPool(Generic[P]):
         self.failed_total = 0
 
     async def start(self) -> None:
-        root = self._workroot_setting
-        if root is None:
-            self.workroot = Path(tempfile.mkdtemp(prefix="claude-proxy-"))
-        else:
-            root.mkdir(parents=True, exist_ok=True)
-            self.workroot = Path(tempfile.mkdtemp(prefix="claude-proxy-", dir=root))
+        root = self._workroot_setting or Path(tempfile.gettempdir())
+        # Removes what dead runs left there first (their caller text included), then marks ours.
+        self._run = await asyncio.to_thread(Run.begin, root, self._config_dir)
+        self.workroot = self._run.workroot
         self._refill()
         if self.warm_max > 0:
             sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
@@ -166,8 +167,8 @@ class CliPool(Generic[P]):
         await asyncio.gather(*(proc.close() for proc in list(self._live)), return_exceptions=True)
         self._live.clear()
         self._spares.clear()
-        if self.workroot is not None:
-            shutil.rmtree(self.workroot, ignore_errors=True)
+        if self._run is not None:
+            await asyncio.to_thread(self._run.end)
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -267,11 +267,16 @@ class CliProcess:
                 start_new_session=True,  # its own process group, so one kill reaches its children
                 preexec_fn=PREEXEC,
             )
-        except OSError as exc:
+        except BaseException as exc:
+            # Also when cancelled (the caller went away, the server stops): nothing owns the
+            # session file, which holds caller text, once this returns. asyncio kills a process
+            # whose start was cancelled.
             shutil.rmtree(workdir, ignore_errors=True)
             if session_file is not None:
                 remove_session(session_file)
-            raise CliUnavailable(f"could not start the Claude CLI: {exc}") from exc
+            if isinstance(exc, OSError):
+                raise CliUnavailable(f"could not start the Claude CLI: {exc}") from exc
+            raise
         log.debug("cli started pid=%s model=%s resume=%s", proc.pid, model, bool(history))
         return cls(
             proc,

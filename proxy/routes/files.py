@@ -7,6 +7,7 @@ from litestar.datastructures import UploadFile
 
 from budgets.keys import Principal
 from core.errors import InvalidRequest, NotFound
+from proxy.batches.filenames import content_disposition, safe_filename
 from proxy.batches.store import BatchStore
 from proxy.batches.wire import FILE_PURPOSES, FileDeleted, FileList, FileObject
 from proxy.routes._http import json_response
@@ -27,7 +28,7 @@ async def upload_file(request: Request, principal: Principal, batch_store: Batch
     if purpose not in FILE_PURPOSES:
         raise InvalidRequest(f"'purpose' must be one of {', '.join(FILE_PURPOSES)}.", param="purpose")
     content = await upload.read()
-    created = batch_store.add_file(principal.project.name, upload.filename or "upload", purpose, content)
+    created = batch_store.add_file(principal.project.name, safe_filename(upload.filename), purpose, content)
     return json_response(created)
 
 
@@ -64,7 +65,7 @@ async def file_content(
     return Response(
         content=batch_store.read_file(file_id),
         media_type="application/octet-stream",
-        headers={"content-disposition": f'attachment; filename="{found.filename}"'},
+        headers={"content-disposition": content_disposition(found.filename)},
     )
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import random
 from urllib.parse import unquote
 
 import httpx
+import openai
 import pytest
 
 from budgets.database import open_database
 from proxy.batches.store import BatchStore
+from tests.support.server import RunningServer
 
 pytestmark = pytest.mark.e2e
 
@@ -77,3 +81,63 @@ def test_raw_control_bytes_in_a_filename_are_dropped(server, raw, clean):
     download = httpx.get(server.base_url + f"/files/{created.json()['id']}/content", headers=server.headers)
     assert download.status_code == 200
     assert download.headers["content-disposition"] == f'attachment; filename="{clean}"'
+
+
+LIMIT = 256 * 1024
+
+
+@pytest.fixture(scope="module")
+def small_server(cli_binary, upstream_server, tmp_path_factory):
+    """A server whose uploads may be at most LIMIT bytes."""
+    running = RunningServer(
+        tmp_path_factory.mktemp("files"),
+        cli=cli_binary,
+        upstream_url=upstream_server.url,
+        config={"files": {"max_bytes": LIMIT}, "pool": {"size": 1, "spares": 0}},
+    )
+    running.start()
+    yield running
+    running.stop()
+
+
+def _leftovers(server) -> list[str]:
+    return sorted(path.name for path in (server.storage / "files").iterdir() if path.name.endswith(".part"))
+
+
+def test_an_upload_over_files_max_bytes_is_413_and_leaves_nothing(small_server):
+    before = sorted((small_server.storage / "files").iterdir())
+    refused = httpx.post(
+        small_server.base_url + "/files",
+        headers=small_server.headers,
+        data={"purpose": "batch"},
+        files={"file": ("big.jsonl", b"x" * (LIMIT + 1))},
+    )
+    assert refused.status_code == 413, refused.text
+    error = refused.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", "request_too_large", "file")
+    assert sorted((small_server.storage / "files").iterdir()) == before
+
+
+def test_a_streamed_body_without_content_length_is_cut_off_too(small_server):
+    def chunks():
+        body, _ = _multipart(b"endless.bin", b"y" * (LIMIT * 2))
+        for start in range(0, len(body), 16 * 1024):
+            yield body[start : start + 16 * 1024]
+
+    boundary = {"content-type": "multipart/form-data; boundary=b0undary"}
+    refused = httpx.post(
+        small_server.base_url + "/files", headers={**small_server.headers, **boundary}, content=chunks()
+    )
+    assert refused.status_code == 413, refused.text
+    assert refused.json()["error"]["code"] == "request_too_large"
+    assert _leftovers(small_server) == []
+
+
+def test_an_upload_of_exactly_files_max_bytes_round_trips_byte_exact(small_server):
+    client = openai.OpenAI(base_url=small_server.base_url, api_key=small_server.api_key, max_retries=0)
+    content = random.Random(3).randbytes(LIMIT)
+    created = client.files.create(file=("exact.bin", io.BytesIO(content)), purpose="user_data")
+    assert created.bytes == LIMIT
+    assert client.files.content(created.id).content == content
+    assert (small_server.storage / "files" / created.id).read_bytes() == content
+    assert _leftovers(small_server) == []

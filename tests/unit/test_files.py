@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
@@ -177,3 +178,94 @@ def test_raw_bytes_in_a_multipart_filename_are_cleaned(make_files, raw, clean):
     created = files.raw_upload(multipart(raw, b"{}\n"))
     assert created.status_code == 200, created.text
     assert created.json()["filename"] == clean
+
+
+# --------------------------------------------------------------------------- uploads streamed to disk
+
+
+def assert_413(response) -> dict:
+    assert response.status_code == 413, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (error["type"], error["code"]) == ("invalid_request_error", "request_too_large")
+    return error
+
+
+def test_a_file_over_max_bytes_is_413_and_leaves_no_partial_file(make_files):
+    files = make_files(**{"files.max_bytes": 1000})
+    error = assert_413(files.upload("big.jsonl", b"x" * 1001))
+    assert error["param"] == "file" and "1000 bytes" in error["message"]
+    assert files.stored() == []
+    assert files.get("/v1/files").json()["data"] == []
+    exact = files.upload("fits.jsonl", b"y" * 1000)  # the limit itself is allowed
+    assert exact.status_code == 200 and exact.json()["bytes"] == 1000
+    assert files.stored() == [exact.json()["id"]]
+
+
+def test_a_body_announced_far_over_the_limit_is_refused_before_it_is_read(make_files):
+    files = make_files(**{"files.max_bytes": 1000})
+    assert_413(files.upload("huge.jsonl", b"z" * 200_000))
+    assert files.stored() == []
+
+
+def test_a_large_binary_upload_round_trips_byte_exact(make_files):
+    files = make_files()
+    # Random bytes over several write slices, with what looks like CRLF and boundaries inside.
+    content = random.Random(14).randbytes(3 * 1024 * 1024 + 17) + b"\r\n--b0undary\r\n\r\n--"
+    created = files.upload("blob.bin", content, purpose="user_data")
+    assert created.status_code == 200, created.text
+    body = created.json()
+    assert (body["bytes"], body["filename"], body["purpose"]) == (len(content), "blob.bin", "user_data")
+    assert files.stored() == [body["id"]]  # stored under its id, no .part left over
+    assert (files.blobs / body["id"]).read_bytes() == content
+    download = files.get(f"/v1/files/{body['id']}/content")
+    assert download.status_code == 200 and download.content == content
+    assert download.headers["content-type"] == "application/octet-stream"
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (multipart(b"x.txt", b"data", purpose=b"memes"), "purpose"),
+        (multipart(b"x.txt", b"data").replace(b"--b0undary--\r\n", b""), None),  # cut short
+        (multipart(b"\xff\xfe.txt", b"data"), None),  # a name that is not UTF-8
+        (multipart(b"x.txt", b"data").replace(b'name="purpose"', b'name="note"'), "purpose"),
+        (multipart(b"x.txt", b"data", purpose=b"b" * 5000), "purpose"),
+    ],
+    ids=["bad purpose", "truncated", "not utf-8", "no purpose", "long field"],
+)
+def test_a_refused_upload_leaves_no_partial_file(make_files, body, param):
+    files = make_files()
+    refused = files.raw_upload(body)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["param"] == param
+    assert files.stored() == []
+
+
+def test_two_file_parts_are_refused(make_files):
+    files = make_files()
+    form = multipart(b"a.txt", b"one")
+    second = b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="b.txt"\r\n\r\ntwo\r\n'
+    refused = files.raw_upload(form.replace(b"--b0undary--\r\n", second + b"--b0undary--\r\n"))
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "file"
+    assert files.stored() == []
+
+
+def test_not_multipart_or_no_file_part_is_400_for_file(make_files):
+    files = make_files()
+    as_json = files.client.post("/v1/files", json={"purpose": "batch"}, headers=files.headers)
+    assert as_json.status_code == 400 and as_json.json()["error"]["param"] == "file"
+    no_file = files.client.post(
+        "/v1/files", data={"purpose": "batch"}, files={"other": ("o.txt", b"o")}, headers=files.headers
+    )
+    assert no_file.status_code == 400 and no_file.json()["error"]["param"] == "file"
+    assert files.stored() == []
+
+
+def test_a_file_part_without_a_filename_is_named_upload(make_files):
+    files = make_files()
+    body = multipart(b"x", b"content").replace(b'; filename="x"', b"")
+    created = files.raw_upload(body)
+    assert created.status_code == 200, created.text
+    assert created.json()["filename"] == "upload"
+    assert files.get(f"/v1/files/{created.json()['id']}/content").content == b"content"

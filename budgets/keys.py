@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from typing import Literal, cast
@@ -11,10 +12,36 @@ from typing import Literal, cast
 import sqlite_utils
 from msgspec import Struct, structs
 
+from core.errors import InvalidRequest
+
 KEY_PREFIX = "sk-cp-"
 _VISIBLE = 12  # characters of a key kept in clear for listing ("sk-cp-AbCdEf")
 
 BudgetPeriod = Literal["total", "daily", "monthly"]
+
+# Project names end up in metric labels, log lines and terminal output, so they are plain tokens:
+# the one rule, checked wherever a project is written (the admin API, the command, upsert_project).
+_PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
+PROJECT_NAME_RULE = "Project names are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit."
+
+
+class ProjectNameError(InvalidRequest):
+    """A project name that breaks the rule: a 400 over HTTP, a message from the command."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Invalid project name {name[:80]!r}. {PROJECT_NAME_RULE}", param="name")
+        self.name = name
+
+
+def valid_project_name(name: str) -> bool:
+    return _PROJECT_NAME.fullmatch(name) is not None
+
+
+def check_project_name(name: str) -> str:
+    """`name` itself, or ProjectNameError."""
+    if not valid_project_name(name):
+        raise ProjectNameError(name)
+    return name
 
 
 class Project(Struct, kw_only=True):
@@ -86,6 +113,7 @@ class KeyStore:
             self.db.table("api_keys").create_index(["key_hash"], unique=True)
 
     def upsert_project(self, project: Project) -> Project:
+        check_project_name(project.name)
         existing = self.get_project(project.name)
         created = existing.created_at if existing else time.time()
         saved = structs.replace(project, created_at=created)

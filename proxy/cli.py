@@ -59,8 +59,12 @@ def _budget_flags(parser: argparse.ArgumentParser) -> None:
 
 def _keys(args: argparse.Namespace) -> int:
     from budgets.database import open_database
-    from budgets.keys import KeyStore, Project
+    from budgets.keys import KeyStore, Project, ProjectNameError, valid_project_name
 
+    # Checked before the database is opened, so a refused command changes nothing.
+    if args.keys_command in ("create", "set-budget") and not valid_project_name(args.project):
+        sys.stderr.write(f"claude-proxy: {ProjectNameError(args.project).message}\n")
+        return 2
     settings = load_settings(args.config)
     store = KeyStore(open_database(settings.storage.path))
     out = sys.stdout

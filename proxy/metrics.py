@@ -1,8 +1,9 @@
 """Prometheus metrics, in process, rendered in the text exposition format at `GET /metrics`.
 
 No client library: counters and histograms are plain dictionaries keyed by label values, which
-is all a single process needs. Labels never carry caller text, only route templates, model
-names, statuses and project names.
+is all a single process needs. Labels carry route templates, model names, statuses and project
+names; every value is escaped as the exposition format requires, so no value can end a label
+or start a line of its own, whatever rules its source enforces.
 """
 
 from __future__ import annotations
@@ -19,6 +20,16 @@ from litestar.types import Message, Scope
 access = logging.getLogger("claude_proxy.access")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def label_value(value: str) -> str:
+    """A label value escaped for the text format: backslash, double quote and line feed."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def labels(**pairs: str) -> str:
+    """`{name="value",...}` with every value escaped."""
+    return "{" + ",".join(f'{name}="{label_value(value)}"' for name, value in pairs.items()) + "}"
 
 
 class _Histogram:
@@ -69,34 +80,32 @@ class Metrics:
 
         family("claude_proxy_http_requests_total", "counter", "HTTP responses by route template, method and status.")
         for (route, method, status), value in sorted(self.requests.items()):
-            lines.append(
-                f'claude_proxy_http_requests_total{{route="{route}",method="{method}",status="{status}"}} {value}'
-            )
+            lines.append(f"claude_proxy_http_requests_total{labels(route=route, method=method, status=status)} {value}")
         family("claude_proxy_http_request_duration_seconds", "histogram", "Time to the response start, by route.")
         for (route,), counts in sorted(self.latency.counts.items()):
             for bound, count in zip((*self.latency.buckets, float("inf")), counts, strict=True):
                 le = "+Inf" if bound == float("inf") else repr(bound)
-                lines.append(f'claude_proxy_http_request_duration_seconds_bucket{{route="{route}",le="{le}"}} {count}')
+                lines.append(f"claude_proxy_http_request_duration_seconds_bucket{labels(route=route, le=le)} {count}")
             lines.append(
-                f'claude_proxy_http_request_duration_seconds_sum{{route="{route}"}} {self.latency.sums[(route,)]}'
+                f"claude_proxy_http_request_duration_seconds_sum{labels(route=route)} {self.latency.sums[(route,)]}"
             )
-            lines.append(f'claude_proxy_http_request_duration_seconds_count{{route="{route}"}} {counts[-1]}')
+            lines.append(f"claude_proxy_http_request_duration_seconds_count{labels(route=route)} {counts[-1]}")
         family(
             "claude_proxy_completions_total", "counter", "Metered completions by requested model, Claude model, status."
         )
         for (model, claude, status), value in sorted(self.completions.items()):
             lines.append(
-                f'claude_proxy_completions_total{{model="{model}",claude_model="{claude}",status="{status}"}} {value}'
+                f"claude_proxy_completions_total{labels(model=model, claude_model=claude, status=status)} {value}"
             )
         family("claude_proxy_tokens_total", "counter", "Tokens returned to callers, by project and kind.")
         for (project, kind), value in sorted(self.tokens.items()):
-            lines.append(f'claude_proxy_tokens_total{{project="{project}",kind="{kind}"}} {value}')
+            lines.append(f"claude_proxy_tokens_total{labels(project=project, kind=kind)} {value}")
         family("claude_proxy_spend_usd_total", "counter", "Settled cost in USD, by project.")
         for project, usd in sorted(self.spend.items()):
-            lines.append(f'claude_proxy_spend_usd_total{{project="{project}"}} {usd}')
+            lines.append(f"claude_proxy_spend_usd_total{labels(project=project)} {usd}")
         family("claude_proxy_cache_lookups_total", "counter", "Response cache lookups by result.")
         for result, value in sorted(self.cache.items()):
-            lines.append(f'claude_proxy_cache_lookups_total{{result="{result}"}} {value}')
+            lines.append(f"claude_proxy_cache_lookups_total{labels(result=result)} {value}")
         for gauge in self.gauges:
             for name, value in sorted(gauge().items()):
                 if isinstance(value, (int, float)) and not isinstance(value, bool):

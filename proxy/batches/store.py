@@ -90,21 +90,37 @@ class BatchStore:
     def blob_path(self, file_id: str) -> Path:
         return self.blobs / file_id
 
+    def part_path(self, file_id: str) -> Path:
+        """Where a file's contents are written before `record_file` moves them into place."""
+        return self.blobs / (file_id + ".part")
+
     def add_file(
         self, project: str, filename: str, purpose: str, content: bytes, *, batch_column: tuple[str, str] | None = None
     ) -> FileObject:
-        """Stores a file; with `batch_column` (batch id, column) the batch records it in the same
-        transaction, so a crash can neither lose the file nor leave a second copy behind."""
         file_id = new_id("file-")
-        tmp = self.blob_path(file_id + ".part")
-        tmp.write_bytes(content)
-        os.replace(tmp, self.blob_path(file_id))  # the row never points at a half-written file
+        self.part_path(file_id).write_bytes(content)
+        return self.record_file(file_id, project, filename, purpose, len(content), batch_column=batch_column)
+
+    def record_file(
+        self,
+        file_id: str,
+        project: str,
+        filename: str,
+        purpose: str,
+        size: int,
+        *,
+        batch_column: tuple[str, str] | None = None,
+    ) -> FileObject:
+        """Moves the complete `part_path(file_id)` into place and records the file; with
+        `batch_column` (batch id, column) the batch records it in the same transaction, so a crash
+        can neither lose the file nor leave a second copy behind."""
+        os.replace(self.part_path(file_id), self.blob_path(file_id))  # the row never points at a half-written file
         row = {
             "id": file_id,
             "project": project,
             "filename": filename,
             "purpose": purpose,
-            "bytes": len(content),
+            "bytes": size,
             "created_at": int(time.time()),
         }
         with self.db.conn:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
@@ -10,7 +9,7 @@ from litestar import Request, Response, get, patch, post
 from msgspec import Struct
 
 from budgets.guard import BudgetGuard
-from budgets.keys import ApiKey, KeyStore, Project
+from budgets.keys import ApiKey, KeyStore, Project, check_project_name
 from budgets.ledger import UsageLedger
 from core.errors import InvalidRequest, NotFound, ProxyError
 from proxy.auth import FailedAuthLimiter, require_admin
@@ -18,8 +17,6 @@ from proxy.request_ids import request_id
 from proxy.routes._http import decode_json, json_response
 from proxy.routes.usage import usage_report
 from proxy.settings import Settings
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}\Z")
 
 
 class Conflict(ProxyError):
@@ -68,8 +65,7 @@ def _project(keys: KeyStore, name: str) -> Project:
 
 
 def _check(project: Project) -> None:
-    if not _NAME.match(project.name):
-        raise InvalidRequest("Project names are 1-64 letters, digits, '.', '_' or '-'.", param="name")
+    check_project_name(project.name)
     if project.budget_period not in ("total", "daily", "monthly"):
         raise InvalidRequest("budget_period must be total, daily or monthly.", param="budget_period")
     for field in ("budget_usd", "rpm", "tpm"):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from litestar import Request, Response, Router, delete, get, post
-from litestar.datastructures import UploadFile
+from litestar.response import File
 
 from budgets.keys import Principal
 from core.errors import InvalidRequest, NotFound
+from proxy.batches.filenames import content_disposition
 from proxy.batches.store import BatchStore
+from proxy.batches.uploads import FORM_OVERHEAD_BYTES, receive_upload
 from proxy.batches.wire import FILE_PURPOSES, FileDeleted, FileList, FileObject
 from proxy.routes._http import json_response
 from proxy.settings import Settings
@@ -18,16 +20,16 @@ def _not_found(file_id: str) -> NotFound:
 
 
 @post("/", status_code=200)
-async def upload_file(request: Request, principal: Principal, batch_store: BatchStore) -> Response[bytes]:
-    form = await request.form()
-    purpose = form.get("purpose")
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise InvalidRequest("Missing required parameter: 'file' (a multipart file part).", param="file")
-    if purpose not in FILE_PURPOSES:
-        raise InvalidRequest(f"'purpose' must be one of {', '.join(FILE_PURPOSES)}.", param="purpose")
-    content = await upload.read()
-    created = batch_store.add_file(principal.project.name, upload.filename or "upload", purpose, content)
+async def upload_file(
+    request: Request, principal: Principal, batch_store: BatchStore, settings: Settings
+) -> Response[bytes]:
+    async with receive_upload(request, batch_store, max_bytes=settings.files.max_bytes) as upload:
+        if upload.file_id is None:
+            raise InvalidRequest("Missing required parameter: 'file' (a multipart file part).", param="file")
+        purpose = upload.fields.get("purpose")
+        if purpose not in FILE_PURPOSES:
+            raise InvalidRequest(f"'purpose' must be one of {', '.join(FILE_PURPOSES)}.", param="purpose")
+        created = batch_store.record_file(upload.file_id, principal.project.name, upload.filename, purpose, upload.size)
     return json_response(created)
 
 
@@ -55,16 +57,15 @@ async def retrieve_file(
 
 
 @get("/{file_id:str}/content")
-async def file_content(
-    request: Request, principal: Principal, file_id: str, batch_store: BatchStore
-) -> Response[bytes]:
+async def file_content(request: Request, principal: Principal, file_id: str, batch_store: BatchStore) -> File:
     found = batch_store.get_file(principal.project.name, file_id)
     if found is None:
         raise _not_found(file_id)
-    return Response(
-        content=batch_store.read_file(file_id),
+    # Sent from disk in chunks, like the upload was received: a large file is never in memory whole.
+    return File(
+        batch_store.blob_path(file_id),
         media_type="application/octet-stream",
-        headers={"content-disposition": f'attachment; filename="{found.filename}"'},
+        headers={"content-disposition": content_disposition(found.filename)},
     )
 
 
@@ -92,9 +93,10 @@ def _last(items: list[FileObject]) -> str | None:
 
 
 def files_router(settings: Settings) -> Router:
-    """The routes under /v1/files, with the upload size limit from `files.max_bytes`."""
+    """The routes under /v1/files. `files.max_bytes` bounds the uploaded file itself (checked as it
+    arrives); the body may be larger by the form around it."""
     return Router(
         path="/v1/files",
         route_handlers=[upload_file, list_files, retrieve_file, file_content, delete_file],
-        request_max_body_size=settings.files.max_bytes,
+        request_max_body_size=settings.files.max_bytes + FORM_OVERHEAD_BYTES,
     )

@@ -7,7 +7,15 @@ import sqlite3
 import pytest
 
 from budgets.database import database_path, open_database
-from budgets.keys import KEY_PREFIX, KeyStore, Project, hash_key
+from budgets.keys import (
+    KEY_PREFIX,
+    PROJECT_NAME_RULE,
+    KeyStore,
+    Project,
+    ProjectNameError,
+    hash_key,
+    valid_project_name,
+)
 from proxy.cli import main
 
 
@@ -83,3 +91,55 @@ def test_keys_command_prints_the_key_alone_on_the_last_line(tmp_path, capsys):
     assert main(["keys", "revoke", "--config", str(config), secret[:12]]) == 0
     assert store.verify(secret) is None
     assert main(["keys", "set-budget", "--config", str(config), "--project", "ghost"]) == 1
+
+
+BAD_NAMES = ["", "-lead", "a b", 'x"}', "x\ny", "x\r", "x\0", "a/b", "ü", "a" * 65, 'x"} 1\nevil{project="y']
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_the_store_refuses_a_bad_project_name(store, name):
+    assert not valid_project_name(name)
+    with pytest.raises(ProjectNameError):
+        store.upsert_project(Project(name=name))
+    assert store.list_projects() == []
+
+
+@pytest.mark.parametrize("name", ["a", "team-a", "Team_1.prod", "9", "a" * 64])
+def test_good_project_names_pass(store, name):
+    assert valid_project_name(name)
+    assert store.upsert_project(Project(name=name)).name == name
+
+
+@pytest.mark.parametrize("command", ["create", "set-budget"])
+def test_keys_command_refuses_a_bad_project_name(tmp_path, capsys, command):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"storage:\n  path: {tmp_path / 'data'}\n")
+    hostile = 'x"} 1\nclaude_proxy_spend_usd_total{project="y'
+    assert main(["keys", command, "--config", str(config), "--project", hostile]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [message] = captured.err.splitlines()  # the name's newline is shown escaped, not printed
+    assert message.startswith("claude-proxy: Invalid project name ")
+    assert PROJECT_NAME_RULE in message
+    assert not (tmp_path / "data").exists()  # nothing was opened or created
+
+
+@pytest.mark.filterwarnings("ignore::litestar.exceptions.LitestarDeprecationWarning")
+def test_admin_api_refuses_a_bad_project_name_with_the_same_rule(tmp_path):
+    from litestar.testing import TestClient
+
+    from proxy.app import create_app
+    from proxy.settings import load_settings
+    from tests.support.fake_backend import FakeBackend
+
+    settings = load_settings(
+        None, environ={}, overrides={"storage.path": str(tmp_path), "auth.admin_key": "admin-secret"}
+    )
+    with TestClient(app=create_app(settings, backend=FakeBackend())) as client:
+        headers = {"Authorization": "Bearer admin-secret"}
+        refused = client.post("/admin/projects", json={"name": 'x"}\ny'}, headers=headers)
+        assert refused.status_code == 400, refused.text
+        error = refused.json()["error"]
+        assert (error["type"], error["param"]) == ("invalid_request_error", "name")
+        assert PROJECT_NAME_RULE in error["message"]
+        assert client.post("/admin/projects", json={"name": "team-a"}, headers=headers).status_code == 200

@@ -85,7 +85,9 @@ def authenticate(request: Connection, keys: KeyStore, failures: FailedAuthLimite
                 "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
                 "(create one with `claude-proxy keys create`)."
             )
-        raise AuthenticationError(f"Incorrect API key provided: {secret[:8]}****.")
+        # Nothing of the credential is echoed: a 401 can end up in logs and error trackers, and a
+        # key sent to the wrong server (an admin key, another service's key) should not leak there.
+        raise AuthenticationError("Incorrect API key provided.")
     return Principal(project=project, key=key)
 
 

@@ -169,6 +169,10 @@ def _serve(args: argparse.Namespace) -> int:
         backlog=BACKLOG,
         # Annotated int, but uvicorn only hands it to loop.call_later, which takes fractions too.
         timeout_keep_alive=server.keep_alive_s,  # type: ignore[arg-type]  # see above
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default, which lets any local peer
+        # (or anyone, behind a proxy that does not overwrite the header) choose its own address.
+        proxy_headers=bool(server.trusted_proxies),
+        forwarded_allow_ips=list(server.trusted_proxies),
         # Annotated int, but uvicorn only hands it to asyncio.wait_for, which takes fractions too.
         timeout_graceful_shutdown=settings.server.shutdown_grace_s,  # type: ignore[arg-type]  # see above
         # Not uvloop: it starts a CLI by forking the whole server (13 ms with the event loop

@@ -6,6 +6,7 @@ result is passed explicitly to `create_app` and to the CLI commands.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -55,6 +56,9 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     header_timeout_s: float = 10.0
     keep_alive_s: float = 5.0
     max_connections: int = 1000
+    # Addresses or networks of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are
+    # believed; from any other peer those headers are ignored. Empty: believe no one.
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
 
 
 class StorageSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -262,6 +266,13 @@ def _check(settings: Settings) -> None:
         )
     if server.header_timeout_s <= 0 or server.keep_alive_s <= 0:
         raise SettingsError("server.header_timeout_s and server.keep_alive_s must be above 0")
+    for proxy in server.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"server.trusted_proxies: {proxy!r} is not an IP address or network (such as 10.0.0.0/8)"
+            ) from None
 
 
 def parse_window(window: str) -> int | None:

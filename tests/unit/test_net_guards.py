@@ -1,5 +1,5 @@
-"""The flood filter on logs, the connection cap's descriptor arithmetic and the listener settings'
-checks."""
+"""The failed-key limiter, the flood filter on logs, the connection cap's descriptor arithmetic and
+the listener settings' checks."""
 
 from __future__ import annotations
 
@@ -7,9 +7,33 @@ import logging
 
 import pytest
 
+from core.errors import RateLimited
 from proxy import listener
+from proxy.auth import FailedAuthLimiter, client_bucket
 from proxy.logs import RepeatFilter
 from proxy.settings import ServerSettings, SettingsError, load_settings
+
+
+def test_the_limiter_counts_ipv4_by_address_and_ipv6_by_64():
+    assert client_bucket("192.0.2.1") == "192.0.2.1"
+    assert client_bucket("::ffff:192.0.2.1") == "192.0.2.1"
+    assert client_bucket("2001:db8:a:b:1:2:3:4") == client_bucket("2001:db8:a:b::9") == "2001:db8:a:b::/64"
+    assert client_bucket("unknown") == "unknown"
+
+
+def test_the_limiter_refuses_past_the_limit_and_keeps_its_table_bounded(monkeypatch):
+    limiter = FailedAuthLimiter(2)
+    for _ in range(2):
+        limiter.check("192.0.2.1")
+        limiter.failed("192.0.2.1")
+    with pytest.raises(RateLimited) as caught:
+        limiter.check("192.0.2.1")
+    assert caught.value.code == "too_many_failed_auth"
+    limiter.check("192.0.2.2")  # another address is not affected
+    monkeypatch.setattr(FailedAuthLimiter, "MAX_ADDRESSES", 10)
+    for i in range(100):
+        limiter.failed(f"198.51.100.{i}")
+    assert len(limiter._failures) <= 10
 
 
 def _record(name: str, msg: str) -> logging.LogRecord:
@@ -69,8 +93,16 @@ def test_the_connection_cap_stays_below_a_descriptor_limit_it_cannot_raise(monke
         {"max_connections": 0},
         {"header_timeout_s": 0},
         {"keep_alive_s": -1},
+        {"trusted_proxies": ["*"]},
+        {"trusted_proxies": ["proxy.example.com"]},
     ],
 )
 def test_bad_listener_settings_stop_the_server(server):
     with pytest.raises(SettingsError):
         load_settings(None, environ={}, overrides={f"server.{key}": value for key, value in server.items()})
+
+
+def test_trusted_proxies_take_addresses_and_networks():
+    settings = load_settings(None, environ={}, overrides={"server.trusted_proxies": ["10.0.0.0/8", "::1"]})
+    assert settings.server.trusted_proxies == ["10.0.0.0/8", "::1"]
+    assert load_settings(None, environ={}).server.trusted_proxies == []

@@ -144,7 +144,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows BaseTransport
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections and not self._evict_longest_waiting():
+        if self._over_cap() and not self._evict_longest_waiting():
             log.warning("refused a connection: all %d connections are serving requests", self.max_connections)
             self._refused = True
             self.transport.write(_BUSY)
@@ -155,6 +155,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
         super().connection_lost(exc)
+
+    def _over_cap(self) -> bool:
+        if len(self.connections) <= self.max_connections:
+            return False
+        # Connections already closed (evicted a moment ago, say) stay in the set until the loop
+        # runs their connection_lost; they do not hold a slot.
+        closing = sum(
+            1 for conn in self.connections if getattr(conn, "transport", None) and conn.transport.is_closing()
+        )
+        return len(self.connections) - closing > self.max_connections
 
     def _busy(self) -> bool:
         return self.cycle is not None and not self.cycle.response_complete

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import time
 from collections import deque
 from typing import Any
@@ -29,9 +30,36 @@ def presented_key(request: Connection) -> str | None:
     return None
 
 
+def client_bucket(host: str) -> str:
+    """The limiter's unit for a client address: the address itself for IPv4, its /64 for IPv6,
+    since one IPv6 subscriber is usually handed a whole /64 and could change address per guess."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 class FailedAuthLimiter:
-    """Counts failed key checks per client address over a sliding minute; past the limit, that
-    address gets 429 before any key is looked at, which makes guessing keys slow."""
+    """Counts failed key checks per client address (see `client_bucket`) over a sliding minute;
+    past the limit, requests from that address whose key is not valid get 429 instead of 401.
+
+    A valid key is always accepted, even from an address over the limit: the limit is there to
+    make guessing slow, and refusing valid keys would let anyone who shares an address with a
+    key's owner (a NAT, an office, a reverse proxy that is not in `server.trusted_proxies`) lock
+    that owner out for a minute with a few bad requests. This does not help a guesser: project
+    keys carry 256 random bits, so a hit is out of reach at any rate, and 429 tells it no more
+    than 401 would. Successes do not clear the count, so a guesser holding one valid key cannot
+    reset its window by mixing that key in.
+    """
+
+    # An address past its limit keeps at most this many timestamps; the table keeps at most this
+    # many addresses (the oldest first out), so a flood from many addresses has a bounded cost.
+    MAX_ADDRESSES = 65536
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
@@ -43,13 +71,15 @@ class FailedAuthLimiter:
             window.popleft()
 
     def check(self, client: str) -> None:
-        window = self._failures.get(client)
+        """429 `too_many_failed_auth` when `client` is over the limit; call it for invalid keys only."""
+        bucket = client_bucket(client)
+        window = self._failures.get(bucket)
         if self.per_minute <= 0 or window is None:
             return
         now = time.monotonic()
         self._trim(window, now)
         if not window:
-            del self._failures[client]  # the table holds only addresses failing right now
+            del self._failures[bucket]  # the table holds only addresses failing right now
         elif len(window) >= self.per_minute:
             raise RateLimited(
                 "Too many requests with invalid API keys from this address; slow down.",
@@ -60,33 +90,41 @@ class FailedAuthLimiter:
     def failed(self, client: str) -> None:
         if self.per_minute <= 0:
             return
+        bucket = client_bucket(client)
         now = time.monotonic()
-        window = self._failures.setdefault(client, deque())
+        window = self._failures.get(bucket)
+        if window is None:
+            if len(self._failures) >= self.MAX_ADDRESSES:
+                del self._failures[next(iter(self._failures))]
+            window = self._failures[bucket] = deque(maxlen=self.per_minute)
         self._trim(window, now)
         window.append(now)
 
 
 def _client(request: Connection) -> str:
+    # With `server.trusted_proxies`, uvicorn has already put the forwarded address here.
     return request.client.host if request.client else "unknown"
 
 
 def authenticate(request: Connection, keys: KeyStore, failures: FailedAuthLimiter | None = None) -> Principal:
-    """The caller's project, or 401 `invalid_api_key` for a missing, unknown or revoked key."""
-    if failures is not None:
-        failures.check(_client(request))
+    """The caller's project, or 401 `invalid_api_key` for a missing, unknown or revoked key
+    (429 `too_many_failed_auth` instead when the address is over the failed-key limit)."""
     secret = presented_key(request)
     key = keys.verify(secret) if secret is not None else None
     project = keys.get_project(key.project) if key is not None else None
-    if key is None or project is None:
-        if failures is not None:
-            failures.failed(_client(request))
-        if secret is None:
-            raise AuthenticationError(
-                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
-                "(create one with `claude-proxy keys create`)."
-            )
-        raise AuthenticationError(f"Incorrect API key provided: {secret[:8]}****.")
-    return Principal(project=project, key=key)
+    if key is not None and project is not None:
+        return Principal(project=project, key=key)
+    if failures is not None:
+        failures.check(_client(request))
+        failures.failed(_client(request))
+    if secret is None:
+        raise AuthenticationError(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
+            "(create one with `claude-proxy keys create`)."
+        )
+    # Nothing of the credential is echoed: a 401 can end up in logs and error trackers, and a
+    # key sent to the wrong server (an admin key, another service's key) should not leak there.
+    raise AuthenticationError("Incorrect API key provided.")
 
 
 def require_admin(

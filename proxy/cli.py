@@ -147,6 +147,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from proxy.app import Drain, create_app
+    from proxy.listener import BACKLOG, GuardedHttpToolsProtocol, connection_cap
 
     settings = load_settings(args.config, overrides={"server.host": args.host, "server.port": args.port})
     _configure_logging(settings)
@@ -157,13 +158,25 @@ def _serve(args: argparse.Namespace) -> int:
         )
     drain = Drain()
     app = create_app(settings, drain=drain)
+    server = settings.server
+    protocol = GuardedHttpToolsProtocol.configured(server, connection_cap(server, settings.pool.size))
     config = uvicorn.Config(
         app,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level=settings.server.log_level,
+        host=server.host,
+        port=server.port,
+        log_level=server.log_level,
         log_config=None,  # the logging configured above, for uvicorn's loggers too
         access_log=False,  # claude_proxy.access logs each request, with its id and route template
+        # httptools with head limits, a head timeout and a connection cap (proxy/listener.py);
+        # uvicorn's own limit_concurrency is not used: it answers 503 only once a head is complete.
+        http=protocol,
+        backlog=BACKLOG,
+        # Annotated int, but uvicorn only hands it to loop.call_later, which takes fractions too.
+        timeout_keep_alive=server.keep_alive_s,  # type: ignore[arg-type]  # see above
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default, which lets any local peer
+        # (or anyone, behind a proxy that does not overwrite the header) choose its own address.
+        proxy_headers=bool(server.trusted_proxies),
+        forwarded_allow_ips=list(server.trusted_proxies),
         # Annotated int, but uvicorn only hands it to asyncio.wait_for, which takes fractions too.
         timeout_graceful_shutdown=settings.server.shutdown_grace_s,  # type: ignore[arg-type]  # see above
         # Not uvloop: it starts a CLI by forking the whole server (13 ms with the event loop

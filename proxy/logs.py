@@ -18,6 +18,49 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class RepeatFilter(logging.Filter):
+    """Lets one record of each flooding kind through per `interval_s`, noting how many were dropped.
+
+    Under a connection flood asyncio logs `socket.accept() out of system resource` with a traceback
+    for every failed accept (thousands a second), and the listener logs each refusal; one line per
+    interval says the same without filling the disk.
+    """
+
+    FLOODING = (
+        ("asyncio", "socket.accept() out of system resource"),
+        ("claude_proxy.listener", "refused a "),
+        ("claude_proxy.listener", "connection cap "),
+    )
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self._last: dict[tuple[str, str], float] = {}
+        self._dropped: dict[tuple[str, str], int] = {}
+
+    def _kind(self, record: logging.LogRecord) -> tuple[str, str] | None:
+        for name, start in self.FLOODING:
+            if record.name == name and str(record.msg).startswith(start):
+                return (name, start)
+        return None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = self._kind(record)
+        if kind is None:
+            return True
+        now = time.monotonic()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval_s:
+            self._dropped[kind] = self._dropped.get(kind, 0) + 1
+            return False
+        self._last[kind] = now
+        dropped = self._dropped.pop(kind, 0)
+        if dropped and last is not None:
+            record.msg = f"{record.msg} ({dropped} more like this in the last {now - last:.0f} s not logged)"
+            record.suppressed = dropped
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "request_id"}
 
@@ -41,6 +84,7 @@ class JsonFormatter(logging.Formatter):
 def configure(level: str, fmt: str) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(_RequestIdFilter())
+    handler.addFilter(RepeatFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -126,11 +126,20 @@ def timing_hook(metrics: Metrics) -> Callable[[Message, Scope], Any]:
         method = scope.get("method", "") if scope["type"] == ScopeType.HTTP else ""
         seconds = time.perf_counter() - started if started is not None else 0.0
         metrics.observe_response(route, method, message["status"], seconds)
+        # The text format shows only the message, so it carries what an operator greps for; the
+        # path of an unmatched request is the raw one (still percent-encoded: no control
+        # characters reach the log), cut short, and never has the query string.
+        path = route if route != "unmatched" else (scope.get("raw_path") or b"").decode("latin-1")[:200]
         access.info(
-            "request",
+            "%s %s %s %.1fms",
+            method or scope["type"],
+            path,
+            message["status"],
+            seconds * 1000,
             extra={
                 "request_id": state.get("request_id"),
                 "route": route,
+                "path": path,
                 "method": method,
                 "status": message["status"],
                 "duration_ms": round(seconds * 1000, 1),

@@ -6,6 +6,7 @@ result is passed explicitly to `create_app` and to the CLI commands.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -49,6 +50,15 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     shutdown_grace_s: float = 10.0
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"
+    # The listener's own limits (proxy/listener.py); see docs/configuration.md#server.
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    header_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 1000
+    # Addresses or networks of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are
+    # believed; from any other peer those headers are ignored. Empty: believe no one.
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
 
 
 class StorageSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -247,8 +257,22 @@ def _check(settings: Settings) -> None:
             raise SettingsError(f"batches.completion_windows: {window!r} is not like 24h, 30m or 90s")
     if settings.budgets.default_max_tokens < 1:
         raise SettingsError("budgets.default_max_tokens must be at least 1")
-    if settings.server.max_body_bytes < 1024:
+    server = settings.server
+    if server.max_body_bytes < 1024:
         raise SettingsError("server.max_body_bytes must be at least 1024")
+    if server.max_header_bytes < 1024 or server.max_headers < 1 or server.max_connections < 1:
+        raise SettingsError(
+            "server.max_header_bytes must be at least 1024, server.max_headers and server.max_connections at least 1"
+        )
+    if server.header_timeout_s <= 0 or server.keep_alive_s <= 0:
+        raise SettingsError("server.header_timeout_s and server.keep_alive_s must be above 0")
+    for proxy in server.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"server.trusted_proxies: {proxy!r} is not an IP address or network (such as 10.0.0.0/8)"
+            ) from None
 
 
 def parse_window(window: str) -> int | None:

@@ -275,12 +275,45 @@ def test_failed_key_checks_are_rate_limited_per_address(make_server, upstream):
     wrong = {"Authorization": "Bearer sk-cp-guess"}
     codes = [httpx.get(server.base_url + "/models", headers=wrong).status_code for _ in range(4)]
     assert codes == [401, 401, 401, 429]
-    refused = httpx.get(server.base_url + "/models", headers=server.headers)  # even a good key, from here
+    refused = httpx.get(server.base_url + "/models", headers=wrong)
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "too_many_failed_auth"
     assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert httpx.get(server.base_url + "/models").status_code == 429  # no key at all counts as a bad one
+    # A valid key still works from an address over the limit: guessers cannot lock its owner out.
+    assert httpx.get(server.base_url + "/models", headers=server.headers).status_code == 200
+    assert httpx.get(server.base_url + "/models", headers=wrong).status_code == 429  # and it resets nothing
+    # The admin key, which an operator chooses and may be guessable, stays locked for the minute.
     admin = httpx.get(server.url + "/admin/projects", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
-    assert admin.status_code == 429  # the admin API shares the per-address limit
+    assert admin.status_code == 429
+
+
+def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(make_server, upstream):
+    server = make_server({"auth": {"max_failures_per_minute": 3}, "pool": {"spares": 0}})
+    codes = [
+        httpx.get(
+            server.base_url + "/models",
+            headers={"Authorization": "Bearer sk-cp-guess", "X-Forwarded-For": f"10.0.0.{i}"},
+        ).status_code
+        for i in range(6)
+    ]
+    assert codes == [401, 401, 401, 429, 429, 429]
+
+
+def test_a_trusted_proxy_forwarded_address_is_the_client(make_server, upstream):
+    server = make_server(
+        {"server": {"trusted_proxies": ["127.0.0.0/8"]}, "auth": {"max_failures_per_minute": 2}, "pool": {"spares": 0}}
+    )
+
+    def guess(client: str) -> int:
+        headers = {"Authorization": "Bearer sk-cp-guess", "X-Forwarded-For": client}
+        return httpx.get(server.base_url + "/models", headers=headers).status_code
+
+    assert [guess("203.0.113.7") for _ in range(3)] == [401, 401, 429]
+    assert guess("203.0.113.8") == 401  # another client behind the same proxy is not affected
+    # IPv6 clients are counted by their /64, since one subscriber can pick any address in it.
+    assert [guess("2001:db8:1:2::1"), guess("2001:db8:1:2::99"), guess("2001:db8:1:2:ffff::5")] == [401, 401, 429]
+    assert guess("2001:db8:1:3::1") == 401
 
 
 def test_wrong_admin_keys_count_toward_the_limit(make_server):

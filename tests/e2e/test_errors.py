@@ -424,3 +424,15 @@ def test_sigterm_lets_an_in_flight_stream_finish_then_stops(make_server, upstrea
     assert "Traceback" not in server.log_path.read_text()
     assert serving
     assert not [pid for pid in serving if os.path.exists(f"/proc/{pid}") and "claude" in " ".join(cmdline(pid))]
+
+
+def test_a_401_echoes_no_part_of_the_credential(server):
+    secret = "sk-cp-Zq9Xw7Vu5Ts3Rq1Po"
+    for headers in ({"Authorization": f"Bearer {secret}"}, {"api-key": secret}, {"x-api-key": secret}):
+        response = httpx.get(server.base_url + "/models", headers=headers)
+        error = _error(response, 401)
+        assert error["code"] == "invalid_api_key"
+        for start in range(len(secret) - 3):
+            assert secret[start : start + 4] not in response.text  # no four characters of it in a row
+    admin = httpx.get(server.url + "/admin/projects", headers={"Authorization": f"Bearer {secret}"})
+    assert admin.status_code == 401 and "Zq9X" not in admin.text

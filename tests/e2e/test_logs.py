@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
@@ -34,3 +35,18 @@ def test_json_logs_with_request_ids_and_no_prompts(make_server, upstream):
     for line in text.splitlines():
         if line.startswith("{"):
             json.loads(line)  # every structured line parses
+
+
+def test_text_access_lines_carry_method_path_status_and_duration(make_server):
+    server = make_server({"server": {"log_level": "info"}, "pool": {"spares": 0}})
+    assert httpx.get(server.base_url + "/models", headers=server.headers).status_code == 200
+    assert httpx.get(server.base_url + "/no/such/thing?token=SECRET-QUERY", headers=server.headers).status_code == 404
+
+    def access_lines():
+        return [line for line in server.log_path.read_text().splitlines() if " claude_proxy.access " in line]
+
+    assert server.wait_until(lambda: len(access_lines()) >= 2, timeout=5)
+    lines = access_lines()
+    assert any(re.search(r"\] GET /v1/models 200 \d+\.\dms$", line) for line in lines), lines
+    assert any(re.search(r"\] GET /v1/no/such/thing 404 \d+\.\dms$", line) for line in lines), lines
+    assert "SECRET-QUERY" not in server.log_path.read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -96,6 +97,7 @@ class RunningServer:
         }
         self.log_path = workdir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.max_open_files: int | None = None  # a lower RLIMIT_NOFILE for the server, if set
 
     def create_key(self, project: str, **limits: Any) -> str:
         """A key for `project` (created with `limits` if new), written straight to the database."""
@@ -134,6 +136,7 @@ class RunningServer:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=self._limit_open_files if self.max_open_files else None,  # setrlimit only: safe after fork
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -144,6 +147,10 @@ class RunningServer:
                 return self
             time.sleep(0.05)
         raise RuntimeError(f"{self.command} did not become ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def _limit_open_files(self) -> None:
+        assert self.max_open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_open_files, self.max_open_files))
 
     def ready(self, log_offset: int) -> bool:
         try:

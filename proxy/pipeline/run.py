@@ -15,11 +15,12 @@ import msgspec
 from msgspec import Struct
 
 from adapters.protocol import ChatBackend
-from core.errors import ProxyError, RequestTimeout
+from core.errors import ProxyError, RequestTimeout, UpstreamError
 from core.tokens import count_tokens
 from core.types import (
     Completed,
     CompletionJob,
+    Retracted,
     Started,
     TextDelta,
     TokenUsage,
@@ -98,7 +99,13 @@ class Tally:
 
 
 async def _run_choice(
-    backend: ChatBackend, job: CompletionJob, index: int, stops: list[str], queue: asyncio.Queue, tally: ChoiceTally
+    backend: ChatBackend,
+    job: CompletionJob,
+    index: int,
+    stops: list[str],
+    queue: asyncio.Queue,
+    tally: ChoiceTally,
+    streamed: bool,
 ) -> None:
     cutter = StopCutter(stops)
     events = backend.stream(job)
@@ -125,6 +132,17 @@ async def _run_choice(
             elif isinstance(event, ToolCallArguments):
                 tally.tool_calls[event.index][2].append(event.arguments)
                 await queue.put(ChoiceTool(index, event))
+            elif isinstance(event, Retracted):
+                if streamed and (tally.emitted or tally.tool_calls):
+                    # What the caller was sent cannot be taken back; claiming it complete would
+                    # hand over a wrong answer.
+                    raise UpstreamError(
+                        "the Anthropic API's answer broke off mid-stream and its retry differs from what was"
+                        " already streamed; retry the request"
+                    )
+                # The answer comes again from its start: what this choice gave so far is void.
+                tally.produced, tally.emitted, tally.tool_calls = [], [], []
+                cutter = StopCutter(stops)
             elif isinstance(event, Completed):
                 tally.completed = event
                 rest = cutter.flush()
@@ -140,13 +158,21 @@ async def _run_choice(
 
 
 async def run_choices(
-    backend: ChatBackend, job: CompletionJob, *, stops: list[str], timeout_s: float, tally: Tally
+    backend: ChatBackend,
+    job: CompletionJob,
+    *,
+    stops: list[str],
+    timeout_s: float,
+    tally: Tally,
+    streamed: bool = False,
 ) -> AsyncGenerator[ChoiceEvent, None]:
-    """Yields text and completion events of all choices; raises the first choice failure."""
+    """Yields text and completion events of all choices; raises the first choice failure. When
+    a backend retracts what it gave, a plain run starts that choice over; a `streamed` run, whose
+    caller has the retracted part already, fails instead."""
     queue: asyncio.Queue = asyncio.Queue()
     n = len(tally.choices)
     tasks = [
-        asyncio.create_task(_run_choice(backend, job, i, stops, queue, choice))
+        asyncio.create_task(_run_choice(backend, job, i, stops, queue, choice, streamed))
         for i, choice in enumerate(tally.choices)
     ]
     deadline = time.monotonic() + timeout_s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from adapters.claude_cli.events import ResultLine
 from core.errors import (
@@ -48,19 +49,62 @@ def subtract(total: TokenUsage, part: TokenUsage) -> TokenUsage:
     )
 
 
+# What must not reach a caller: the CLI names the upstream it talks to ("check your inference
+# gateway (127.0.0.1:8443)"), and upstream or CLI text may carry hosts, URLs or credentials.
+_LEAKY = re.compile(
+    r"://"
+    r"|\b\d{1,3}(?:\.\d{1,3}){3}\b"  # IPv4
+    r"|\[[0-9a-f:.]*:[0-9a-f:.]*\]"  # IPv6 in brackets
+    r"|\blocalhost\b"
+    r"|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b"  # a host name (or a file name: also kept back)
+    r"|\bport\s+\d+"
+    r"|\bsk-[a-z0-9_-]{4,}"
+    r"|\bbearer\s"
+    r"|\b(?:api[_-]?key|token|password|secret|authorization)\s*[:=]",
+    re.IGNORECASE,
+)
+
+
+def _safe(text: str) -> str | None:
+    """`text` if it can go to a caller as it is, else None."""
+    return None if _LEAKY.search(text) else text
+
+
 def result_error(line: ResultLine) -> ProxyError:
+    """The error a failed result line reports. The caller gets our own words, with the CLI's or
+    upstream's text only where it helps and leaks nothing (a 4xx's reason, a plan limit's reset
+    time); the full text goes to the server log."""
     status = line.api_error_status
     text = (line.result or "; ".join(line.errors or []) or "unknown error").strip()
+    log.warning(
+        "the Claude CLI reported an error: subtype=%s status=%s type=%s: %s",
+        line.subtype,
+        status,
+        line.api_error_type,
+        text,
+    )
+    kind = " ".join(str(part) for part in (status, line.api_error_type) if part is not None)
+    detail = _safe(text)
     if status == 429:
-        return RateLimited(f"the Anthropic API is rate limiting requests: {text}", retry_after=5)
+        # A subscription's plan limit says when it resets ("You've hit your 5-hour limit ·
+        # resets 9:52am (UTC)"): worth passing on.
+        return RateLimited(
+            f"the Anthropic API is rate limiting requests (status {kind})" + _reason(detail), retry_after=5
+        )
     if status in (529, 503):
-        return UpstreamOverloaded(f"the Anthropic API is overloaded: {text}")
-    if status == 400 or status == 413:
-        return UpstreamRejected(f"the Anthropic API rejected the request: {text}")
+        return UpstreamOverloaded(f"the Anthropic API is overloaded (status {kind}); retry shortly")
+    if status in (400, 413):
+        return UpstreamRejected(f"the Anthropic API rejected the request (status {kind})" + _reason(detail))
     if status in (401, 403):
-        return CliUnavailable(f"the Claude CLI is not logged in or its key was refused: {text}", code="cli_auth_failed")
+        return CliUnavailable(
+            f"the Claude CLI is not logged in or its key was refused (status {kind})", code="cli_auth_failed"
+        )
     if status is not None:
-        return UpstreamError(f"the Anthropic API failed with status {status}: {text}")
+        return UpstreamError(f"the Anthropic API failed (status {kind})")
     if text.startswith("API Error"):  # a broken or cut stream: the CLI reports it without a status
-        return UpstreamError(f"the Anthropic API's answer was broken: {text}")
-    return CliFailed(f"the Claude CLI reported an error ({line.subtype}): {text}")
+        return UpstreamError("the Anthropic API's answer was broken off or malformed")
+    return CliFailed(f"the Claude CLI reported an error ({line.subtype})" + _reason(detail))
+
+
+def _reason(detail: str | None) -> str:
+    return f": {detail}" if detail else ""

@@ -251,6 +251,27 @@ def test_a_tool_call_cut_after_its_text_is_resumed_by_the_cli(make_server, upstr
     assert answer.json()["choices"][0]["message"]["content"] == "Sunny."
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(status=500, error_type="api_error", error_message="boom"),
+        Reply(status=529, error_type="overloaded_error", error_message="Overloaded"),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_upstream_failures_do_not_reveal_the_upstream_address(server, upstream, reply, stream):
+    upstream.on("hide-address", reply)
+    response = _post(server, "hide-address", stream=stream)
+    assert response.status_code == (503 if reply.status == 529 else 502)
+    error = response.json()["error"]
+    openapi.validate(response.json(), "ErrorResponse")
+    port = upstream.url.rsplit(":", 1)[1]
+    assert "127.0.0.1" not in response.text and port not in response.text
+    assert str(reply.status) in error["message"] and reply.error_type in error["message"]
+    # The operator keeps the CLI's full text, address and all.
+    assert server.wait_until(lambda: f"127.0.0.1:{port}" in server.log_path.read_text(), timeout=5)
+
+
 @pytest.fixture()
 def small_disk(tmp_path):
     """A 4 MiB tmpfs: a disk that can really be filled. Needs the right to mount (root)."""

@@ -353,26 +353,38 @@ def test_structured_output_missing_fails():
 # --- errors -------------------------------------------------------------------------------------
 
 
+GATEWAY = (
+    "This is a server-side issue, usually temporary. If it persists, check your inference gateway (127.0.0.1:4123)."
+)
+
+
 @pytest.mark.parametrize(
-    ("status", "message", "expected"),
+    ("status", "message", "expected", "passed_on"),
     [
-        (429, 'API Error: 429 {"type":"error","error":{"type":"rate_limit_error"}}', RateLimited),
-        (529, "API Error: 529 Overloaded", UpstreamOverloaded),
-        (503, "API Error: 503 Service Unavailable", UpstreamOverloaded),
-        (400, "API Error: 400 prompt is too long", UpstreamRejected),
-        (413, "API Error: 413 request too large", UpstreamRejected),
-        (401, "Invalid API key · Please run /login", CliUnavailable),
-        (403, "API Error: 403 forbidden", CliUnavailable),
-        (500, "API Error: 500 Internal Server Error", UpstreamError),
-        (None, "API Error: Connection error.", UpstreamError),
-        (None, "Reached maximum number of turns", CliFailed),
+        (429, 'API Error: 429 {"type":"error","error":{"type":"rate_limit_error"}}', RateLimited, True),
+        (429, "You've hit your 5-hour limit · resets 9:52am (UTC)", RateLimited, True),
+        (529, f"API Error: 529 Overloaded. {GATEWAY}", UpstreamOverloaded, False),
+        (503, f"API Error: 503 Service Unavailable. {GATEWAY}", UpstreamOverloaded, False),
+        (400, "API Error: 400 prompt is too long", UpstreamRejected, True),
+        (400, "API Error: 400 could not fetch https://internal.example/x", UpstreamRejected, False),
+        (413, "API Error: 413 request too large", UpstreamRejected, True),
+        (401, "Invalid API key · Please run /login", CliUnavailable, False),
+        (403, "API Error: 403 forbidden", CliUnavailable, False),
+        (500, f"API Error: 500 Internal Server Error. {GATEWAY}", UpstreamError, False),
+        (None, "API Error: Connection error.", UpstreamError, False),
+        (None, "Reached maximum number of turns", CliFailed, True),
     ],
 )
-def test_error_results_map_by_status(status, message, expected):
+def test_error_results_map_by_status(status, message, expected, passed_on, caplog):
     proc = FakeProcess(message_start(), error_result(status, message))
-    answer, events, error = play(proc)
+    with caplog.at_level("WARNING", logger="claude_proxy.cli"):
+        answer, events, error = play(proc)
     assert type(error) is expected
-    assert error is not None and message in error.message
+    assert error is not None and (message in error.message) is passed_on
+    assert "127.0.0.1" not in error.message and "://" not in error.message
+    assert message in caplog.text  # the operator still sees all of it
+    if status is not None:
+        assert str(status) in error.message
     if expected is CliUnavailable:
         assert error.code == "cli_auth_failed"
     assert events == [Started(PROMPT_USAGE)] and answer.turn_ended is False

@@ -120,6 +120,8 @@ class Answer:
         self._marks: dict[int, _Mark] = {}  # content block index -> the answer before it
         self._redo: Redo | None = None  # the caller holds more than the answer, cut back, does
         self._awaiting_retry = False  # blocks were abandoned and the CLI's retry has not begun
+        self._streaming: str | None = None  # the id of the message being streamed
+        self._streamed: set[str] = set()  # ids of messages that came as stream events
         self._held_text: list[str] = []  # with tool_choice "required", text waits for a call
         self._started = TokenUsage()  # the upstream's input counts of the message in progress
         self._model: str | None = None
@@ -153,10 +155,11 @@ class Answer:
             log.info("upstream retry %s/%s status=%s", line.attempt, line.max_retries, line.error_status)
         elif isinstance(line, AssistantLine) and line.error:
             log.info("cli reported assistant error %s", line.error)
-        elif isinstance(line, AssistantLine) and self._awaiting_retry and line.parent_tool_use_id is None:
-            # The CLI retried without streaming: this line is the whole retried message.
+        elif isinstance(line, AssistantLine) and line.parent_tool_use_id is None and self._streaming is None:
+            # A whole message that came without stream events: the CLI's retry of an abandoned
+            # one, or any later message of a process that fell back to not streaming after one.
             message = msgspec.convert(line.message, AssistantMessage)
-            if message.stop_reason is not None:
+            if message.stop_reason is not None and (self._awaiting_retry or message.id not in self._streamed):
                 self._awaiting_retry = False
                 return self._on_events(retried_events(message))
         return _NOTHING
@@ -169,14 +172,19 @@ class Answer:
     def _on_stream_event(self, line: StreamEventLine) -> _Step:
         if line.parent_tool_use_id is not None:
             return _NOTHING  # a subagent's stream
+        if isinstance(line.event, MessageStop):
+            self._streaming = None
         if line.abandoned_blocks is not None:
             self._abandon(line.abandoned_blocks.from_block_index)
             return _NOTHING
-        if isinstance(line.event, MessageStart) and self._awaiting_retry:
-            # The CLI streams a continuation after a user turn of its own ("Your response above
-            # was cut off..."): its conversation is no longer the caller's.
-            self._awaiting_retry = False
-            self.proc.mark_inexact()
+        if isinstance(line.event, MessageStart):
+            self._streaming = line.event.message.id
+            self._streamed.add(line.event.message.id)
+            if self._awaiting_retry:
+                # The CLI streams a continuation after a user turn of its own ("Your response
+                # above was cut off..."): its conversation is no longer the caller's.
+                self._awaiting_retry = False
+                self.proc.mark_inexact()
         return self._on_event(line.event)
 
     def _on_events(self, events: list[AnthropicEvent]) -> _Step:

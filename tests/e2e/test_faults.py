@@ -15,10 +15,10 @@ from tests.support.upstream import Reply
 pytestmark = pytest.mark.e2e
 
 
-def _post(server, content: str, **extra) -> httpx.Response:
+def _post(server, content: str, key: str | None = None, **extra) -> httpx.Response:
     return httpx.post(
         server.base_url + "/chat/completions",
-        headers=server.headers,
+        headers={"Authorization": f"Bearer {key}"} if key else server.headers,
         json={"model": "gpt-4o", "messages": [{"role": "user", "content": content}], **extra},
         timeout=60,
     )
@@ -71,12 +71,18 @@ def test_a_cut_stream_after_output_ends_with_an_sse_error(make_server, upstream)
     assert server.wait_until(lambda: server.cli_pids() == [], timeout=10)
 
 
-def _stream(server, content: str, **extra) -> tuple[list[dict], dict | None]:
+def _own_key(server, tag: str) -> str:
+    """A key of a project of its own: no process another test's broken stream went through (the
+    CLI then skips streaming for a while) is reused for it."""
+    return server.create_key(f"project-{tag}")
+
+
+def _stream(server, content: str, key: str | None = None, **extra) -> tuple[list[dict], dict | None]:
     """The chunks of a streamed answer, and the error object that ended it, if one did."""
     with httpx.stream(
         "POST",
         server.base_url + "/chat/completions",
-        headers=server.headers,
+        headers={"Authorization": f"Bearer {key}"} if key else server.headers,
         json={"model": "gpt-4o", "messages": [{"role": "user", "content": content}], "stream": True, **extra},
         timeout=60,
     ) as response:
@@ -122,7 +128,7 @@ def test_a_stream_broken_mid_answer_answers_with_the_clis_retry(server, upstream
     text = RETRIED if retry == "extends" else "an answer that starts differently"
     upstream.on(tag, Reply(text=text, input_tokens=11, output_tokens=7))
     upstream.on(tag, BROKEN_STREAMS[label])
-    response = _post(server, tag)
+    response = _post(server, tag, key=_own_key(server, tag))
     assert response.status_code == 200, response.text
     body = response.json()
     openapi.validate(body, "CreateChatCompletionResponse")
@@ -144,7 +150,7 @@ def test_a_streamed_answer_broken_mid_way_goes_on_with_the_rest_of_the_retry(ser
     tag = f"broken-stream-{label}"
     upstream.on(tag, Reply(text=RETRIED))
     upstream.on(tag, BROKEN_STREAMS[label])
-    chunks, error = _stream(server, tag, stream_options={"include_usage": True})
+    chunks, error = _stream(server, tag, key=_own_key(server, tag), stream_options={"include_usage": True})
     assert error is None
     assert _text(chunks) == RETRIED  # "the full " streamed once, then only what followed it
     assert _finish_reasons(chunks) == ["stop"]
@@ -154,12 +160,29 @@ def test_a_streamed_answer_broken_mid_way_goes_on_with_the_rest_of_the_retry(ser
 def test_a_streamed_answer_whose_retry_differs_ends_in_an_error_not_a_false_stop(server, upstream):
     upstream.on("broken-differs", Reply(text="an answer that starts differently"))
     upstream.on("broken-differs", BROKEN_STREAMS["reset"])
-    chunks, error = _stream(server, "broken-differs")
+    chunks, error = _stream(server, "broken-differs", key=_own_key(server, "broken-differs"))
     assert _text(chunks) == "the full "  # what had been sent before the break
     assert _finish_reasons(chunks) == []  # never claimed complete
     assert error is not None and error["code"] == "upstream_error"
     assert "retry" in error["message"]
     assert len(upstream.requests_matching("broken-differs")) == 2
+
+
+def test_a_process_that_fell_back_to_not_streaming_still_answers(make_server, upstream):
+    # After a broken stream the CLI may ask without streaming for a while: a process kept for
+    # reuse then prints an answer as one assistant line, with no stream events at all.
+    server = make_server({"pool": {"size": 1, "spares": 0}})
+    upstream.on("fallback first", Reply(text=RETRIED))
+    upstream.on("fallback first", BROKEN_STREAMS["reset"])
+    assert _post(server, "fallback first").json()["choices"][0]["message"]["content"] == RETRIED
+    started = server.health()["pool"]["started_total"]
+    for content in ("fallback second", "fallback third"):
+        response = _post(server, content)
+        assert response.json()["choices"][0]["message"]["content"] == f"Echo: {content}"
+    chunks, error = _stream(server, "fallback streamed")
+    assert error is None and _text(chunks) == "Echo: fallback streamed"
+    assert _finish_reasons(chunks) == ["stop"]
+    assert server.health()["pool"]["started_total"] == started  # the same process served them all
 
 
 WEATHER = {

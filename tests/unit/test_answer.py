@@ -33,6 +33,7 @@ from core.types import (
     BackendEvent,
     Completed,
     CompletionJob,
+    Retracted,
     Started,
     TextBlock,
     TextDelta,
@@ -420,3 +421,40 @@ def test_control_requests_are_answered_through_send_and_yield_no_events():
         "response": {"behavior": "deny", "message": "This tool is not available."},
     }
     assert [line.request_id for line in bridge.held] == ["c3"]
+
+
+# --- messages that came without stream events ---------------------------------------------------
+
+
+def whole_message(content: list[dict[str, Any]], stop_reason: str = "end_turn") -> dict[str, Any]:
+    usage = dict(zip(USAGE_KEYS, (10, 7, 5, 2), strict=True))
+    message = {"id": "msg_2", "role": "assistant", "model": MODEL, "content": content, "stop_reason": stop_reason}
+    return {"type": "assistant", "message": message | {"usage": usage}, "parent_tool_use_id": None}
+
+
+def test_a_message_printed_whole_without_stream_events_is_the_answer():
+    # A process that fell back to not streaming (after an earlier broken stream) prints only this.
+    proc = FakeProcess(whole_message([{"type": "text", "text": "all at once"}]), result("all at once"))
+    _answer, events = ok(proc)
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["all at once"]
+    assert isinstance(events[-1], Completed) and events[-1].finish_reason == "stop"
+
+
+def test_per_block_assistant_lines_of_a_streamed_message_are_not_repeated():
+    partial = whole_message([{"type": "text", "text": "Hel"}]) | {}
+    partial["message"] = partial["message"] | {"stop_reason": None}
+    proc = FakeProcess(*text_answer("Hel", "lo")[:4], partial, *text_answer("Hel", "lo")[4:])
+    _answer, events = ok(proc)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Hello"
+
+
+def test_a_retried_message_replaces_an_abandoned_one_that_it_does_not_continue():
+    abandoned = stream({"type": "message_stop"}) | {
+        "abandoned_blocks": {"api_message_id": "msg_1", "from_block_index": 0}
+    }
+    lines = [message_start(), text_start(), text("Hel"), block_stop(0), abandoned]
+    proc = FakeProcess(*lines, whole_message([{"type": "text", "text": "Bye"}]), result("Bye"))
+    answer, events = ok(proc)
+    assert Retracted() in events
+    after = events[events.index(Retracted()) :]
+    assert [e.text for e in after if isinstance(e, TextDelta)] == ["Bye"] and answer.text == ["Bye"]

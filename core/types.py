@@ -139,4 +139,9 @@ class Completed(Struct, tag="completed", kw_only=True):
     usage_estimated: bool = False
 
 
-BackendEvent = Started | TextDelta | ToolCallStarted | ToolCallArguments | Completed
+class Retracted(Struct, tag="retracted"):
+    """Everything the answer gave so far is void: the upstream's answer broke off and its retry
+    differs from it. The events that follow give the answer again from its start."""
+
+
+BackendEvent = Started | TextDelta | ToolCallStarted | ToolCallArguments | Retracted | Completed

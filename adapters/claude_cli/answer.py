@@ -2,7 +2,9 @@
 
 Text deltas stream as they come. Calls to the caller's tools stream as tool-call events, and
 the answer ends when the model stops to wait for their results (the process itself may stay,
-suspended on those calls). The CLI's own control requests are answered on the way.
+suspended on those calls). The CLI's own control requests are answered on the way. When the
+upstream breaks off mid-answer and the CLI retries, the retry is matched against what was
+passed on already (`_redo`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from adapters.claude_cli._redo import Redo, retried_events
+from adapters.claude_cli._result import result_error, subtract, turn_usage
 from adapters.claude_cli.events import (
+    AnthropicEvent,
     AssistantLine,
+    AssistantMessage,
     CliLine,
     ContentBlockDelta,
     ContentBlockStart,
@@ -23,6 +29,7 @@ from adapters.claude_cli.events import (
     InputJsonDeltaBody,
     MessageDelta,
     MessageStart,
+    MessageStop,
     ResultLine,
     StreamEventLine,
     SystemLine,
@@ -33,20 +40,17 @@ from adapters.claude_cli.process import CliProcess
 from adapters.claude_cli.tool_bridge import ToolBridge, caller_name
 from core.errors import (
     CliFailed,
-    CliUnavailable,
     ProxyError,
-    RateLimited,
     StructuredOutputFailed,
     ToolChoiceNotFollowed,
     UpstreamError,
-    UpstreamOverloaded,
-    UpstreamRejected,
 )
 from core.tokens import count_tokens
 from core.types import (
     BackendEvent,
     Completed,
     CompletionJob,
+    Retracted,
     Started,
     TextBlock,
     TextDelta,
@@ -78,6 +82,15 @@ class _Call:
         return ToolUseBlock(id=self.id, name=self.name, input=value if isinstance(value, dict) else {})
 
 
+class _Mark(NamedTuple):
+    """How much of the answer there was when a content block began (text pieces, calls, held
+    text pieces): an abandoned block cuts it back to that."""
+
+    text: int
+    calls: int
+    held: int
+
+
 class _Step(NamedTuple):
     """What one stdout line gives: events to yield, then whether the answer ended, or an error
     to raise after those events."""
@@ -104,6 +117,11 @@ class Answer:
         self.suspended = False
         self.turn_ended = False  # the CLI finished its turn (its result line was read)
         self._blocks: dict[int, int] = {}  # content block index -> call index
+        self._marks: dict[int, _Mark] = {}  # content block index -> the answer before it
+        self._redo: Redo | None = None  # the caller holds more than the answer, cut back, does
+        self._awaiting_retry = False  # blocks were abandoned and the CLI's retry has not begun
+        self._streaming: str | None = None  # the id of the message being streamed
+        self._streamed: set[str] = set()  # ids of messages that came as stream events
         self._held_text: list[str] = []  # with tool_choice "required", text waits for a call
         self._started = TokenUsage()  # the upstream's input counts of the message in progress
         self._model: str | None = None
@@ -137,6 +155,13 @@ class Answer:
             log.info("upstream retry %s/%s status=%s", line.attempt, line.max_retries, line.error_status)
         elif isinstance(line, AssistantLine) and line.error:
             log.info("cli reported assistant error %s", line.error)
+        elif isinstance(line, AssistantLine) and line.parent_tool_use_id is None and self._streaming is None:
+            # A whole message that came without stream events: the CLI's retry of an abandoned
+            # one, or any later message of a process that fell back to not streaming after one.
+            message = msgspec.convert(line.message, AssistantMessage)
+            if message.stop_reason is not None and (self._awaiting_retry or message.id not in self._streamed):
+                self._awaiting_retry = False
+                return self._on_events(retried_events(message))
         return _NOTHING
 
     async def _on_control_request(self, line: ControlRequestLine) -> None:
@@ -147,7 +172,31 @@ class Answer:
     def _on_stream_event(self, line: StreamEventLine) -> _Step:
         if line.parent_tool_use_id is not None:
             return _NOTHING  # a subagent's stream
-        event = line.event
+        if isinstance(line.event, MessageStop):
+            self._streaming = None
+        if line.abandoned_blocks is not None:
+            self._abandon(line.abandoned_blocks.from_block_index)
+            return _NOTHING
+        if isinstance(line.event, MessageStart):
+            self._streaming = line.event.message.id
+            self._streamed.add(line.event.message.id)
+            if self._awaiting_retry:
+                # The CLI streams a continuation after a user turn of its own ("Your response
+                # above was cut off..."): its conversation is no longer the caller's.
+                self._awaiting_retry = False
+                self.proc.mark_inexact()
+        return self._on_event(line.event)
+
+    def _on_events(self, events: list[AnthropicEvent]) -> _Step:
+        out: list[BackendEvent] = []
+        for event in events:
+            step = self._on_event(event)
+            out += step.events
+            if step.ended or step.error is not None:
+                return _Step(out, step.ended, step.error)
+        return _Step(out)
+
+    def _on_event(self, event: AnthropicEvent) -> _Step:
         if isinstance(event, ContentBlockDelta):
             return self._on_content_block_delta(event)
         if isinstance(event, ContentBlockStart):
@@ -158,6 +207,8 @@ class Answer:
             return self._on_message_start(event)
         if isinstance(event, MessageDelta):
             return self._on_message_delta(event)
+        if isinstance(event, MessageStop) and self._redo is not None:
+            return _Step(self._settle_redo())  # the retry's message ended
         return _NOTHING
 
     def _on_content_block_delta(self, event: ContentBlockDelta) -> _Step:
@@ -169,7 +220,7 @@ class Answer:
             index = self._blocks[event.index]
             if delta.partial_json:
                 self.calls[index].arguments.append(delta.partial_json)
-                return _Step([ToolCallArguments(index, delta.partial_json)])
+                return _Step(self._passed_on(ToolCallArguments(index, delta.partial_json)))
         return _NOTHING
 
     def _on_content_block_stop(self, event: ContentBlockStop) -> _Step:
@@ -180,9 +231,10 @@ class Answer:
         out: list[BackendEvent] = []
         if not call.arguments:  # a call without arguments still sends a JSON object
             call.arguments.append("{}")
-            out.append(ToolCallArguments(index, "{}"))
+            out += self._passed_on(ToolCallArguments(index, "{}"))
         if self.job.parallel_tool_calls:
             return _Step(out)
+        out += self._settle_redo()
         # Stopped before the upstream counted its output: estimate what it wrote.
         written = "".join(self.text) + "".join("".join(call.arguments) for call in self.calls)
         usage = msgspec.structs.replace(self._started, output_tokens=count_tokens(written))
@@ -194,6 +246,7 @@ class Answer:
     def _on_message_start(self, event: MessageStart) -> _Step:
         usage = event.message.usage
         self._model = event.message.model or self._model
+        self._blocks, self._marks = {}, {}  # block indexes count within one message
         self._started = TokenUsage(
             input_tokens=usage.input_tokens or 0,
             cache_read_tokens=usage.cache_read_input_tokens or 0,
@@ -205,18 +258,21 @@ class Answer:
         output = msgspec.structs.replace(self._started, output_tokens=event.usage.output_tokens or 0)
         if event.delta.stop_reason == "tool_use" and self.calls:
             # The model waits for the caller's results: OpenAI ends the answer here.
-            return _Step([self._ended_on_tools(output)], ended=True)
+            return _Step([*self._settle_redo(), self._ended_on_tools(output)], ended=True)
         if event.delta.stop_reason == "max_tokens":
             # The CLI would send a second request asking the model to continue; OpenAI's
             # max_tokens means stop here, with the upstream's counts.
             completed = Completed(finish_reason="length", usage=output, model=self._model)
-            return _Step([self._finish(completed)], ended=True)
+            return _Step([*self._settle_redo(), self._finish(completed)], ended=True)
         return _NOTHING
 
     def _on_result(self, line: ResultLine) -> _Step:
         if line.is_error:
-            raise _result_error(line)
-        out: list[BackendEvent] = []
+            raise result_error(line)
+        if self._awaiting_retry:
+            # Blocks were abandoned and no retry followed: what is left is not the whole answer.
+            raise UpstreamError("the Anthropic API's answer broke off and the Claude CLI did not complete it")
+        out: list[BackendEvent] = self._settle_redo()
         if self.structured:
             if line.structured_output is None:
                 raise StructuredOutputFailed(
@@ -226,17 +282,12 @@ class Answer:
             text = _json.encode(line.structured_output).decode()
             self.text.append(text)
             out.append(TextDelta(text))
-        usage = TokenUsage(
-            input_tokens=line.usage.input_tokens,
-            output_tokens=line.usage.output_tokens,
-            cache_read_tokens=line.usage.cache_read_input_tokens,
-            cache_creation_tokens=line.usage.cache_creation_input_tokens,
-        )
+        usage = turn_usage(line)
         cost = self.proc.take_turn_cost(line.total_cost_usd)
         reported = self.proc.take_turn_usage()
         if reported is not None:
             # This CLI turn began in an earlier request, which reported its part already.
-            usage, cost = _subtract(usage, reported), None
+            usage, cost = subtract(usage, reported), None
         self.turn_ended = True
         completed = Completed(
             finish_reason="length" if line.stop_reason == "max_tokens" else "stop",
@@ -255,7 +306,7 @@ class Answer:
             self._held_text.append(text)
             return []
         self.text.append(text)
-        return [TextDelta(text)]
+        return self._passed_on(TextDelta(text))
 
     def _ended_on_tools(self, usage: TokenUsage) -> Completed:
         self.suspended = True
@@ -264,6 +315,7 @@ class Answer:
 
     def _tool_start(self, event: ContentBlockStart) -> list[BackendEvent]:
         block = event.content_block
+        self._marks[event.index] = _Mark(len(self.text), len(self.calls), len(self._held_text))
         if block.get("type") != "tool_use":
             return []
         name = caller_name(str(block.get("name", "")))
@@ -275,11 +327,69 @@ class Answer:
         if self._held_text:
             held, self._held_text = "".join(self._held_text), []
             self.text.append(held)
-            out.append(TextDelta(held))
+            out += self._passed_on(TextDelta(held))
         index = len(self.calls)
         self._blocks[event.index] = index
         self.calls.append(_Call(str(block.get("id", "")), name))
-        out.append(ToolCallStarted(index=index, id=str(block.get("id", "")), name=name))
+        out += self._passed_on(ToolCallStarted(index=index, id=str(block.get("id", "")), name=name))
+        return out
+
+    def _abandon(self, from_block: int) -> None:
+        """The CLI dropped this message's blocks from `from_block` on and will retry: cut the
+        answer back to before them, keeping what the caller was given to match the retry."""
+        self._awaiting_retry = True
+        mark = self._marks.get(from_block)
+        if mark is None:
+            return  # no such block began: nothing of it was given
+        if self._redo is None:
+            given = [(call.id, call.name, "".join(call.arguments)) for call in self.calls]
+            self._redo = Redo("".join(self.text), given)
+        del self.text[mark.text :], self.calls[mark.calls :], self._held_text[mark.held :]
+        self._redo.rewind(len("".join(self.text)), [len("".join(call.arguments)) for call in self.calls])
+        self._blocks = {block: call for block, call in self._blocks.items() if call < mark.calls}
+
+    def _passed_on(self, event: TextDelta | ToolCallStarted | ToolCallArguments) -> list[BackendEvent]:
+        """The event as the caller should get it: while a retry repeats what the caller has, only
+        what goes beyond; where it differs, the whole answer again."""
+        redo = self._redo
+        if redo is None:
+            return [event]
+        part: str | bool | None
+        if isinstance(event, TextDelta):
+            part = redo.text(event.text)
+            out: list[BackendEvent] = [TextDelta(part)] if part else []
+        elif isinstance(event, ToolCallStarted):
+            part = redo.call(event.index, event.id, event.name)
+            out = [event] if part else []
+        else:
+            part = redo.arguments(event.index, event.arguments)
+            out = [ToolCallArguments(event.index, part)] if part else []
+        if part is None:
+            return self._retract()
+        if redo.caught_up():
+            self._redo = None
+        return out
+
+    def _settle_redo(self) -> list[BackendEvent]:
+        """The retried message ended: if it never reached all the caller has, the caller's copy
+        is not the answer."""
+        if self._redo is None:
+            return []
+        if self._redo.caught_up():
+            self._redo = None
+            return []
+        return self._retract()
+
+    def _retract(self) -> list[BackendEvent]:
+        log.warning("the upstream's retried answer differs from what was passed on: giving it again")
+        self._redo = None
+        out: list[BackendEvent] = [Retracted()]
+        if self.text:
+            out.append(TextDelta("".join(self.text)))
+        for index, call in enumerate(self.calls):
+            out.append(ToolCallStarted(index=index, id=call.id, name=call.name))
+            if call.arguments:
+                out.append(ToolCallArguments(index, "".join(call.arguments)))
         return out
 
     def _finish(self, completed: Completed) -> Completed:
@@ -289,30 +399,3 @@ class Answer:
                 + "".join(self._held_text)[:300]
             )
         return completed
-
-
-def _subtract(total: TokenUsage, part: TokenUsage) -> TokenUsage:
-    return TokenUsage(
-        input_tokens=max(total.input_tokens - part.input_tokens, 0),
-        output_tokens=max(total.output_tokens - part.output_tokens, 0),
-        cache_read_tokens=max(total.cache_read_tokens - part.cache_read_tokens, 0),
-        cache_creation_tokens=max(total.cache_creation_tokens - part.cache_creation_tokens, 0),
-    )
-
-
-def _result_error(line: ResultLine) -> ProxyError:
-    status = line.api_error_status
-    text = (line.result or "; ".join(line.errors or []) or "unknown error").strip()
-    if status == 429:
-        return RateLimited(f"the Anthropic API is rate limiting requests: {text}", retry_after=5)
-    if status in (529, 503):
-        return UpstreamOverloaded(f"the Anthropic API is overloaded: {text}")
-    if status == 400 or status == 413:
-        return UpstreamRejected(f"the Anthropic API rejected the request: {text}")
-    if status in (401, 403):
-        return CliUnavailable(f"the Claude CLI is not logged in or its key was refused: {text}", code="cli_auth_failed")
-    if status is not None:
-        return UpstreamError(f"the Anthropic API failed with status {status}: {text}")
-    if text.startswith("API Error"):  # a broken or cut stream: the CLI reports it without a status
-        return UpstreamError(f"the Anthropic API's answer was broken: {text}")
-    return CliFailed(f"the Claude CLI reported an error ({line.subtype}): {text}")

@@ -89,9 +89,21 @@ AnthropicEvent = (
 )
 
 
+class AbandonedBlocks(Struct):
+    """On a `message_stop` the CLI prints when the upstream stream broke (a reset connection, an
+    `error` event): the blocks of that message from `from_block_index` on are void. The CLI then
+    retries: without streaming when nothing of the message survived (the retried message comes
+    as one `assistant` line), or, when earlier blocks did, by streaming a continuation request
+    after a synthetic user turn asking the model to resume."""
+
+    api_message_id: str = ""
+    from_block_index: int = 0
+
+
 class StreamEventLine(Struct, tag="stream_event", tag_field="type"):
     event: AnthropicEvent
     parent_tool_use_id: str | None = None
+    abandoned_blocks: AbandonedBlocks | None = None
 
 
 class SystemLine(Struct, tag="system", tag_field="type"):
@@ -111,11 +123,31 @@ class AssistantLine(Struct, tag="assistant", tag_field="type"):
     parent_tool_use_id: str | None = None
 
 
+class AssistantMessage(Struct):
+    """The Anthropic message an `assistant` line carries, read only when the proxy needs it (a
+    retried message that came without stream events)."""
+
+    id: str = ""
+    model: str = ""
+    content: list[dict[str, Any]] = []
+    stop_reason: str | None = None
+    usage: AnthropicUsage = msgspec.field(default_factory=AnthropicUsage)
+
+
 class ResultUsage(Struct):
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+
+
+class ModelUsage(Struct):
+    """One model's counts in a result line's `modelUsage` (the CLI's own camelCase keys)."""
+
+    inputTokens: int = 0  # noqa: N815
+    outputTokens: int = 0  # noqa: N815
+    cacheReadInputTokens: int = 0  # noqa: N815
+    cacheCreationInputTokens: int = 0  # noqa: N815
 
 
 class ResultLine(Struct, tag="result", tag_field="type"):
@@ -124,9 +156,13 @@ class ResultLine(Struct, tag="result", tag_field="type"):
     result: str | None = None
     stop_reason: str | None = None
     api_error_status: int | None = None
+    api_error_type: str | None = None
     usage: ResultUsage = msgspec.field(default_factory=ResultUsage)
     total_cost_usd: float | None = None
     modelUsage: dict[str, Any] = {}  # noqa: N815 - the CLI's own key
+    # What every upstream request of this turn consumed, per model, counted as the CLI bills it
+    # (a broken stream that was retried counts too). `usage` then holds only the last message's.
+    model_usage_since_last_result: dict[str, ModelUsage] | None = None
     duration_ms: int | None = None
     duration_api_ms: int | None = None
     session_id: str | None = None

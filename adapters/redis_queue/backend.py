@@ -23,6 +23,7 @@ from adapters.redis_queue.messages import (
     JobMessage,
     Keys,
     ResetEvent,
+    RetractedEvent,
     StartedEvent,
     StreamRead,
     TextEvent,
@@ -32,7 +33,7 @@ from adapters.redis_queue.messages import (
 )
 from core.errors import ProxyError, RateLimited
 from core.redis_conn import redis_errors
-from core.types import BackendEvent, CompletionJob, Priority, Started, TextDelta
+from core.types import BackendEvent, CompletionJob, Priority, Retracted, Started, TextDelta
 
 _REPLY_TTL_S = 600
 
@@ -131,6 +132,8 @@ class RedisQueueBackend:
                         yield TextDelta(event.text)
                     elif isinstance(event, ToolEvent):
                         yield event.part
+                    elif isinstance(event, RetractedEvent):
+                        yield Retracted()
                     elif isinstance(event, CompletedEvent):
                         yield event.completed
                         return

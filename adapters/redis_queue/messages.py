@@ -68,11 +68,17 @@ class ErrorEvent(msgspec.Struct, tag="error", tag_field="event"):
     message: str
 
 
+class RetractedEvent(msgspec.Struct, tag="retracted", tag_field="event"):
+    """The answer so far is void and comes again (`core.types.Retracted`)."""
+
+
 class ResetEvent(msgspec.Struct, tag="reset", tag_field="event"):
     """A batch job starts over on another worker; what came before is void."""
 
 
-ReplyEvent = ClaimedEvent | StartedEvent | TextEvent | ToolEvent | CompletedEvent | ErrorEvent | ResetEvent
+ReplyEvent = (
+    ClaimedEvent | StartedEvent | TextEvent | ToolEvent | RetractedEvent | CompletedEvent | ErrorEvent | ResetEvent
+)
 
 job_encoder = msgspec.json.Encoder()
 job_decoder = msgspec.json.Decoder(JobMessage)

@@ -28,6 +28,7 @@ from adapters.redis_queue.messages import (
     Keys,
     ReplyEvent,
     ResetEvent,
+    RetractedEvent,
     StartedEvent,
     StreamEntry,
     StreamRead,
@@ -38,7 +39,7 @@ from adapters.redis_queue.messages import (
     job_encoder,
 )
 from core.errors import ProxyError
-from core.types import Completed, Priority, Started, TextDelta, ToolCallArguments, ToolCallStarted
+from core.types import Completed, Priority, Retracted, Started, TextDelta, ToolCallArguments, ToolCallStarted
 
 log = logging.getLogger("claude_proxy.worker")
 
@@ -185,6 +186,8 @@ class Worker:
                     await self._send(reply, TextEvent(event.text))
                 elif isinstance(event, (ToolCallStarted, ToolCallArguments)):
                     await self._send(reply, ToolEvent(event))
+                elif isinstance(event, Retracted):
+                    await self._send(reply, RetractedEvent())
                 elif isinstance(event, Completed):
                     await self._send(reply, CompletedEvent(event))
         except ProxyError as exc:

@@ -136,7 +136,9 @@ class Pipeline:
         return Outcome(plan, headers, result=await self._complete(plan, settle))
 
     def _run(self, plan: Plan, tally: Tally) -> AsyncGenerator[StreamEvent, None]:
-        return run_choices(self._backend, plan.job, stops=plan.stops, timeout_s=self._timeout_s, tally=tally)
+        return run_choices(
+            self._backend, plan.job, stops=plan.stops, timeout_s=self._timeout_s, tally=tally, streamed=plan.stream
+        )
 
     async def _complete(self, plan: Plan, settle: Settle) -> RunResult:
         tally = Tally(plan.n)

@@ -15,11 +15,12 @@ import msgspec
 from msgspec import Struct
 
 from adapters.protocol import ChatBackend
-from core.errors import ProxyError, RequestTimeout
+from core.errors import ProxyError, RequestTimeout, UpstreamError
 from core.tokens import count_tokens
 from core.types import (
     Completed,
     CompletionJob,
+    Retracted,
     Started,
     TextDelta,
     TokenUsage,
@@ -106,6 +107,7 @@ async def _run_choice(
     stops: list[str],
     queue: asyncio.Queue[ChoiceEvent | ChoiceFailed],
     tally: ChoiceTally,
+    streamed: bool,
 ) -> None:
     cutter = StopCutter(stops)
     events = backend.stream(job)
@@ -132,6 +134,17 @@ async def _run_choice(
             elif isinstance(event, ToolCallArguments):
                 tally.tool_calls[event.index][2].append(event.arguments)
                 await queue.put(ChoiceTool(index, event))
+            elif isinstance(event, Retracted):
+                if streamed and (tally.emitted or tally.tool_calls):
+                    # What the caller was sent cannot be taken back; claiming it complete would
+                    # hand over a wrong answer.
+                    raise UpstreamError(
+                        "the Anthropic API's answer broke off mid-stream and its retry differs from what was"
+                        " already streamed; retry the request"
+                    )
+                # The answer comes again from its start: what this choice gave so far is void.
+                tally.produced, tally.emitted, tally.tool_calls = [], [], []
+                cutter = StopCutter(stops)
             elif isinstance(event, Completed):
                 tally.completed = event
                 rest = cutter.flush()
@@ -147,15 +160,23 @@ async def _run_choice(
 
 
 async def run_choices(
-    backend: ChatBackend, job: CompletionJob, *, stops: list[str], timeout_s: float, tally: Tally
+    backend: ChatBackend,
+    job: CompletionJob,
+    *,
+    stops: list[str],
+    timeout_s: float,
+    tally: Tally,
+    streamed: bool = False,
 ) -> AsyncGenerator[ChoiceEvent, None]:
-    """Yields text and completion events of all choices; raises the first choice failure."""
+    """Yields text and completion events of all choices; raises the first choice failure. When
+    a backend retracts what it gave, a plain run starts that choice over; a `streamed` run, whose
+    caller has the retracted part already, fails instead."""
     # Bounded: a caller who reads slowly (or not at all) stops the choices' tasks from reading
     # their CLI's output, so its answer waits in the CLI and the pipe, not in this process.
     queue: asyncio.Queue[ChoiceEvent | ChoiceFailed] = asyncio.Queue(maxsize=EVENTS_BUFFERED)
     n = len(tally.choices)
     tasks = [
-        asyncio.create_task(_run_choice(backend, job, i, stops, queue, choice))
+        asyncio.create_task(_run_choice(backend, job, i, stops, queue, choice, streamed))
         for i, choice in enumerate(tally.choices)
     ]
     deadline = time.monotonic() + timeout_s

@@ -4,6 +4,7 @@ The CLI streams `POST /v1/messages`; this server answers with Anthropic SSE even
 register rules (`upstream.on("keyword", Reply(...))`) matched against the text of the last
 user message; anything unmatched gets an echo reply, so a test can tell which prompt the
 model actually saw. Every request body is recorded for assertions on what the upstream got.
+A request with `stream: false` (the CLI's retry of a broken stream) gets one JSON message.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +36,13 @@ class Reply:
     hang: bool = False  # send message_start, then nothing until the client goes away
     hang_after: int | None = None  # send this many text deltas, then hang
     cut_after: int | None = None  # send this many text deltas, then drop the connection
+    # Break the stream after this many deltas, the way `break_with` says: "reset" drops the
+    # connection with a TCP reset, "error" sends an `event: error` of error_type and
+    # error_message inside the 200 stream (as Anthropic does for overloaded_error).
+    break_after: int | None = None
+    break_with: str = "reset"
+    break_in_tool: bool = False  # count the tool calls' input_json deltas instead of text deltas
+    json_pieces: int = 1  # how many input_json deltas each tool call's input is sent in
     garbage: bool = False  # answer 200 with bytes that are not server-sent events
     input_tokens: int = 11
     output_tokens: int = 7
@@ -195,7 +204,10 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
                 self._json(reply.status, payload, extra)
                 return
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self._stream(body, reply)
+                if body.get("stream", True):
+                    self._stream(body, reply)
+                else:
+                    self._whole(body, reply)
 
         def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(payload).encode()
@@ -222,6 +234,57 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
                 except OSError:
                     return
 
+        def _break(self, reply: Reply) -> None:
+            """Ends the response mid-way, as `reply.break_with` says."""
+            if reply.break_with == "error":
+                error = {"type": "error", "error": {"type": reply.error_type, "message": reply.error_message}}
+                self._event("error", error)
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            # SO_LINGER 0: close sends a reset (ECONNRESET at the client), not an orderly end.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+
+        def _breaks_before(self, reply: Reply, n: int, *, in_tool: bool) -> bool:
+            """Breaks the stream before its delta `n` (or after the last, n == their count) when
+            the reply says so; True if it did."""
+            if not in_tool and reply.hang_after is not None and n >= reply.hang_after:
+                self._hold()
+                return True
+            if not in_tool and reply.cut_after is not None and n >= reply.cut_after:
+                self.connection.shutdown(socket.SHUT_RDWR)  # mid-stream, no message_stop
+                return True
+            if reply.break_after is not None and in_tool == reply.break_in_tool and n >= reply.break_after:
+                self._break(reply)
+                return True
+            return False
+
+        def _whole(self, body: dict[str, Any], reply: Reply) -> None:
+            """A non-streaming request: one JSON message, or the reply's fault before any of it."""
+            if reply.hang or reply.hang_after is not None:
+                self._hold()
+                return
+            if reply.cut_after is not None or reply.break_after is not None:
+                # A fault that persists: the CLI's non-streaming retry fails at once too (a
+                # dropped connection would have it wait and retry for minutes).
+                overloaded = reply.break_with == "error" and reply.error_type == "overloaded_error"
+                error_type = reply.error_type if reply.break_with == "error" else "api_error"
+                payload = {"type": "error", "error": {"type": error_type, "message": reply.error_message}}
+                self._json(529 if overloaded else 500, payload)
+                return
+            content: list[dict[str, Any]] = []
+            text = "".join(_chunks(body, reply))
+            if text:
+                content.append({"type": "text", "text": text})
+            calls = _calls(reply)
+            content += [
+                {"type": "tool_use", "id": call_id, "name": name, "input": args} for call_id, name, args in calls
+            ]
+            usage = dict(_usage(reply), output_tokens=reply.output_tokens)
+            message = dict(_message(body, usage), content=content)
+            message["stop_reason"] = "tool_use" if calls else reply.stop_reason
+            self._json(200, message)
+
         def _stream(self, body: dict[str, Any], reply: Reply) -> None:
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
@@ -229,60 +292,44 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
             self.send_header("connection", "close")
             self.end_headers()
             self.close_connection = True
-            model = body.get("model", "claude-unknown")
-            usage = {
-                "input_tokens": reply.input_tokens,
-                "output_tokens": 1,
-                "cache_read_input_tokens": reply.cache_read,
-                "cache_creation_input_tokens": reply.cache_creation,
-            }
-            message = {
-                "id": "msg_scripted",
-                "type": "message",
-                "role": "assistant",
-                "model": model,
-                "content": [],
-                "stop_reason": None,
-                "stop_sequence": None,
-                "usage": usage,
-            }
+            message = _message(body, dict(_usage(reply), output_tokens=1))
             self._event("message_start", {"type": "message_start", "message": message})
             if reply.hang:
                 self._hold()
                 return
             index = 0
-            text = reply.text if reply.text is not None else "Echo: " + last_user_text(body)
-            chunks = reply.chunks if reply.chunks is not None else _split_words(text)
+            chunks = _chunks(body, reply)
             if chunks:
                 self._event(
                     "content_block_start",
                     {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
                 )
                 for n, chunk in enumerate(chunks):
-                    if reply.hang_after is not None and n >= reply.hang_after:
-                        self._hold()
-                        return
-                    if reply.cut_after is not None and n >= reply.cut_after:
-                        self.connection.shutdown(socket.SHUT_RDWR)  # mid-stream, no message_stop
+                    if self._breaks_before(reply, n, in_tool=False):
                         return
                     if n and reply.chunk_delay:
                         time.sleep(reply.chunk_delay)
                     delta = {"type": "text_delta", "text": chunk}
                     self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                if self._breaks_before(reply, len(chunks), in_tool=False):
+                    return
                 self._event("content_block_stop", {"type": "content_block_stop", "index": index})
                 index += 1
             stop_reason = reply.stop_reason
-            calls = list(reply.tool_uses or []) + ([reply.tool_use] if reply.tool_use is not None else [])
-            for n, call in enumerate(calls):
+            for call_id, name, args in _calls(reply):
                 stop_reason = "tool_use"
-                # Real ids never prefix one another; the CLI mispairs results of ids that do.
-                call_id = call.get("id") or ("toolu_scripted" if len(calls) == 1 else f"toolu_scripted_{n}")
-                block = {"type": "tool_use", "id": call_id, "name": call["name"], "input": {}}
+                block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
                 self._event(
                     "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
                 )
-                delta = {"type": "input_json_delta", "partial_json": json.dumps(call.get("input", {}))}
-                self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                pieces = _pieces(json.dumps(args), reply.json_pieces)
+                for n, piece in enumerate(pieces):
+                    if self._breaks_before(reply, n, in_tool=True):
+                        return
+                    delta = {"type": "input_json_delta", "partial_json": piece}
+                    self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                if self._breaks_before(reply, len(pieces), in_tool=True):
+                    return
                 self._event("content_block_stop", {"type": "content_block_stop", "index": index})
                 index += 1
             self._event(
@@ -301,3 +348,48 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
 def _split_words(text: str) -> list[str]:
     words = text.split(" ")
     return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+def _chunks(body: dict[str, Any], reply: Reply) -> list[str]:
+    text = reply.text if reply.text is not None else "Echo: " + last_user_text(body)
+    return reply.chunks if reply.chunks is not None else _split_words(text)
+
+
+def _calls(reply: Reply) -> list[tuple[str, str, dict[str, Any]]]:
+    """(id, name, input) of each tool call the reply makes."""
+    calls = list(reply.tool_uses or []) + ([reply.tool_use] if reply.tool_use is not None else [])
+    # Real ids never prefix one another; the CLI mispairs results of ids that do.
+    return [
+        (
+            call.get("id") or ("toolu_scripted" if len(calls) == 1 else f"toolu_scripted_{n}"),
+            call["name"],
+            call.get("input", {}),
+        )
+        for n, call in enumerate(calls)
+    ]
+
+
+def _pieces(text: str, count: int) -> list[str]:
+    size = max(-(-len(text) // max(count, 1)), 1)
+    return [text[i : i + size] for i in range(0, len(text), size)] or [text]
+
+
+def _usage(reply: Reply) -> dict[str, int]:
+    return {
+        "input_tokens": reply.input_tokens,
+        "cache_read_input_tokens": reply.cache_read,
+        "cache_creation_input_tokens": reply.cache_creation,
+    }
+
+
+def _message(body: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:
+    return {
+        "id": "msg_scripted",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model", "claude-unknown"),
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": usage,
+    }

@@ -33,6 +33,7 @@ from core.types import (
     BackendEvent,
     Completed,
     CompletionJob,
+    Retracted,
     Started,
     TextBlock,
     TextDelta,
@@ -353,26 +354,38 @@ def test_structured_output_missing_fails():
 # --- errors -------------------------------------------------------------------------------------
 
 
+GATEWAY = (
+    "This is a server-side issue, usually temporary. If it persists, check your inference gateway (127.0.0.1:4123)."
+)
+
+
 @pytest.mark.parametrize(
-    ("status", "message", "expected"),
+    ("status", "message", "expected", "passed_on"),
     [
-        (429, 'API Error: 429 {"type":"error","error":{"type":"rate_limit_error"}}', RateLimited),
-        (529, "API Error: 529 Overloaded", UpstreamOverloaded),
-        (503, "API Error: 503 Service Unavailable", UpstreamOverloaded),
-        (400, "API Error: 400 prompt is too long", UpstreamRejected),
-        (413, "API Error: 413 request too large", UpstreamRejected),
-        (401, "Invalid API key · Please run /login", CliUnavailable),
-        (403, "API Error: 403 forbidden", CliUnavailable),
-        (500, "API Error: 500 Internal Server Error", UpstreamError),
-        (None, "API Error: Connection error.", UpstreamError),
-        (None, "Reached maximum number of turns", CliFailed),
+        (429, 'API Error: 429 {"type":"error","error":{"type":"rate_limit_error"}}', RateLimited, True),
+        (429, "You've hit your 5-hour limit · resets 9:52am (UTC)", RateLimited, True),
+        (529, f"API Error: 529 Overloaded. {GATEWAY}", UpstreamOverloaded, False),
+        (503, f"API Error: 503 Service Unavailable. {GATEWAY}", UpstreamOverloaded, False),
+        (400, "API Error: 400 prompt is too long", UpstreamRejected, True),
+        (400, "API Error: 400 could not fetch https://internal.example/x", UpstreamRejected, False),
+        (413, "API Error: 413 request too large", UpstreamRejected, True),
+        (401, "Invalid API key · Please run /login", CliUnavailable, False),
+        (403, "API Error: 403 forbidden", CliUnavailable, False),
+        (500, f"API Error: 500 Internal Server Error. {GATEWAY}", UpstreamError, False),
+        (None, "API Error: Connection error.", UpstreamError, False),
+        (None, "Reached maximum number of turns", CliFailed, True),
     ],
 )
-def test_error_results_map_by_status(status, message, expected):
+def test_error_results_map_by_status(status, message, expected, passed_on, caplog):
     proc = FakeProcess(message_start(), error_result(status, message))
-    answer, events, error = play(proc)
+    with caplog.at_level("WARNING", logger="claude_proxy.cli"):
+        answer, events, error = play(proc)
     assert type(error) is expected
-    assert error is not None and message in error.message
+    assert error is not None and (message in error.message) is passed_on
+    assert "127.0.0.1" not in error.message and "://" not in error.message
+    assert message in caplog.text  # the operator still sees all of it
+    if status is not None:
+        assert str(status) in error.message
     if expected is CliUnavailable:
         assert error.code == "cli_auth_failed"
     assert events == [Started(PROMPT_USAGE)] and answer.turn_ended is False
@@ -408,3 +421,40 @@ def test_control_requests_are_answered_through_send_and_yield_no_events():
         "response": {"behavior": "deny", "message": "This tool is not available."},
     }
     assert [line.request_id for line in bridge.held] == ["c3"]
+
+
+# --- messages that came without stream events ---------------------------------------------------
+
+
+def whole_message(content: list[dict[str, Any]], stop_reason: str = "end_turn") -> dict[str, Any]:
+    usage = dict(zip(USAGE_KEYS, (10, 7, 5, 2), strict=True))
+    message = {"id": "msg_2", "role": "assistant", "model": MODEL, "content": content, "stop_reason": stop_reason}
+    return {"type": "assistant", "message": message | {"usage": usage}, "parent_tool_use_id": None}
+
+
+def test_a_message_printed_whole_without_stream_events_is_the_answer():
+    # A process that fell back to not streaming (after an earlier broken stream) prints only this.
+    proc = FakeProcess(whole_message([{"type": "text", "text": "all at once"}]), result("all at once"))
+    _answer, events = ok(proc)
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["all at once"]
+    assert isinstance(events[-1], Completed) and events[-1].finish_reason == "stop"
+
+
+def test_per_block_assistant_lines_of_a_streamed_message_are_not_repeated():
+    partial = whole_message([{"type": "text", "text": "Hel"}]) | {}
+    partial["message"] = partial["message"] | {"stop_reason": None}
+    proc = FakeProcess(*text_answer("Hel", "lo")[:4], partial, *text_answer("Hel", "lo")[4:])
+    _answer, events = ok(proc)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Hello"
+
+
+def test_a_retried_message_replaces_an_abandoned_one_that_it_does_not_continue():
+    abandoned = stream({"type": "message_stop"}) | {
+        "abandoned_blocks": {"api_message_id": "msg_1", "from_block_index": 0}
+    }
+    lines = [message_start(), text_start(), text("Hel"), block_stop(0), abandoned]
+    proc = FakeProcess(*lines, whole_message([{"type": "text", "text": "Bye"}]), result("Bye"))
+    answer, events = ok(proc)
+    assert Retracted() in events
+    after = events[events.index(Retracted()) :]
+    assert [e.text for e in after if isinstance(e, TextDelta)] == ["Bye"] and answer.text == ["Bye"]

@@ -33,7 +33,7 @@ from core.errors import (
 )
 from core.redis_conn import connect
 from core.tokens import count_tokens
-from proxy.auth import FailedAuthLimiter, authenticate
+from proxy.auth import AdminAccess, FailedAuthLimiter, authenticate, require_admin
 from proxy.batches.runner import BatchRunner
 from proxy.batches.store import BatchStore
 from proxy.cache import MemoryCache, RedisCache, ResponseCache
@@ -93,6 +93,15 @@ def authenticated_principal(
     """The `principal` dependency: the caller's project and key (401/429 otherwise)."""
     request_id(request.scope)
     return authenticate(request, keys, auth_failures)
+
+
+def admin_access(
+    request: Request[Any, Any, Any], keys: KeyStore, auth_failures: FailedAuthLimiter, settings: Settings
+) -> AdminAccess:
+    """The `admin` dependency: the caller presented `auth.admin_key` (401/403/429 otherwise)."""
+    request_id(request.scope)
+    require_admin(request, settings.auth.admin_key, keys, auth_failures)
+    return AdminAccess()
 
 
 class _Resources:
@@ -235,6 +244,8 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
             "batch_runner": provide(lambda: opened.batch_runner),
             # Every /v1 route that takes `principal` is authenticated before its body is read.
             "principal": Provide(authenticated_principal, sync_to_thread=False),
+            # Every /admin route takes `admin`, which checks the admin key first.
+            "admin": Provide(admin_access, sync_to_thread=False),
         },
         exception_handlers={Exception: handle_exception},
         before_send=[add_request_headers, timing_hook(metrics)],

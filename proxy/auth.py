@@ -9,6 +9,7 @@ from collections import deque
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from msgspec import Struct
 
 from budgets.keys import KeyStore, Principal
 from core.errors import AuthenticationError, PermissionDenied, RateLimited
@@ -146,3 +147,8 @@ def require_admin(
     if not admin_key:
         raise PermissionDenied("The admin API is disabled: set auth.admin_key to enable it.")
     raise AuthenticationError("Incorrect admin key provided.")
+
+
+class AdminAccess(Struct):
+    """The `admin` dependency of the `/admin` routes: it exists only once the caller presented
+    `auth.admin_key` (401/403/429 otherwise), so a route that takes it is for the admin alone."""

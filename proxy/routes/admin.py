@@ -12,11 +12,9 @@ from budgets.guard import BudgetGuard
 from budgets.keys import ApiKey, KeyStore, Project, check_project_name
 from budgets.ledger import UsageLedger
 from core.errors import InvalidRequest, NotFound, ProxyError
-from proxy.auth import FailedAuthLimiter, require_admin
-from proxy.request_ids import request_id
+from proxy.auth import AdminAccess
 from proxy.routes._http import decode_json, json_response
 from proxy.routes.usage import usage_report
-from proxy.settings import Settings
 
 
 class Conflict(ProxyError):
@@ -52,11 +50,6 @@ _create_decoder = msgspec.json.Decoder(ProjectCreate)
 _update_decoder = msgspec.json.Decoder(ProjectUpdate)
 
 
-def _admin(request: Request[Any, Any, Any], keys: KeyStore, failures: FailedAuthLimiter, settings: Settings) -> None:
-    request_id(request.scope)
-    require_admin(request, settings.auth.admin_key, keys, failures)
-
-
 def _project(keys: KeyStore, name: str) -> Project:
     project = keys.get_project(name)
     if project is None:
@@ -82,12 +75,10 @@ async def _view(guard: BudgetGuard, project: Project) -> dict[str, Any]:
 @get("/admin/projects")
 async def list_projects(
     request: Request[Any, Any, Any],
+    admin: AdminAccess,
     keys: KeyStore,
     guard: BudgetGuard,
-    auth_failures: FailedAuthLimiter,
-    settings: Settings,
 ) -> Response[bytes]:
-    _admin(request, keys, auth_failures, settings)
     data = [await _view(guard, project) for project in keys.list_projects()]
     return json_response({"object": "list", "data": data})
 
@@ -95,12 +86,10 @@ async def list_projects(
 @post("/admin/projects", status_code=200)
 async def create_project(
     request: Request[Any, Any, Any],
+    admin: AdminAccess,
     keys: KeyStore,
     guard: BudgetGuard,
-    auth_failures: FailedAuthLimiter,
-    settings: Settings,
 ) -> Response[bytes]:
-    _admin(request, keys, auth_failures, settings)
     body = decode_json(await request.body(), _create_decoder)
     project = Project(**msgspec.structs.asdict(body))
     _check(project)
@@ -112,26 +101,22 @@ async def create_project(
 @get("/admin/projects/{name:str}")
 async def get_project(
     request: Request[Any, Any, Any],
+    admin: AdminAccess,
     name: str,
     keys: KeyStore,
     guard: BudgetGuard,
-    auth_failures: FailedAuthLimiter,
-    settings: Settings,
 ) -> Response[bytes]:
-    _admin(request, keys, auth_failures, settings)
     return json_response(await _view(guard, _project(keys, name)))
 
 
 @patch("/admin/projects/{name:str}", status_code=200)
 async def update_project(
     request: Request[Any, Any, Any],
+    admin: AdminAccess,
     name: str,
     keys: KeyStore,
     guard: BudgetGuard,
-    auth_failures: FailedAuthLimiter,
-    settings: Settings,
 ) -> Response[bytes]:
-    _admin(request, keys, auth_failures, settings)
     project = _project(keys, name)
     changes = decode_json(await request.body(), _update_decoder)
     for field in msgspec.structs.fields(changes):
@@ -145,12 +130,10 @@ async def update_project(
 @post("/admin/projects/{name:str}/keys", status_code=200)
 async def create_key(
     request: Request[Any, Any, Any],
+    admin: AdminAccess,
     name: str,
     keys: KeyStore,
-    auth_failures: FailedAuthLimiter,
-    settings: Settings,
 ) -> Response[bytes]:
-    _admin(request, keys, auth_failures, settings)
     _project(keys, name)
     secret, key = keys.create_key(name)
     return json_response(CreatedKey(key=secret, id=key.id, prefix=key.prefix, project=key.project))
@@ -159,11 +142,9 @@ async def create_key(
 @get("/admin/keys")
 async def list_keys(
     request: Request[Any, Any, Any],
+    admin: AdminAccess,
     keys: KeyStore,
-    auth_failures: FailedAuthLimiter,
-    settings: Settings,
 ) -> Response[bytes]:
-    _admin(request, keys, auth_failures, settings)
     listed: list[ApiKey] = keys.list_keys(request.query_params.get("project"))
     return json_response({"object": "list", "data": listed})
 
@@ -171,12 +152,10 @@ async def list_keys(
 @post("/admin/keys/{ref:str}/revoke", status_code=200)
 async def revoke_key(
     request: Request[Any, Any, Any],
+    admin: AdminAccess,
     ref: str,
     keys: KeyStore,
-    auth_failures: FailedAuthLimiter,
-    settings: Settings,
 ) -> Response[bytes]:
-    _admin(request, keys, auth_failures, settings)
     revoked = keys.revoke(ref)
     if not revoked:
         raise NotFound(f"No active key with id or prefix '{ref}'.", param="ref")
@@ -186,14 +165,12 @@ async def revoke_key(
 @get("/admin/usage/{name:str}")
 async def project_usage(
     request: Request[Any, Any, Any],
+    admin: AdminAccess,
     name: str,
     keys: KeyStore,
     guard: BudgetGuard,
     ledger: UsageLedger,
-    auth_failures: FailedAuthLimiter,
-    settings: Settings,
 ) -> Response[bytes]:
-    _admin(request, keys, auth_failures, settings)
     return json_response(await usage_report(ledger, guard, _project(keys, name), request))
 
 

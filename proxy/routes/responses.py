@@ -7,6 +7,8 @@ a response with `store` (the default) is kept for its project.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from typing import Any
 
 from litestar import Request, Response, delete, get, post
@@ -25,6 +27,8 @@ from proxy.wire.responses import DeletedResponse, ItemList, responses_request_de
 from proxy.wire.responses import Response as ResponseObject
 
 OMITTED_TOOLS_HEADER = "x-claude-proxy-omitted-tools"
+
+log = logging.getLogger("claude_proxy.responses")
 
 
 def _not_found(response_id: str) -> NotFound:
@@ -62,8 +66,12 @@ async def create_response(
         headers[OMITTED_TOOLS_HEADER] = ",".join(translated.omitted_tools)
 
     def finished(response: ResponseObject) -> None:
-        if response.store:
+        if not response.store:
+            return
+        try:
             response_store.save(project, response, translated.items)
+        except sqlite3.Error as exc:  # the answer is run and charged: give it, unstored, rather than lose it
+            log.warning("could not store response %s: %s", response.id, exc)
 
     if outcome.result is None:
         return sse_response(stream_response(outcome, translated.template, finished), headers)

@@ -62,6 +62,7 @@ def test_every_example_is_tested():
         "tools.py",
         "chat.py",
         "stream.py",
+        "responses.py",
         "batch.py",
         "langchain_chat.py",
         "llamaindex_complete.py",

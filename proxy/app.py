@@ -40,6 +40,7 @@ from proxy.cache import MemoryCache, RedisCache, ResponseCache
 from proxy.metrics import Metrics, timing_hook
 from proxy.pipeline import Pipeline
 from proxy.request_ids import add_request_headers, request_id
+from proxy.responses.store import ResponseStore
 from proxy.routes import files_router, routes
 from proxy.selection import ModelSelector
 from proxy.settings import Settings
@@ -114,6 +115,7 @@ class _Resources:
     pipeline: Pipeline
     batch_store: BatchStore
     batch_runner: BatchRunner
+    response_store: ResponseStore
 
 
 def _default_backend(settings: Settings, redis: aioredis.Redis | None) -> ChatBackend:
@@ -203,6 +205,7 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
             await chat_backend.start()
             try:
                 opened.batch_store = BatchStore(db, settings.storage.path)
+                opened.response_store = ResponseStore(db)
                 opened.batch_runner = BatchRunner(
                     store=opened.batch_store,
                     keys=opened.keys,
@@ -242,6 +245,7 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
             "pipeline": provide(lambda: opened.pipeline),
             "batch_store": provide(lambda: opened.batch_store),
             "batch_runner": provide(lambda: opened.batch_runner),
+            "response_store": provide(lambda: opened.response_store),
             # Every /v1 route that takes `principal` is authenticated before its body is read.
             "principal": Provide(authenticated_principal, sync_to_thread=False),
             # Every /admin route takes `admin`, which checks the admin key first.

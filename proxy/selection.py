@@ -73,15 +73,25 @@ def _text(content: str | list[ContentPart] | None) -> str:
 
 
 def features(request: ChatCompletionRequest) -> Features:
-    texts = [_text(message.content) for message in request.messages]
     users = [m for m in request.messages if isinstance(m, UserMessage)]
-    latest = _text(users[-1].content) if users else ""
     response_type = (request.response_format or {}).get("type", "text")
-    return Features(
-        prompt_tokens=count_tokens("\n".join(texts)),
+    return text_features(
+        texts=[_text(message.content) for message in request.messages],
+        latest=_text(users[-1].content) if users else "",
         turns=len(users),
         tools=bool(request.tools or request.functions),
         schema=response_type in ("json_schema", "json_object"),
+    )
+
+
+def text_features(*, texts: list[str], latest: str, turns: int, tools: bool, schema: bool) -> Features:
+    """What the `auto` rules look at, from any surface: every text of the conversation, the
+    newest user text, the number of user turns, and whether tools or a schema are asked for."""
+    return Features(
+        prompt_tokens=count_tokens("\n".join(texts)),
+        turns=turns,
+        tools=tools,
+        schema=schema,
         code=bool(_CODE.search(latest) or _CODE_WORDS.search(latest)),
         math=bool(_MATH.search(latest)),
         reasoning=bool(_REASONING.search(latest)),

@@ -43,28 +43,39 @@ def image_block(url: str, param: str, *, max_bytes: int) -> ImageBlock:
 async def fetch_images(request: ChatCompletionRequest, settings: ImageSettings) -> dict[str, str]:
     """Fetches every http(s) image URL of the request (when allowed); returns each URL's
     `data:` URL. The request itself is left as it came."""
+    urls = []
+    for i, message in enumerate(request.messages):
+        parts = getattr(message, "content", None)
+        if isinstance(parts, list):
+            urls += [
+                (part.image_url.url, f"messages[{i}].content[{j}].image_url.url")
+                for j, part in enumerate(parts)
+                if isinstance(part, ImagePart)
+            ]
+    return await fetch_image_urls(urls, settings)
+
+
+async def fetch_image_urls(urls: list[tuple[str, str]], settings: ImageSettings) -> dict[str, str]:
+    """Fetches the http(s) ones of `urls` ((url, param) pairs) when the operator allows;
+    returns each fetched URL's `data:` URL. Other URLs are left to `image_block`."""
     fetched: dict[str, str] = {}
-    if not settings.fetch:
+    wanted = [(url, param) for url, param in urls if url.startswith(("http://", "https://"))]
+    if not settings.fetch or not wanted:
         return fetched
     async with httpx.AsyncClient(timeout=settings.timeout_s, follow_redirects=True, max_redirects=3) as client:
-        for i, message in enumerate(request.messages):
-            parts = getattr(message, "content", None)
-            if not isinstance(parts, list):
+        for url, param in wanted:
+            if url in fetched:
                 continue
-            for j, part in enumerate(parts):
-                url = part.image_url.url if isinstance(part, ImagePart) else ""
-                if url.startswith(("http://", "https://")) and url not in fetched:
-                    param = f"messages[{i}].content[{j}].image_url.url"
-                    try:
-                        fetched[url] = await asyncio.wait_for(
-                            _fetch(client, url, param, settings.max_bytes), timeout=settings.timeout_s
-                        )
-                    except TimeoutError:
-                        raise InvalidRequest(
-                            f"Fetching the image took longer than {settings.timeout_s:g}s.",
-                            param=param,
-                            code="image_fetch_failed",
-                        ) from None
+            try:
+                fetched[url] = await asyncio.wait_for(
+                    _fetch(client, url, param, settings.max_bytes), timeout=settings.timeout_s
+                )
+            except TimeoutError:
+                raise InvalidRequest(
+                    f"Fetching the image took longer than {settings.timeout_s:g}s.",
+                    param=param,
+                    code="image_fetch_failed",
+                ) from None
     return fetched
 
 

@@ -27,12 +27,44 @@ def upstream_id(call_id: str) -> str:
 
 
 class ToolTurns:
-    """Walks the messages: every assistant tool call must be answered by a tool message before
-    the conversation goes on, and every tool message must answer one."""
+    """Walks the conversation: every assistant tool call must be answered by a tool result
+    before the conversation goes on, and every tool result must answer one. Surface-neutral:
+    chat messages and Responses items both go through `call` and `answer`."""
 
     def __init__(self) -> None:
         self.pending: dict[str, str] = {}  # upstream id -> the caller's id, in call order
         self.used: set[str] = set()
+
+    def call(self, call_id: str, name: str, arguments: str, *, name_param: str, arguments_param: str) -> ToolUseBlock:
+        """One earlier call of the model, as the tool_use block the upstream saw."""
+        if not _NAME.fullmatch(name):
+            raise InvalidRequest("Invalid function name.", param=name_param)
+        try:
+            decoded = _decode.decode(arguments or "{}")
+        except msgspec.DecodeError:
+            decoded = None
+        if not isinstance(decoded, dict):
+            raise InvalidRequest(
+                "Tool call arguments must be a JSON object encoded as a string.", param=arguments_param
+            )
+        upstream = upstream_id(call_id)
+        self.pending[upstream] = call_id
+        self.used.add(name)
+        return ToolUseBlock(id=upstream, name=name, input=decoded)
+
+    def answer(self, call_id: str, text: str) -> ToolResultBlock | None:
+        """The tool_result block answering `call_id`; None when no pending call has that id."""
+        upstream = upstream_id(call_id)
+        if upstream not in self.pending:
+            return None
+        del self.pending[upstream]
+        return ToolResultBlock(tool_use_id=upstream, content=[TextBlock(text)] if text else [])
+
+    def unanswered(self) -> list[str]:
+        """The caller's ids of calls still waiting for a result (and forgets them)."""
+        missing = list(self.pending.values())
+        self.pending.clear()
+        return missing
 
     def calls(self, tool_calls: list[ToolCall], i: int) -> list[ToolUseBlock]:
         blocks = []
@@ -46,40 +78,31 @@ class ToolTurns:
                 )
             if call.function is None:
                 raise InvalidRequest(f"Missing required parameter: '{param}.function'.", param=f"{param}.function")
-            if not _NAME.fullmatch(call.function.name):
-                raise InvalidRequest("Invalid function name.", param=f"{param}.function.name")
-            try:
-                arguments = _decode.decode(call.function.arguments or "{}")
-            except msgspec.DecodeError:
-                arguments = None
-            if not isinstance(arguments, dict):
-                raise InvalidRequest(
-                    "Tool call arguments must be a JSON object encoded as a string.",
-                    param=f"{param}.function.arguments",
+            blocks.append(
+                self.call(
+                    call.id,
+                    call.function.name,
+                    call.function.arguments,
+                    name_param=f"{param}.function.name",
+                    arguments_param=f"{param}.function.arguments",
                 )
-            call_id = upstream_id(call.id)
-            self.pending[call_id] = call.id
-            self.used.add(call.function.name)
-            blocks.append(ToolUseBlock(id=call_id, name=call.function.name, input=arguments))
+            )
         return blocks
 
     def result(self, message: ToolMessage, i: int) -> ToolResultBlock:
-        call_id = upstream_id(message.tool_call_id)
-        if call_id not in self.pending:
+        block = self.answer(message.tool_call_id, _tool_text(message.content, f"messages[{i}].content"))
+        if block is None:
             raise InvalidRequest(
                 "Invalid parameter: messages with role 'tool' must be a response to a preceding message "
                 f"with 'tool_calls' (no pending call has the id '{message.tool_call_id}').",
                 param=f"messages[{i}].tool_call_id",
             )
-        del self.pending[call_id]
-        text = _tool_text(message.content, f"messages[{i}].content")
-        return ToolResultBlock(tool_use_id=call_id, content=[TextBlock(text)] if text else [])
+        return block
 
     def check_answered(self, i: int) -> None:
         """Called at each non-tool message and at the end."""
         if self.pending:
-            missing = ", ".join(self.pending.values())
-            self.pending.clear()
+            missing = ", ".join(self.unanswered())
             raise InvalidRequest(
                 "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
                 f"'tool_call_id'. The following tool_call_ids did not have response messages: {missing}",
@@ -104,6 +127,25 @@ class ToolSetup(Struct, kw_only=True):
     instruction: str = ""
 
 
+def function_spec(name: Any, description: Any, parameters: Any, *, param: str, known: list[ToolSpec]) -> ToolSpec:
+    """One function tool, checked as OpenAI checks it; `param` is where its fields live."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidRequest(
+            "Invalid 'name': a function name is 1 to 64 characters of a-z, A-Z, 0-9, underscores and dashes.",
+            param=f"{param}.name",
+        )
+    if any(spec.name == name for spec in known):
+        raise InvalidRequest(f"Duplicate function name '{name}'.", param=f"{param}.name")
+    if parameters is None:
+        parameters = {"type": "object", "properties": {}}
+    if not isinstance(parameters, dict):
+        raise InvalidRequest("'parameters' must be a JSON schema object.", param=f"{param}.parameters")
+    description = description or ""
+    if not isinstance(description, str):
+        raise InvalidRequest("'description' must be a string.", param=f"{param}.description")
+    return ToolSpec(name=name, description=description, parameters=parameters)
+
+
 def _specs(tools: list[dict[str, Any]]) -> list[ToolSpec]:
     specs: list[ToolSpec] = []
     for i, tool in enumerate(tools):
@@ -117,23 +159,15 @@ def _specs(tools: list[dict[str, Any]]) -> list[ToolSpec]:
         function = tool.get("function")
         if not isinstance(function, dict):
             raise InvalidRequest("Missing required parameter: 'function'.", param=f"tools[{i}].function")
-        name = function.get("name")
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise InvalidRequest(
-                "Invalid 'name': a function name is 1 to 64 characters of a-z, A-Z, 0-9, underscores and dashes.",
-                param=f"tools[{i}].function.name",
+        specs.append(
+            function_spec(
+                function.get("name"),
+                function.get("description"),
+                function.get("parameters"),
+                param=f"tools[{i}].function",
+                known=specs,
             )
-        if any(spec.name == name for spec in specs):
-            raise InvalidRequest(f"Duplicate function name '{name}'.", param=f"tools[{i}].function.name")
-        parameters = function.get("parameters")
-        if parameters is None:
-            parameters = {"type": "object", "properties": {}}
-        if not isinstance(parameters, dict):
-            raise InvalidRequest("'parameters' must be a JSON schema object.", param=f"tools[{i}].function.parameters")
-        description = function.get("description") or ""
-        if not isinstance(description, str):
-            raise InvalidRequest("'description' must be a string.", param=f"tools[{i}].function.description")
-        specs.append(ToolSpec(name=name, description=description, parameters=parameters))
+        )
     return specs
 
 
@@ -142,36 +176,53 @@ def tool_setup(request: ChatCompletionRequest, *, used: set[str]) -> ToolSetup:
     tells it so (the CLI has no tool_choice: the proxy instructs, then checks the answer)."""
     specs = _specs(request.tools or [])
     choice = request.tool_choice
-    if choice is not None and not specs:
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        return choose_tools(specs, mode="required", function=name, parallel=request.parallel_tool_calls, used=used)
+    if choice is None or choice in ("auto", "none", "required"):
+        return choose_tools(specs, mode=choice, parallel=request.parallel_tool_calls, used=used)  # type: ignore[arg-type]  # one of the three
+    if not specs:
+        choose_tools(specs, mode="auto", parallel=None, used=used)  # the "only with tools" error first, as OpenAI
+    raise InvalidRequest(
+        "Invalid 'tool_choice': use 'none', 'auto', 'required' or {'type': 'function', 'function': {'name': ...}}.",
+        param="tool_choice",
+    )
+
+
+def choose_tools(
+    specs: list[ToolSpec],
+    *,
+    mode: Literal["auto", "required", "none"] | None,
+    function: Any = None,
+    parallel: bool | None,
+    used: set[str],
+) -> ToolSetup:
+    """What the model is offered and told, for a tool choice of any surface: `mode` None when
+    the caller gave none, `function` the name of a function the answer must call."""
+    if mode is not None and not specs:
         raise InvalidRequest(
             "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
             param="tool_choice",
         )
-    one_at_a_time = " Call at most one tool." if request.parallel_tool_calls is False else ""
-    if choice is None or choice == "auto":
+    one_at_a_time = " Call at most one tool." if parallel is False else ""
+    if function is not None:
+        if not any(spec.name == function for spec in specs):
+            raise InvalidRequest(f"Invalid 'tool_choice': no tool named {function!r} was given.", param="tool_choice")
+        offered = [spec for spec in specs if spec.name == function or spec.name in used]
+        return ToolSetup(
+            specs=offered,
+            choice="required",
+            instruction=f"You must call the tool `{function}` in this answer." + one_at_a_time,
+        )
+    if mode is None or mode == "auto":
         return ToolSetup(specs=specs, choice="auto" if specs else "none", instruction=one_at_a_time.strip())
-    if choice == "none":
+    if mode == "none":
         # Earlier calls still need their tools' definitions; otherwise the model sees none.
         offered = [spec for spec in specs if spec.name in used]
         note = "Do not call any tool now; answer in text." if offered else ""
         return ToolSetup(specs=offered, choice="none", instruction=note)
-    if choice == "required":
-        return ToolSetup(
-            specs=specs,
-            choice="required",
-            instruction="You must call at least one tool in this answer." + one_at_a_time,
-        )
-    if isinstance(choice, dict) and choice.get("type") == "function":
-        name = (choice.get("function") or {}).get("name")
-        if not any(spec.name == name for spec in specs):
-            raise InvalidRequest(f"Invalid 'tool_choice': no tool named {name!r} was given.", param="tool_choice")
-        offered = [spec for spec in specs if spec.name == name or spec.name in used]
-        return ToolSetup(
-            specs=offered,
-            choice="required",
-            instruction=f"You must call the tool `{name}` in this answer." + one_at_a_time,
-        )
-    raise InvalidRequest(
-        "Invalid 'tool_choice': use 'none', 'auto', 'required' or {'type': 'function', 'function': {'name': ...}}.",
-        param="tool_choice",
+    return ToolSetup(
+        specs=specs,
+        choice="required",
+        instruction="You must call at least one tool in this answer." + one_at_a_time,
     )

@@ -1,6 +1,6 @@
 """Every HTTP route of the proxy."""
 
-from proxy.routes import admin, batches, chat, completions, models, usage, ws
+from proxy.routes import admin, batches, chat, completions, models, responses, usage, ws
 from proxy.routes.files import files_router
 
 routes = [
@@ -15,6 +15,7 @@ routes = [
     usage.route,
     *admin.routes,
     *batches.routes,
+    *responses.routes,
     ws.chat_socket,
 ]
 

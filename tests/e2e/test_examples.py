@@ -28,6 +28,7 @@ def _run(server, script: str) -> str:
     [
         ("chat.py", "Echo: What is a proxy server?"),
         ("stream.py", "Echo: Count from one to five."),
+        ("responses.py", "Echo: And a forward proxy?\nEcho: Name three HTTP methods."),
         ("batch.py", "question-1 -> Echo: Name a colour."),
         ("langchain_chat.py", "Echo: Say goodbye in Spanish."),
         ("llamaindex_complete.py", "Echo: Complete the phrase: the quick brown fox"),
@@ -61,6 +62,7 @@ def test_every_example_is_tested():
         "tools.py",
         "chat.py",
         "stream.py",
+        "responses.py",
         "batch.py",
         "langchain_chat.py",
         "llamaindex_complete.py",

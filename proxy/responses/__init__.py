@@ -1,0 +1,1 @@
+"""OpenAI's Responses API: translation to the pipeline, rendering, and stored responses."""

@@ -1,0 +1,287 @@
+"""Pipeline results as OpenAI `response` objects, and streamed runs as Responses events.
+
+A run has one choice here (the Responses API has no `n`). Its text becomes a `message` output
+item and each tool call a `function_call` item, in the order the model produced them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+
+import msgspec
+
+from core.errors import InvalidRequest, ProxyError, RateLimited
+from core.types import TokenUsage, ToolCallStarted
+from proxy.pipeline import ChoiceDone, ChoiceText, ChoiceTool, Outcome, RunEnded, RunResult, StreamEvent
+from proxy.responses.items import new_id
+from proxy.wire.response_events import (
+    ContentPartAdded,
+    ContentPartDone,
+    FunctionCallArgumentsDelta,
+    FunctionCallArgumentsDone,
+    OutputItemAdded,
+    OutputItemDone,
+    OutputTextDelta,
+    OutputTextDone,
+    ResponseCompleted,
+    ResponseCreated,
+    ResponseFailed,
+    ResponseIncomplete,
+    ResponseInProgress,
+    sse_frame,
+)
+from proxy.wire.response_events import StreamEvent as Event
+from proxy.wire.responses import (
+    FunctionCallItem,
+    IncompleteDetails,
+    InputTokensDetails,
+    Item,
+    MessageItem,
+    OutputText,
+    OutputTokensDetails,
+    Response,
+    ResponseError,
+    ResponseUsage,
+)
+
+log = logging.getLogger("claude_proxy.responses")
+
+
+def to_usage(parts: list[TokenUsage]) -> ResponseUsage:
+    """Responses usage: input tokens include cache reads and writes, as chat's prompt tokens do."""
+    prompt = sum(part.prompt_tokens for part in parts)
+    output = sum(part.output_tokens for part in parts)
+    return ResponseUsage(
+        input_tokens=prompt,
+        input_tokens_details=InputTokensDetails(
+            cached_tokens=sum(part.cache_read_tokens for part in parts),
+            cache_write_tokens=sum(part.cache_creation_tokens for part in parts),
+        ),
+        output_tokens=output,
+        output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
+        total_tokens=prompt + output,
+    )
+
+
+def _finished(template: Response, finish_reason: str, output: list[Item], usage: ResponseUsage) -> Response:
+    if finish_reason == "length":
+        return msgspec.structs.replace(
+            template,
+            status="incomplete",
+            incomplete_details=IncompleteDetails(reason="max_output_tokens"),
+            output=output,
+            usage=usage,
+        )
+    return msgspec.structs.replace(
+        template, status="completed", completed_at=int(time.time()), output=output, usage=usage
+    )
+
+
+def _message(text: str, status: str) -> MessageItem:
+    return MessageItem(id=new_id("msg_"), status=status, role="assistant", content=[OutputText(text=text)])  # type: ignore[arg-type]  # an item status
+
+
+def render_response(result: RunResult, template: Response) -> Response:
+    """A finished run as the `response` object."""
+    choice = result.choices[0]
+    status = "incomplete" if choice.finish_reason == "length" else "completed"
+    output: list[Item] = []
+    if choice.text or not choice.tool_calls:
+        output.append(_message(choice.text, status))
+    output += [
+        FunctionCallItem(
+            id=new_id("fc_"), call_id=call.id, name=call.name, arguments=call.arguments, status="completed"
+        )
+        for call in choice.tool_calls
+    ]
+    return _finished(template, choice.finish_reason, output, to_usage(result.usages))
+
+
+def failure(exc: ProxyError) -> ResponseError:
+    """A failure as the response's `error`: OpenAI's codes for it are few."""
+    if isinstance(exc, RateLimited):
+        code = "rate_limit_exceeded"
+    elif isinstance(exc, InvalidRequest):
+        code = "invalid_prompt"
+    else:
+        code = "server_error"
+    return ResponseError(code=code, message=exc.message)
+
+
+class _Writer:
+    """Turns one choice's events into Responses events, numbering them and keeping the output
+    items, so that the last event can list every one of them."""
+
+    def __init__(self, template: Response) -> None:
+        self.template = template
+        self.sequence = 0
+        self.output: list[Item] = []
+        self.message: MessageItem | None = None
+        self.text: list[str] = []
+        self.calls: dict[
+            int, tuple[int, FunctionCallItem, list[str]]
+        ] = {}  # tool index -> (output index, item, pieces)
+        self.open_call: int | None = None
+
+    def frame(self, make: Callable[[int], Event]) -> bytes:
+        event = make(self.sequence)
+        self.sequence += 1
+        return sse_frame(event)
+
+    def opening(self) -> list[bytes]:
+        return [
+            self.frame(lambda n: ResponseCreated(sequence_number=n, response=self.template)),
+            self.frame(lambda n: ResponseInProgress(sequence_number=n, response=self.template)),
+        ]
+
+    def text_delta(self, text: str) -> list[bytes]:
+        frames = self.close_call()
+        message = self.message
+        if message is None:
+            message, opened = self._open_message()
+            frames += opened
+        self.text.append(text)
+        index = len(self.output) - 1
+        frames.append(
+            self.frame(
+                lambda n: OutputTextDelta(
+                    sequence_number=n, item_id=str(message.id), output_index=index, content_index=0, delta=text
+                )
+            )
+        )
+        return frames
+
+    def _open_message(self) -> tuple[MessageItem, list[bytes]]:
+        message = MessageItem(id=new_id("msg_"), status="in_progress", role="assistant", content=[])
+        self.message, self.text = message, []
+        self.output.append(message)
+        index = len(self.output) - 1
+        return message, [
+            self.frame(lambda n: OutputItemAdded(sequence_number=n, output_index=index, item=message)),
+            self.frame(
+                lambda n: ContentPartAdded(
+                    sequence_number=n, item_id=str(message.id), output_index=index, content_index=0, part=OutputText("")
+                )
+            ),
+        ]
+
+    def close_message(self, status: str = "completed") -> list[bytes]:
+        message = self.message
+        if message is None:
+            return []
+        self.message = None
+        index = self.output.index(message)
+        text = "".join(self.text)
+        done = msgspec.structs.replace(message, status=status, content=[OutputText(text=text)])
+        self.output[index] = done
+        item_id = str(message.id)
+        return [
+            self.frame(
+                lambda n: OutputTextDone(
+                    sequence_number=n, item_id=item_id, output_index=index, content_index=0, text=text
+                )
+            ),
+            self.frame(
+                lambda n: ContentPartDone(
+                    sequence_number=n, item_id=item_id, output_index=index, content_index=0, part=OutputText(text)
+                )
+            ),
+            self.frame(lambda n: OutputItemDone(sequence_number=n, output_index=index, item=done)),
+        ]
+
+    def tool(self, event: ChoiceTool) -> list[bytes]:
+        part = event.part
+        if isinstance(part, ToolCallStarted):
+            frames = self.close_message() + self.close_call()
+            item = FunctionCallItem(
+                id=new_id("fc_"), call_id=part.id, name=part.name, arguments="", status="in_progress"
+            )
+            self.output.append(item)
+            index = len(self.output) - 1
+            self.calls[part.index] = (index, item, [])
+            self.open_call = part.index
+            frames.append(self.frame(lambda n: OutputItemAdded(sequence_number=n, output_index=index, item=item)))
+            return frames
+        index, item, pieces = self.calls[part.index]
+        pieces.append(part.arguments)
+        return [
+            self.frame(
+                lambda n: FunctionCallArgumentsDelta(
+                    sequence_number=n, item_id=str(item.id), output_index=index, delta=part.arguments
+                )
+            )
+        ]
+
+    def close_call(self) -> list[bytes]:
+        if self.open_call is None:
+            return []
+        index, item, pieces = self.calls[self.open_call]
+        self.open_call = None
+        arguments = "".join(pieces)
+        done = msgspec.structs.replace(item, arguments=arguments, status="completed")
+        self.output[index] = done
+        return [
+            self.frame(
+                lambda n: FunctionCallArgumentsDone(
+                    sequence_number=n, item_id=str(item.id), output_index=index, name=item.name, arguments=arguments
+                )
+            ),
+            self.frame(lambda n: OutputItemDone(sequence_number=n, output_index=index, item=done)),
+        ]
+
+    def done(self, finish_reason: str) -> list[bytes]:
+        # An answer with neither text nor calls is an empty message, as in a plain response.
+        frames = [] if self.output else self._open_message()[1]
+        status = "incomplete" if finish_reason == "length" else "completed"
+        return frames + self.close_message(status) + self.close_call()
+
+    def ended(self, finish_reason: str, usages: list[TokenUsage]) -> tuple[Response, bytes]:
+        response = _finished(self.template, finish_reason, self.output, to_usage(usages))
+        if response.status == "incomplete":
+            return response, self.frame(lambda n: ResponseIncomplete(sequence_number=n, response=response))
+        return response, self.frame(lambda n: ResponseCompleted(sequence_number=n, response=response))
+
+    def failed(self, exc: ProxyError) -> tuple[Response, bytes]:
+        response = msgspec.structs.replace(self.template, status="failed", error=failure(exc), output=self.output)
+        return response, self.frame(lambda n: ResponseFailed(sequence_number=n, response=response))
+
+
+async def stream_response(
+    outcome: Outcome, template: Response, on_finished: Callable[[Response], None]
+) -> AsyncIterator[bytes]:
+    """A streamed outcome as Responses SSE frames. `on_finished` gets the final response
+    (completed, incomplete or failed) before its last event is sent; a caller who goes away
+    first finishes nothing."""
+    events: AsyncGenerator[StreamEvent, None] | None = outcome.events
+    if events is None:
+        raise ValueError("stream_response needs a streamed outcome")
+    writer = _Writer(template)
+    finish_reason = "stop"
+    for frame in writer.opening():
+        yield frame
+    try:
+        async for event in events:
+            frames: list[bytes] = []
+            if isinstance(event, ChoiceText):
+                frames = writer.text_delta(event.text)
+            elif isinstance(event, ChoiceTool):
+                frames = writer.tool(event)
+            elif isinstance(event, ChoiceDone):
+                finish_reason = event.completed.finish_reason
+                frames = writer.done(finish_reason)
+            elif isinstance(event, RunEnded):
+                response, last = writer.ended(finish_reason, event.usages)
+                on_finished(response)
+                frames = [last]
+            for frame in frames:
+                yield frame
+    except ProxyError as exc:
+        # Headers are gone: the failure is the stream's last event, as OpenAI sends it.
+        log.warning("response stream failed after it started: %s", exc.message)
+        response, last = writer.failed(exc)
+        on_finished(response)
+        yield last
+    finally:
+        await events.aclose()

@@ -1,0 +1,391 @@
+"""A Responses API request as a pipeline `Submission`, plus what the response object echoes.
+
+The conversation is the stored history (from `previous_response_id`) followed by the request's
+input items. Messages, function calls and their outputs become the same neutral turns as chat
+messages, tool calls and tool messages (`proxy.chat.tools.ToolTurns`), so a function-call loop
+continues a suspended CLI process exactly as chat does.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from msgspec import Struct
+
+from core.errors import InvalidRequest
+from core.types import Block, ImageBlock, TextBlock, ToolSpec, Turn
+from proxy.chat.images import fetch_image_urls, image_block
+from proxy.chat.tools import ToolSetup, ToolTurns, choose_tools, function_spec
+from proxy.chat.translate import ANY_JSON_OBJECT, MAX_IMAGE_BYTES
+from proxy.pipeline import Submission
+from proxy.responses.items import input_items
+from proxy.selection import text_features
+from proxy.settings import ImageSettings
+from proxy.wire.responses import (
+    ContentPart,
+    EchoedText,
+    FormatJsonObject,
+    FormatJsonSchema,
+    FormatText,
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    FunctionTool,
+    InputFile,
+    InputImage,
+    InputText,
+    Item,
+    MessageItem,
+    OutputText,
+    Reasoning,
+    Refusal,
+    Response,
+    ResponsesRequest,
+    TextParam,
+    ToolChoiceFunction,
+)
+
+# Tools OpenAI runs itself: this server cannot, so they are left out of what the model sees
+# (and named in a response header) rather than failing requests that merely offer them.
+HOSTED_TOOLS = ("web_search", "file_search", "code_interpreter", "image_generation", "computer_use", "computer", "mcp")
+MIN_OUTPUT_TOKENS = 16  # OpenAI's own minimum for max_output_tokens
+MAX_METADATA_KEYS = 16
+
+
+class Translated(Struct, kw_only=True):
+    """What the route needs: the submission, the items to store, the response template
+    (every echoed field set; status, output and usage filled in by the renderer), and the
+    hosted tools that were left out."""
+
+    submission: Submission
+    items: list[Item]
+    template: Response
+    omitted_tools: list[str]
+
+
+def _unsupported(message: str, param: str) -> InvalidRequest:
+    return InvalidRequest(message, param=param, code="unsupported_parameter")
+
+
+def _hosted(kind: Any) -> bool:
+    return isinstance(kind, str) and kind.startswith(HOSTED_TOOLS)
+
+
+def _range(value: float | None, low: float, high: float, param: str) -> None:
+    if value is not None and not low <= value <= high:
+        raise InvalidRequest(f"Invalid '{param}': must be between {low:g} and {high:g}, got {value}.", param=param)
+
+
+def validate(request: ResponsesRequest) -> None:
+    """OpenAI's own bounds, and a 400 for what would change the answer but cannot be done."""
+    _range(request.temperature, 0, 2, "temperature")
+    _range(request.top_p, 0, 1, "top_p")
+    if request.max_output_tokens is not None and request.max_output_tokens < MIN_OUTPUT_TOKENS:
+        raise InvalidRequest(
+            f"Invalid 'max_output_tokens': integer below minimum value. Expected a value >= {MIN_OUTPUT_TOKENS}, "
+            f"but got {request.max_output_tokens} instead.",
+            param="max_output_tokens",
+            code="integer_below_min_value",
+        )
+    if request.top_logprobs or "message.output_text.logprobs" in (request.include or []):
+        raise _unsupported("logprobs are not available from Claude through this proxy.", "top_logprobs")
+    if request.background:
+        raise _unsupported("Background responses are not supported by this server.", "background")
+    if request.conversation is not None:
+        raise _unsupported("Conversations are not supported; use 'previous_response_id'.", "conversation")
+    if request.prompt is not None:
+        raise _unsupported("Prompt templates are not supported; send 'instructions' and 'input'.", "prompt")
+    if request.stream_options is not None and not request.stream:
+        raise InvalidRequest(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.", param="stream_options"
+        )
+    if request.truncation not in (None, "auto", "disabled"):
+        raise InvalidRequest("Invalid 'truncation': use 'auto' or 'disabled'.", param="truncation")
+    metadata = request.metadata or {}
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise InvalidRequest(f"'metadata' takes at most {MAX_METADATA_KEYS} keys.", param="metadata")
+    for key, value in metadata.items():
+        if len(key) > 64 or len(value) > 512:
+            raise InvalidRequest(
+                "'metadata' keys are at most 64 characters, values at most 512.", param=f"metadata.{key}"
+            )
+    if request.previous_response_id is not None and not request.previous_response_id.startswith("resp"):
+        raise InvalidRequest(
+            f"Invalid 'previous_response_id': '{request.previous_response_id}'. Expected an ID that begins with 'resp'.",
+            param="previous_response_id",
+            code="invalid_value",
+        )
+
+
+def _tools(request: ResponsesRequest) -> tuple[list[ToolSpec], list[FunctionTool], list[str]]:
+    specs: list[ToolSpec] = []
+    echoed: list[FunctionTool] = []
+    omitted: list[str] = []
+    for i, tool in enumerate(request.tools or []):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if _hosted(kind):
+            omitted.append(str(kind))
+            continue
+        if kind != "function":
+            raise _unsupported(f"Tools of type {kind!r} are not supported; use 'function'.", f"tools[{i}].type")
+        spec = function_spec(
+            tool.get("name"), tool.get("description"), tool.get("parameters"), param=f"tools[{i}]", known=specs
+        )
+        specs.append(spec)
+        strict = tool.get("strict")
+        echoed.append(
+            FunctionTool(
+                name=spec.name,
+                description=tool.get("description"),
+                parameters=spec.parameters,
+                strict=strict if isinstance(strict, bool) else True,
+            )
+        )
+    return specs, echoed, omitted
+
+
+def _tool_setup(
+    request: ResponsesRequest, specs: list[ToolSpec], omitted: list[str], used: set[str]
+) -> tuple[ToolSetup, str | ToolChoiceFunction]:
+    choice = request.tool_choice
+    parallel = request.parallel_tool_calls
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        if kind == "function":
+            name = choice.get("name")
+            setup = choose_tools(specs, mode="required", function=name, parallel=parallel, used=used)
+            return setup, ToolChoiceFunction(name=str(name))
+        if _hosted(kind):
+            raise _unsupported(
+                f"tool_choice requires the hosted tool {kind!r}, which this server does not offer.", "tool_choice"
+            )
+        raise _unsupported(f"tool_choice of type {kind!r} is not supported.", "tool_choice.type")
+    if choice not in (None, "auto", "none", "required"):
+        raise InvalidRequest(
+            "Invalid 'tool_choice': use 'none', 'auto', 'required' or a function.", param="tool_choice"
+        )
+    if not specs and omitted:
+        if choice == "required":
+            raise _unsupported(
+                "tool_choice 'required' needs a function tool; hosted tools are not offered by this server.",
+                "tool_choice",
+            )
+        choice = None  # only hosted tools, all left out: nothing to choose from
+    setup = choose_tools(specs, mode=choice, parallel=parallel, used=used)  # type: ignore[arg-type]  # checked above
+    return setup, request.tool_choice if isinstance(request.tool_choice, str) else "auto"
+
+
+def _schema(text: TextParam | None) -> dict[str, Any] | None:
+    if text is None or isinstance(text.format, FormatText):
+        return None
+    if isinstance(text.format, FormatJsonObject):
+        return ANY_JSON_OBJECT
+    return text.format.schema
+
+
+class _Conversation:
+    """Turns and system texts from items, checked as OpenAI checks them."""
+
+    def __init__(self, fetched: Mapping[str, str], max_image_bytes: int) -> None:
+        self.system: list[str] = []
+        self.turns: list[Turn] = []
+        self.tools = ToolTurns()
+        self.texts: list[str] = []  # every message text, for the `auto` model's features
+        self.user_turns = 0
+        self.latest = ""
+        self._fetched = fetched
+        self._max_image_bytes = max_image_bytes
+
+    def _add(self, role: Literal["user", "assistant"], blocks: list[Block]) -> None:
+        if not blocks:
+            return  # an empty turn carries nothing and the upstream rejects empty content
+        if self.turns and self.turns[-1].role == role:
+            self.turns[-1].content.extend(blocks)  # keep turns alternating, as Anthropic merges them
+        else:
+            self.turns.append(Turn(role=role, content=blocks))
+
+    def _blocks(self, parts: list[ContentPart], param: str, *, images: bool) -> list[Block]:
+        blocks: list[Block] = []
+        for j, part in enumerate(parts):
+            where = f"{param}.content[{j}]"
+            if isinstance(part, (InputText, OutputText)):
+                if part.text:
+                    blocks.append(TextBlock(part.text))
+            elif isinstance(part, Refusal):
+                blocks.append(TextBlock(part.refusal))
+            elif isinstance(part, InputImage):
+                if not images:
+                    raise InvalidRequest("Only user messages may carry images.", param=where)
+                if part.image_url is None:
+                    raise _unsupported("Images by 'file_id' are not supported; send a data: URL.", f"{where}.file_id")
+                url = self._fetched.get(part.image_url, part.image_url)
+                blocks.append(image_block(url, f"{where}.image_url", max_bytes=self._max_image_bytes))
+            elif isinstance(part, InputFile):
+                raise _unsupported("File inputs are not supported.", where)
+        return blocks
+
+    def add(self, item: Item, param: str) -> None:
+        if isinstance(item, MessageItem):
+            parts: list[ContentPart] = (
+                item.content if isinstance(item.content, list) else [InputText(text=item.content)]
+            )
+            blocks = self._blocks(parts, param, images=item.role == "user")
+            text = "".join(block.text for block in blocks if isinstance(block, TextBlock))
+            self.texts.append(text)
+            if item.role in ("system", "developer"):
+                if any(isinstance(block, ImageBlock) for block in blocks):
+                    raise InvalidRequest("System and developer messages take text only.", param=param)
+                if text:
+                    self.system.append(text)
+            elif item.role == "user":
+                self.check_answered()
+                self.user_turns += 1
+                self.latest = text
+                self._add("user", blocks)
+            else:
+                self._add("assistant", blocks)
+        elif isinstance(item, FunctionCallItem):
+            call = self.tools.call(
+                item.call_id,
+                item.name,
+                item.arguments,
+                name_param=f"{param}.name",
+                arguments_param=f"{param}.arguments",
+            )
+            self._add("assistant", [call])
+        else:
+            self._add("user", [self._result(item, param)])
+
+    def _result(self, item: FunctionCallOutputItem, param: str) -> Block:
+        if isinstance(item.output, str):
+            text = item.output
+        else:
+            if any(not isinstance(part, InputText) for part in item.output):
+                raise _unsupported("Function call outputs take text only.", f"{param}.output")
+            text = "".join(part.text for part in item.output if isinstance(part, InputText))
+        block = self.tools.answer(item.call_id, text)
+        if block is None:
+            raise InvalidRequest(
+                f"No tool call found for function call output with call_id {item.call_id}.",
+                param=f"{param}.call_id",
+            )
+        return block
+
+    def check_answered(self) -> None:
+        if self.tools.pending:
+            missing = ", ".join(self.tools.unanswered())
+            raise InvalidRequest(f"No tool output found for function call {missing}.", param="input")
+
+
+def image_urls(items: list[Item]) -> list[tuple[str, str]]:
+    """(url, param) of every image of the request's input, for fetching when allowed."""
+    urls = []
+    for i, item in enumerate(items):
+        if isinstance(item, MessageItem) and isinstance(item.content, list):
+            for j, part in enumerate(item.content):
+                if isinstance(part, InputImage) and part.image_url:
+                    urls.append((part.image_url, f"input[{i}].content[{j}].image_url"))
+    return urls
+
+
+async def responses_submission(request: ResponsesRequest, *, history: list[Item], images: ImageSettings) -> Translated:
+    """The translation of a request whose earlier conversation is `history`; its http(s)
+    images are fetched first when the operator allows."""
+    validate(request)
+    items = input_items(request.input)
+    fetched = await fetch_image_urls(image_urls(items), images)
+    return to_submission(request, items, history=history, fetched=fetched, max_image_bytes=images.max_bytes)
+
+
+def to_submission(
+    request: ResponsesRequest,
+    items: list[Item],
+    *,
+    history: list[Item],
+    fetched: Mapping[str, str] | None = None,
+    max_image_bytes: int = MAX_IMAGE_BYTES,
+) -> Translated:
+    """`items` (the request's normalised input) after `history`, as a submission."""
+    conversation = _Conversation(fetched or {}, max_image_bytes)
+    for item in history:
+        conversation.add(item, "previous_response_id")
+    for i, item in enumerate(items):
+        conversation.add(item, f"input[{i}]")
+    conversation.check_answered()
+    specs, echoed_tools, omitted = _tools(request)
+    setup, echoed_choice = _tool_setup(request, specs, omitted, conversation.tools.used)
+    schema = _schema(request.text)
+    if schema is not None and setup.specs:
+        raise _unsupported("'tools' together with a JSON 'text.format' is not supported.", "text.format")
+    system = [request.instructions] if request.instructions else []
+    system += conversation.system
+    if setup.instruction:
+        system.append(setup.instruction)
+    turns = conversation.turns
+    if not turns or turns[-1].role != "user":
+        raise InvalidRequest(
+            "The input must end with a user message or a function_call_output that has content.", param="input"
+        )
+    submission = Submission(
+        model=request.model,
+        system="\n\n".join(system),
+        history=turns[:-1],
+        prompt=turns[-1].content,
+        max_output_tokens=request.max_output_tokens,
+        json_schema=schema,
+        tools=setup.specs,
+        tool_choice=setup.choice,
+        parallel_tool_calls=request.parallel_tool_calls is not False,
+        stream=bool(request.stream),
+        sampling={"temperature": request.temperature, "top_p": request.top_p, "text": _format_key(request.text)},
+        features=lambda: text_features(
+            texts=conversation.texts,
+            latest=conversation.latest,
+            turns=conversation.user_turns,
+            tools=bool(specs),
+            schema=schema is not None,
+        ),
+    )
+    return Translated(
+        submission=submission,
+        items=items,
+        template=_template(request, echoed_tools, echoed_choice),
+        omitted_tools=omitted,
+    )
+
+
+def _format_key(text: TextParam | None) -> Any:
+    fmt = text.format if text is not None else FormatText()
+    if isinstance(fmt, FormatJsonSchema):
+        return {"type": "json_schema", "name": fmt.name, "schema": fmt.schema}
+    return {"type": "json_object" if isinstance(fmt, FormatJsonObject) else "text"}
+
+
+def _template(request: ResponsesRequest, tools: list[FunctionTool], tool_choice: str | ToolChoiceFunction) -> Response:
+    """The response object as created: in progress, nothing produced yet."""
+    effort = (request.reasoning or {}).get("effort")
+    return Response(
+        id="resp_" + secrets.token_hex(24),
+        created_at=int(time.time()),
+        status="in_progress",
+        instructions=request.instructions,
+        max_output_tokens=request.max_output_tokens,
+        max_tool_calls=request.max_tool_calls,
+        model=request.model,
+        parallel_tool_calls=request.parallel_tool_calls is not False,
+        previous_response_id=request.previous_response_id,
+        prompt_cache_key=request.prompt_cache_key,
+        reasoning=Reasoning(effort=effort if isinstance(effort, str) else None),
+        safety_identifier=request.safety_identifier,
+        store=request.store is not False,
+        temperature=request.temperature if request.temperature is not None else 1.0,
+        text=EchoedText(format=request.text.format if request.text else FormatText()),
+        tool_choice=tool_choice,
+        tools=tools,
+        top_p=request.top_p if request.top_p is not None else 1.0,
+        truncation=request.truncation or "disabled",
+        user=request.user,
+        metadata=request.metadata or {},
+    )

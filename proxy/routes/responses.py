@@ -1,0 +1,133 @@
+"""`/v1/responses`: create (plain or streamed), retrieve, delete and list input items.
+
+Creating decodes, translates into a `Submission`, runs it through the pipeline (keys, budgets,
+rate limits, the ledger, the cache, `auto` and the aliases apply as for chat) and renders it;
+a response with `store` (the default) is kept for its project.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Any
+
+from litestar import Request, Response, delete, get, post
+
+from budgets.keys import Principal
+from core.errors import InvalidRequest, NotFound
+from proxy.pipeline import CacheUse, Pipeline
+from proxy.request_ids import request_id
+from proxy.responses.render import render_response, stream_response
+from proxy.responses.store import ResponseStore
+from proxy.responses.translate import responses_submission
+from proxy.routes._http import decode_json, json_response, sse_response, unless_disconnected
+from proxy.routes.files import _limit
+from proxy.settings import Settings
+from proxy.wire.responses import DeletedResponse, ItemList, responses_request_decoder
+from proxy.wire.responses import Response as ResponseObject
+
+OMITTED_TOOLS_HEADER = "x-claude-proxy-omitted-tools"
+
+log = logging.getLogger("claude_proxy.responses")
+
+
+def _not_found(response_id: str) -> NotFound:
+    return NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+
+
+@post("/v1/responses", status_code=200)
+async def create_response(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    pipeline: Pipeline,
+    settings: Settings,
+    response_store: ResponseStore,
+) -> Response[Any]:
+    rid = request_id(request.scope)
+    project = principal.project.name
+    body = decode_json(await request.body(), responses_request_decoder)
+    history = []
+    if body.previous_response_id is not None and body.previous_response_id.startswith("resp"):
+        found = response_store.conversation(project, body.previous_response_id)
+        if found is None:
+            raise NotFound(
+                f"Previous response with id '{body.previous_response_id}' not found.",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
+        history = found
+    translated = await responses_submission(body, history=history, images=settings.images)
+    cache = CacheUse.from_header(request.headers.get("cache-control", ""))
+    outcome = await unless_disconnected(
+        request, pipeline.run(translated.submission, principal, request_id=rid, cache=cache)
+    )
+    headers = dict(outcome.headers)
+    if translated.omitted_tools:
+        headers[OMITTED_TOOLS_HEADER] = ",".join(translated.omitted_tools)
+
+    def finished(response: ResponseObject) -> None:
+        if not response.store:
+            return
+        try:
+            response_store.save(project, response, translated.items)
+        except sqlite3.Error as exc:  # the answer is run and charged: give it, unstored, rather than lose it
+            log.warning("could not store response %s: %s", response.id, exc)
+
+    if outcome.result is None:
+        return sse_response(stream_response(outcome, translated.template, finished), headers)
+    response = render_response(outcome.result, translated.template)
+    finished(response)
+    return json_response(response, headers)
+
+
+@get("/v1/responses/{response_id:str}")
+async def retrieve_response(
+    request: Request[Any, Any, Any], principal: Principal, response_id: str, response_store: ResponseStore
+) -> Response[bytes]:
+    if request.query_params.get("stream") in ("true", "1"):
+        raise InvalidRequest("Streaming a stored response again is not supported.", param="stream")
+    found = response_store.get(principal.project.name, response_id)
+    if found is None:
+        raise _not_found(response_id)
+    return json_response(found)
+
+
+@delete("/v1/responses/{response_id:str}", status_code=200)
+async def delete_response(principal: Principal, response_id: str, response_store: ResponseStore) -> Response[bytes]:
+    if not response_store.delete(principal.project.name, response_id):
+        raise _not_found(response_id)
+    return json_response(DeletedResponse(id=response_id))
+
+
+@get("/v1/responses/{response_id:str}/input_items")
+async def list_input_items(
+    request: Request[Any, Any, Any], principal: Principal, response_id: str, response_store: ResponseStore
+) -> Response[bytes]:
+    params = request.query_params
+    order = params.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise InvalidRequest("'order' must be asc or desc.", param="order")
+    limit = _limit(params.get("limit"), default=20, most=100)
+    items = response_store.input_items(principal.project.name, response_id)
+    if items is None:
+        raise _not_found(response_id)
+    if order == "desc":
+        items.reverse()
+    after = params.get("after")
+    if after is not None:
+        ids = [item.id for item in items]
+        if after not in ids:
+            raise InvalidRequest(f"No item with id '{after}' in this response's input.", param="after")
+        items = items[ids.index(after) + 1 :]
+    page = items[:limit]
+    return json_response(
+        ItemList(
+            data=page,
+            first_id=page[0].id if page else None,
+            last_id=page[-1].id if page else None,
+            has_more=len(items) > limit,
+        )
+    )
+
+
+routes = [create_response, retrieve_response, delete_response, list_input_items]

@@ -50,6 +50,15 @@ def _raise(message: str, param: str | None, code: str) -> NoReturn:
     raise InvalidRequest(message, param=param, code=code)
 
 
+def page_limit(raw: str | None, *, default: int, most: int) -> int:
+    """A list route's `limit` query parameter: 1 to `most`, `default` when absent."""
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise InvalidRequest(f"'limit' must be an integer from 1 to {most}.", param="limit")
+    return int(raw)
+
+
 def json_response(payload: Any, headers: dict[str, str] | None = None) -> Response[bytes]:
     return Response(content=encoder.encode(payload), media_type=_JSON, status_code=200, headers=headers)
 

@@ -11,8 +11,7 @@ from proxy.batches.runner import BatchRunner
 from proxy.batches.store import BatchStore
 from proxy.batches.validate import SUPPORTED_ENDPOINTS
 from proxy.batches.wire import TERMINAL, BatchList, CreateBatch
-from proxy.routes._http import decode_json, json_response
-from proxy.routes.files import _limit
+from proxy.routes._http import decode_json, json_response, page_limit
 from proxy.settings import Settings, parse_window
 
 _create_decoder = msgspec.json.Decoder(CreateBatch)
@@ -87,7 +86,7 @@ async def cancel_batch(
 
 @get("/v1/batches")
 async def list_batches(request: Request, principal: Principal, batch_store: BatchStore) -> Response[bytes]:
-    limit = _limit(request.query_params.get("limit"), default=20, most=100)
+    limit = page_limit(request.query_params.get("limit"), default=20, most=100)
     batches, more = batch_store.list_batches(
         principal.project.name, limit=limit, after=request.query_params.get("after")
     )

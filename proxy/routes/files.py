@@ -11,7 +11,7 @@ from proxy.batches.filenames import content_disposition
 from proxy.batches.store import BatchStore
 from proxy.batches.uploads import FORM_OVERHEAD_BYTES, receive_upload
 from proxy.batches.wire import FILE_PURPOSES, FileDeleted, FileList, FileObject
-from proxy.routes._http import json_response
+from proxy.routes._http import json_response, page_limit
 from proxy.settings import Settings
 
 
@@ -39,7 +39,7 @@ async def list_files(request: Request, principal: Principal, batch_store: BatchS
     order = params.get("order", "desc")
     if order not in ("asc", "desc"):
         raise InvalidRequest("'order' must be asc or desc.", param="order")
-    limit = _limit(params.get("limit"), default=10_000, most=10_000)
+    limit = page_limit(params.get("limit"), default=10_000, most=10_000)
     files, more = batch_store.list_files(
         principal.project.name, purpose=params.get("purpose"), limit=limit, order=order, after=params.get("after")
     )
@@ -74,14 +74,6 @@ async def delete_file(request: Request, principal: Principal, file_id: str, batc
     if not batch_store.delete_file(principal.project.name, file_id):
         raise _not_found(file_id)
     return json_response(FileDeleted(id=file_id))
-
-
-def _limit(raw: str | None, *, default: int, most: int) -> int:
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
-        raise InvalidRequest(f"'limit' must be an integer from 1 to {most}.", param="limit")
-    return int(raw)
 
 
 def _first(items: list[FileObject]) -> str | None:

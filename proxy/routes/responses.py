@@ -20,8 +20,7 @@ from proxy.request_ids import request_id
 from proxy.responses.render import render_response, stream_response
 from proxy.responses.store import ResponseStore
 from proxy.responses.translate import responses_submission
-from proxy.routes._http import decode_json, json_response, sse_response, unless_disconnected
-from proxy.routes.files import _limit
+from proxy.routes._http import decode_json, json_response, page_limit, sse_response, unless_disconnected
 from proxy.settings import Settings
 from proxy.wire.responses import DeletedResponse, ItemList, responses_request_decoder
 from proxy.wire.responses import Response as ResponseObject
@@ -107,7 +106,7 @@ async def list_input_items(
     order = params.get("order", "desc")
     if order not in ("asc", "desc"):
         raise InvalidRequest("'order' must be asc or desc.", param="order")
-    limit = _limit(params.get("limit"), default=20, most=100)
+    limit = page_limit(params.get("limit"), default=20, most=100)
     items = response_store.input_items(principal.project.name, response_id)
     if items is None:
         raise _not_found(response_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -39,16 +40,18 @@ env_key = "CLAUDE_PROXY_KEY"
 wire_api = "responses"
 request_max_retries = 0
 stream_max_retries = 0
-"""
+{provider_extra}"""
 
 
-def run_codex(codex: Path, server, tmp_path: Path, prompt: str) -> subprocess.CompletedProcess[str]:
+def run_codex(
+    codex: Path, server, tmp_path: Path, prompt: str, provider_extra: str = ""
+) -> subprocess.CompletedProcess[str]:
     home = tmp_path / "home"
     codex_home = home / ".codex"
     workdir = tmp_path / "work"
     codex_home.mkdir(parents=True, exist_ok=True)
     workdir.mkdir(exist_ok=True)
-    (codex_home / "config.toml").write_text(CONFIG.format(base_url=server.base_url))
+    (codex_home / "config.toml").write_text(CONFIG.format(base_url=server.base_url, provider_extra=provider_extra))
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
@@ -103,6 +106,15 @@ def test_codex_runs_a_tool_and_its_output_reaches_the_model(codex_binary, server
     [answered] = upstream.requests_matching("codex-ran-this")
     assert "codex-ran-this" in tool_result_text(answered.body)
     assert "echo codex-ran-this" in done.stderr  # Codex shows the command it ran
+
+
+def test_codex_told_to_use_a_websocket_falls_back_to_http(codex_binary, server, upstream, tmp_path):
+    upstream.on("codex-e2e-socket", Reply(text="Answered over plain HTTP"))
+    started = time.monotonic()
+    done = run_codex(codex_binary, server, tmp_path, "codex-e2e-socket", provider_extra="supports_websockets = true\n")
+    assert done.returncode == 0, done.stderr
+    assert "Answered over plain HTTP" in done.stdout
+    assert time.monotonic() - started < 60  # the 426 makes it fall back at once, not after timeouts
 
 
 def test_a_websocket_on_responses_is_refused_with_426(server):

@@ -25,9 +25,11 @@ install-test: $(VENV)/.installed-test
 serve: install
 	$(BIN)/claude-proxy serve --config config.yaml
 
-## Install the pinned Claude Code CLI from the npm registry into .cache/ (kept between runs).
+## Install the pinned Claude Code CLI and Codex CLI (for tests/e2e/test_codex.py) from the npm
+## registry into .cache/ (kept between runs).
 cli: install-test
 	$(BIN)/python -m tests.support.cli
+	$(BIN)/python -m tests.support.codex
 
 ## Static checks: ruff (lint and format) and mypy, all clean.
 check: install-test

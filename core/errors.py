@@ -79,6 +79,15 @@ class MethodNotAllowed(ProxyError):
     default_code = "method_not_allowed"
 
 
+class UpgradeRequired(ProxyError):
+    """A protocol this server does not speak on that path (a WebSocket for Responses): 426
+    tells clients that try one first, like Codex, to fall back to plain HTTP at once."""
+
+    status = 426
+    type = "invalid_request_error"
+    default_code = "upgrade_required"
+
+
 class RequestTooLarge(ProxyError):
     status = 413
     type = "invalid_request_error"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.support.cli import ensure_cli
+from tests.support.codex import ensure_codex
 from tests.support.redis_server import PrivateRedis
 from tests.support.server import RunningServer, RunningWorker
 from tests.support.upstream import ScriptedUpstream
@@ -19,6 +20,12 @@ from tests.support.upstream import ScriptedUpstream
 @pytest.fixture(scope="session")
 def cli_binary() -> Path:
     return ensure_cli()
+
+
+@pytest.fixture(scope="session")
+def codex_binary() -> Path:
+    """The pinned Codex CLI; `make cli` installs it, this installs it too when it is missing."""
+    return ensure_codex()
 
 
 @pytest.fixture(scope="session")

@@ -16,13 +16,25 @@ from core.errors import InvalidRequest
 from proxy.wire.responses import (
     KNOWN_ITEM_TYPES,
     ContentPart,
+    CustomToolCallItem,
+    CustomToolCallOutputItem,
     FunctionCallItem,
     FunctionCallOutputItem,
     InputText,
     Item,
     MessageItem,
     OutputText,
+    ReasoningItem,
 )
+
+# The id prefix OpenAI gives each kind of item (the caller's own ids are kept).
+_PREFIXES = {
+    FunctionCallItem: "fc_",
+    FunctionCallOutputItem: "fco_",
+    CustomToolCallItem: "ctc_",
+    CustomToolCallOutputItem: "ctco_",
+    ReasoningItem: "rs_",
+}
 
 
 def new_id(prefix: str) -> str:
@@ -60,8 +72,7 @@ def _item(raw: Any, i: int) -> Item:
         raise _unsupported("Item references are not supported; send the item itself.", f"{param}.type")
     if kind not in KNOWN_ITEM_TYPES:
         raise _unsupported(
-            f"Input items of type {kind!r} are not supported; use 'message', 'function_call' and "
-            "'function_call_output'.",
+            f"Input items of type {kind!r} are not supported; use one of " + ", ".join(KNOWN_ITEM_TYPES) + ".",
             f"{param}.type",
         )
     return _convert({**raw, "type": kind}, param)
@@ -83,11 +94,11 @@ def _normalised(item: Item) -> Item:
             status=item.status or "completed",
             content=_parts(item.content, item.role),
         )
-    if isinstance(item, FunctionCallItem):
-        return msgspec.structs.replace(item, id=item.id or new_id("fc_"), status=item.status or "completed")
-    if isinstance(item, FunctionCallOutputItem):
-        return msgspec.structs.replace(item, id=item.id or new_id("fco_"), status=item.status or "completed")
-    raise TypeError(item)  # the union has no other member
+    if isinstance(item, (FunctionCallItem, FunctionCallOutputItem, ReasoningItem)):
+        return msgspec.structs.replace(
+            item, id=item.id or new_id(_PREFIXES[type(item)]), status=item.status or "completed"
+        )
+    return msgspec.structs.replace(item, id=item.id or new_id(_PREFIXES[type(item)]))
 
 
 def input_items(value: str | list[dict[str, Any]]) -> list[Item]:

@@ -1,7 +1,8 @@
 """Pipeline results as OpenAI `response` objects, and streamed runs as Responses events.
 
 A run has one choice here (the Responses API has no `n`). Its text becomes a `message` output
-item and each tool call a `function_call` item, in the order the model produced them.
+item and each tool call a `function_call` item (or `custom_tool_call` for a custom tool), in
+the order the model produced them, under the caller's names (`ToolNames`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from core.errors import InvalidRequest, ProxyError, RateLimited
 from core.types import TokenUsage, ToolCallStarted
 from proxy.pipeline import ChoiceDone, ChoiceText, ChoiceTool, Outcome, RunEnded, RunResult, StreamEvent
 from proxy.responses.items import new_id
+from proxy.responses.tools import ToolNames, custom_input
 from proxy.wire.response_events import (
     ContentPartAdded,
     ContentPartDone,
+    CustomToolCallInputDone,
     FunctionCallArgumentsDelta,
     FunctionCallArgumentsDone,
     OutputItemAdded,
@@ -34,6 +37,7 @@ from proxy.wire.response_events import (
 )
 from proxy.wire.response_events import StreamEvent as Event
 from proxy.wire.responses import (
+    CustomToolCallItem,
     FunctionCallItem,
     IncompleteDetails,
     InputTokensDetails,
@@ -83,19 +87,32 @@ def _message(text: str, status: str) -> MessageItem:
     return MessageItem(id=new_id("msg_"), status=status, role="assistant", content=[OutputText(text=text)])  # type: ignore[arg-type]  # an item status
 
 
-def render_response(result: RunResult, template: Response) -> Response:
+def call_item(call_id: str, name: str, arguments: str, names: ToolNames) -> FunctionCallItem | CustomToolCallItem:
+    """A finished call of the model's (to the offered `name`) as the caller's output item."""
+    offered = names.lookup(name)
+    namespace = offered.namespace if offered.namespace is not None else msgspec.UNSET
+    if offered.custom:
+        return CustomToolCallItem(
+            id=new_id("ctc_"), call_id=call_id, namespace=namespace, name=offered.name, input=custom_input(arguments)
+        )
+    return FunctionCallItem(
+        id=new_id("fc_"),
+        call_id=call_id,
+        namespace=namespace,
+        name=offered.name,
+        arguments=arguments,
+        status="completed",
+    )
+
+
+def render_response(result: RunResult, template: Response, names: ToolNames) -> Response:
     """A finished run as the `response` object."""
     choice = result.choices[0]
     status = "incomplete" if choice.finish_reason == "length" else "completed"
     output: list[Item] = []
     if choice.text or not choice.tool_calls:
         output.append(_message(choice.text, status))
-    output += [
-        FunctionCallItem(
-            id=new_id("fc_"), call_id=call.id, name=call.name, arguments=call.arguments, status="completed"
-        )
-        for call in choice.tool_calls
-    ]
+    output += [call_item(call.id, call.name, call.arguments, names) for call in choice.tool_calls]
     return _finished(template, choice.finish_reason, output, to_usage(result.usages))
 
 
@@ -114,15 +131,15 @@ class _Writer:
     """Turns one choice's events into Responses events, numbering them and keeping the output
     items, so that the last event can list every one of them."""
 
-    def __init__(self, template: Response) -> None:
+    def __init__(self, template: Response, names: ToolNames) -> None:
         self.template = template
+        self.names = names
         self.sequence = 0
         self.output: list[Item] = []
         self.message: MessageItem | None = None
         self.text: list[str] = []
-        self.calls: dict[
-            int, tuple[int, FunctionCallItem, list[str]]
-        ] = {}  # tool index -> (output index, item, pieces)
+        # tool index -> (output index, item, argument pieces)
+        self.calls: dict[int, tuple[int, FunctionCallItem | CustomToolCallItem, list[str]]] = {}
         self.open_call: int | None = None
 
     def frame(self, make: Callable[[int], Event]) -> bytes:
@@ -195,9 +212,9 @@ class _Writer:
         part = event.part
         if isinstance(part, ToolCallStarted):
             frames = self.close_message() + self.close_call()
-            item = FunctionCallItem(
-                id=new_id("fc_"), call_id=part.id, name=part.name, arguments="", status="in_progress"
-            )
+            item = call_item(part.id, part.name, "", self.names)
+            if isinstance(item, FunctionCallItem):
+                item = msgspec.structs.replace(item, status="in_progress")
             self.output.append(item)
             index = len(self.output) - 1
             self.calls[part.index] = (index, item, [])
@@ -206,6 +223,8 @@ class _Writer:
             return frames
         index, item, pieces = self.calls[part.index]
         pieces.append(part.arguments)
+        if isinstance(item, CustomToolCallItem):
+            return []  # its raw input is only known once the JSON arguments around it are whole
         return [
             self.frame(
                 lambda n: FunctionCallArgumentsDelta(
@@ -220,6 +239,17 @@ class _Writer:
         index, item, pieces = self.calls[self.open_call]
         self.open_call = None
         arguments = "".join(pieces)
+        if isinstance(item, CustomToolCallItem):
+            finished = msgspec.structs.replace(item, input=custom_input(arguments))
+            self.output[index] = finished
+            return [
+                self.frame(
+                    lambda n: CustomToolCallInputDone(
+                        sequence_number=n, item_id=str(item.id), output_index=index, input=finished.input
+                    )
+                ),
+                self.frame(lambda n: OutputItemDone(sequence_number=n, output_index=index, item=finished)),
+            ]
         done = msgspec.structs.replace(item, arguments=arguments, status="completed")
         self.output[index] = done
         return [
@@ -249,7 +279,7 @@ class _Writer:
 
 
 async def stream_response(
-    outcome: Outcome, template: Response, on_finished: Callable[[Response], None]
+    outcome: Outcome, template: Response, names: ToolNames, on_finished: Callable[[Response], None]
 ) -> AsyncIterator[bytes]:
     """A streamed outcome as Responses SSE frames. `on_finished` gets the final response
     (completed, incomplete or failed) before its last event is sent; a caller who goes away
@@ -257,7 +287,7 @@ async def stream_response(
     events: AsyncGenerator[StreamEvent, None] | None = outcome.events
     if events is None:
         raise ValueError("stream_response needs a streamed outcome")
-    writer = _Writer(template)
+    writer = _Writer(template, names)
     finish_reason = "stop"
     for frame in writer.opening():
         yield frame

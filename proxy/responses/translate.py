@@ -16,23 +16,26 @@ from typing import Any, Literal
 from msgspec import Struct
 
 from core.errors import InvalidRequest
-from core.types import Block, ImageBlock, TextBlock, ToolSpec, Turn
+from core.types import Block, ImageBlock, TextBlock, Turn
 from proxy.chat.images import fetch_image_urls, image_block
-from proxy.chat.tools import ToolSetup, ToolTurns, choose_tools, function_spec
+from proxy.chat.tools import ToolTurns
 from proxy.chat.translate import ANY_JSON_OBJECT, MAX_IMAGE_BYTES
 from proxy.pipeline import Submission
 from proxy.responses.items import input_items
+from proxy.responses.tools import ToolNames, custom_arguments, offered_tools, tool_setup
 from proxy.selection import text_features
 from proxy.settings import ImageSettings
 from proxy.wire.responses import (
     ContentPart,
+    CustomToolCallItem,
+    CustomToolCallOutputItem,
     EchoedText,
+    EchoedTool,
     FormatJsonObject,
     FormatJsonSchema,
     FormatText,
     FunctionCallItem,
     FunctionCallOutputItem,
-    FunctionTool,
     InputFile,
     InputImage,
     InputText,
@@ -40,16 +43,15 @@ from proxy.wire.responses import (
     MessageItem,
     OutputText,
     Reasoning,
+    ReasoningItem,
     Refusal,
     Response,
     ResponsesRequest,
     TextParam,
+    ToolChoiceCustom,
     ToolChoiceFunction,
 )
 
-# Tools OpenAI runs itself: this server cannot, so they are left out of what the model sees
-# (and named in a response header) rather than failing requests that merely offer them.
-HOSTED_TOOLS = ("web_search", "file_search", "code_interpreter", "image_generation", "computer_use", "computer", "mcp")
 MIN_OUTPUT_TOKENS = 16  # OpenAI's own minimum for max_output_tokens
 MAX_METADATA_KEYS = 16
 
@@ -63,14 +65,11 @@ class Translated(Struct, kw_only=True):
     items: list[Item]
     template: Response
     omitted_tools: list[str]
+    names: ToolNames
 
 
 def _unsupported(message: str, param: str) -> InvalidRequest:
     return InvalidRequest(message, param=param, code="unsupported_parameter")
-
-
-def _hosted(kind: Any) -> bool:
-    return isinstance(kind, str) and kind.startswith(HOSTED_TOOLS)
 
 
 def _range(value: float | None, low: float, high: float, param: str) -> None:
@@ -119,64 +118,6 @@ def validate(request: ResponsesRequest) -> None:
         )
 
 
-def _tools(request: ResponsesRequest) -> tuple[list[ToolSpec], list[FunctionTool], list[str]]:
-    specs: list[ToolSpec] = []
-    echoed: list[FunctionTool] = []
-    omitted: list[str] = []
-    for i, tool in enumerate(request.tools or []):
-        kind = tool.get("type") if isinstance(tool, dict) else None
-        if _hosted(kind):
-            omitted.append(str(kind))
-            continue
-        if kind != "function":
-            raise _unsupported(f"Tools of type {kind!r} are not supported; use 'function'.", f"tools[{i}].type")
-        spec = function_spec(
-            tool.get("name"), tool.get("description"), tool.get("parameters"), param=f"tools[{i}]", known=specs
-        )
-        specs.append(spec)
-        strict = tool.get("strict")
-        echoed.append(
-            FunctionTool(
-                name=spec.name,
-                description=tool.get("description"),
-                parameters=spec.parameters,
-                strict=strict if isinstance(strict, bool) else True,
-            )
-        )
-    return specs, echoed, omitted
-
-
-def _tool_setup(
-    request: ResponsesRequest, specs: list[ToolSpec], omitted: list[str], used: set[str]
-) -> tuple[ToolSetup, str | ToolChoiceFunction]:
-    choice = request.tool_choice
-    parallel = request.parallel_tool_calls
-    if isinstance(choice, dict):
-        kind = choice.get("type")
-        if kind == "function":
-            name = choice.get("name")
-            setup = choose_tools(specs, mode="required", function=name, parallel=parallel, used=used)
-            return setup, ToolChoiceFunction(name=str(name))
-        if _hosted(kind):
-            raise _unsupported(
-                f"tool_choice requires the hosted tool {kind!r}, which this server does not offer.", "tool_choice"
-            )
-        raise _unsupported(f"tool_choice of type {kind!r} is not supported.", "tool_choice.type")
-    if choice not in (None, "auto", "none", "required"):
-        raise InvalidRequest(
-            "Invalid 'tool_choice': use 'none', 'auto', 'required' or a function.", param="tool_choice"
-        )
-    if not specs and omitted:
-        if choice == "required":
-            raise _unsupported(
-                "tool_choice 'required' needs a function tool; hosted tools are not offered by this server.",
-                "tool_choice",
-            )
-        choice = None  # only hosted tools, all left out: nothing to choose from
-    setup = choose_tools(specs, mode=choice, parallel=parallel, used=used)  # type: ignore[arg-type]  # checked above
-    return setup, request.tool_choice if isinstance(request.tool_choice, str) else "auto"
-
-
 def _schema(text: TextParam | None) -> dict[str, Any] | None:
     if text is None or isinstance(text.format, FormatText):
         return None
@@ -188,7 +129,7 @@ def _schema(text: TextParam | None) -> dict[str, Any] | None:
 class _Conversation:
     """Turns and system texts from items, checked as OpenAI checks them."""
 
-    def __init__(self, fetched: Mapping[str, str], max_image_bytes: int) -> None:
+    def __init__(self, fetched: Mapping[str, str], max_image_bytes: int, names: ToolNames) -> None:
         self.system: list[str] = []
         self.turns: list[Turn] = []
         self.tools = ToolTurns()
@@ -197,6 +138,7 @@ class _Conversation:
         self.latest = ""
         self._fetched = fetched
         self._max_image_bytes = max_image_bytes
+        self._names = names
 
     def _add(self, role: Literal["user", "assistant"], blocks: list[Block]) -> None:
         if not blocks:
@@ -246,19 +188,25 @@ class _Conversation:
                 self._add("user", blocks)
             else:
                 self._add("assistant", blocks)
-        elif isinstance(item, FunctionCallItem):
+        elif isinstance(item, (FunctionCallItem, CustomToolCallItem)):
+            # Under the name the model was offered: a namespaced tool's flat name, a custom
+            # tool's raw input as the one `input` argument.
+            namespace = item.namespace if isinstance(item.namespace, str) else None
+            custom = isinstance(item, CustomToolCallItem)
             call = self.tools.call(
                 item.call_id,
-                item.name,
-                item.arguments,
+                self._names.flat(item.name, namespace),
+                custom_arguments(item.input) if isinstance(item, CustomToolCallItem) else item.arguments,
                 name_param=f"{param}.name",
-                arguments_param=f"{param}.arguments",
+                arguments_param=f"{param}.input" if custom else f"{param}.arguments",
             )
             self._add("assistant", [call])
+        elif isinstance(item, ReasoningItem):
+            pass  # reasoning this server never produced: its content is opaque (encrypted) to it
         else:
             self._add("user", [self._result(item, param)])
 
-    def _result(self, item: FunctionCallOutputItem, param: str) -> Block:
+    def _result(self, item: FunctionCallOutputItem | CustomToolCallOutputItem, param: str) -> Block:
         if isinstance(item.output, str):
             text = item.output
         else:
@@ -308,14 +256,14 @@ def to_submission(
     max_image_bytes: int = MAX_IMAGE_BYTES,
 ) -> Translated:
     """`items` (the request's normalised input) after `history`, as a submission."""
-    conversation = _Conversation(fetched or {}, max_image_bytes)
+    tools = offered_tools(request)
+    conversation = _Conversation(fetched or {}, max_image_bytes, tools.names)
     for item in history:
         conversation.add(item, "previous_response_id")
     for i, item in enumerate(items):
         conversation.add(item, f"input[{i}]")
     conversation.check_answered()
-    specs, echoed_tools, omitted = _tools(request)
-    setup, echoed_choice = _tool_setup(request, specs, omitted, conversation.tools.used)
+    setup, echoed_choice = tool_setup(request, tools, conversation.tools.used)
     schema = _schema(request.text)
     if schema is not None and setup.specs:
         raise _unsupported("'tools' together with a JSON 'text.format' is not supported.", "text.format")
@@ -344,15 +292,16 @@ def to_submission(
             texts=conversation.texts,
             latest=conversation.latest,
             turns=conversation.user_turns,
-            tools=bool(specs),
+            tools=bool(tools.specs),
             schema=schema is not None,
         ),
     )
     return Translated(
         submission=submission,
         items=items,
-        template=_template(request, echoed_tools, echoed_choice),
-        omitted_tools=omitted,
+        template=_template(request, tools.echoed, echoed_choice),
+        omitted_tools=tools.omitted,
+        names=tools.names,
     )
 
 
@@ -363,7 +312,9 @@ def _format_key(text: TextParam | None) -> Any:
     return {"type": "json_object" if isinstance(fmt, FormatJsonObject) else "text"}
 
 
-def _template(request: ResponsesRequest, tools: list[FunctionTool], tool_choice: str | ToolChoiceFunction) -> Response:
+def _template(
+    request: ResponsesRequest, tools: list[EchoedTool], tool_choice: str | ToolChoiceFunction | ToolChoiceCustom
+) -> Response:
     """The response object as created: in progress, nothing produced yet."""
     effort = (request.reasoning or {}).get("effort")
     return Response(

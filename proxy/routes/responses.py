@@ -11,10 +11,11 @@ import logging
 import sqlite3
 from typing import Any
 
-from litestar import Request, Response, delete, get, post
+import msgspec
+from litestar import Request, Response, WebSocket, delete, get, post, websocket
 
 from budgets.keys import Principal
-from core.errors import InvalidRequest, NotFound
+from core.errors import InvalidRequest, NotFound, UpgradeRequired
 from proxy.pipeline import CacheUse, Pipeline
 from proxy.request_ids import request_id
 from proxy.responses.render import render_response, stream_response
@@ -73,10 +74,44 @@ async def create_response(
             log.warning("could not store response %s: %s", response.id, exc)
 
     if outcome.result is None:
-        return sse_response(stream_response(outcome, translated.template, finished), headers)
-    response = render_response(outcome.result, translated.template)
+        return sse_response(stream_response(outcome, translated.template, translated.names, finished), headers)
+    response = render_response(outcome.result, translated.template, translated.names)
     finished(response)
     return json_response(response, headers)
+
+
+def _no_socket() -> UpgradeRequired:
+    return UpgradeRequired(
+        "Responses are created with POST /v1/responses over HTTP; WebSockets are not supported on this path.",
+        headers={"upgrade": "http/1.1"},
+    )
+
+
+@get("/v1/responses")
+async def responses_over_get() -> None:
+    # Codex (and OpenAI's realtime-style clients) may try GET first: 426 makes them use POST now
+    # rather than after retries and timeouts.
+    raise _no_socket()
+
+
+@websocket("/v1/responses")
+async def responses_socket(socket: WebSocket[Any, Any, Any]) -> None:
+    """Refuses a WebSocket upgrade with an HTTP 426 and OpenAI's error body, where the server
+    can send an HTTP answer to a handshake (uvicorn's `websocket.http.response` extension);
+    otherwise closes before accepting, which the server turns into a 403."""
+    error = _no_socket()
+    if "websocket.http.response" not in (socket.scope.get("extensions") or {}):
+        await socket.close(code=1008, reason=error.message[:120])
+        return
+    body = msgspec.json.encode(error.to_body())
+    await socket.send(
+        {
+            "type": "websocket.http.response.start",
+            "status": error.status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await socket.send({"type": "websocket.http.response.body", "body": body, "more_body": False})
 
 
 @get("/v1/responses/{response_id:str}")
@@ -129,4 +164,4 @@ async def list_input_items(
     )
 
 
-routes = [create_response, retrieve_response, delete_response, list_input_items]
+routes = [create_response, responses_over_get, responses_socket, retrieve_response, delete_response, list_input_items]

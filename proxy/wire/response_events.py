@@ -91,6 +91,12 @@ class FunctionCallArgumentsDone(_Event, tag="response.function_call_arguments.do
     arguments: str
 
 
+class CustomToolCallInputDone(_Event, tag="response.custom_tool_call_input.done"):
+    item_id: str
+    output_index: int
+    input: str
+
+
 StreamEvent = (
     ResponseCreated
     | ResponseInProgress
@@ -105,6 +111,7 @@ StreamEvent = (
     | OutputTextDone
     | FunctionCallArgumentsDelta
     | FunctionCallArgumentsDone
+    | CustomToolCallInputDone
 )
 
 _encoder = msgspec.json.Encoder()

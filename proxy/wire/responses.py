@@ -61,10 +61,12 @@ class MessageItem(Struct, tag="message", tag_field="type", kw_only=True):
 
 
 class FunctionCallItem(Struct, tag="function_call", tag_field="type", kw_only=True):
-    """A call the model made to one of the caller's functions."""
+    """A call the model made to one of the caller's functions; `namespace` names the group of a
+    function offered inside a `namespace` tool (and is left out otherwise, as OpenAI does)."""
 
     id: str | None = None
     call_id: str
+    namespace: str | UnsetType = UNSET
     name: str
     arguments: str
     status: ItemStatus | None = None
@@ -79,8 +81,53 @@ class FunctionCallOutputItem(Struct, tag="function_call_output", tag_field="type
     status: ItemStatus | None = None
 
 
-Item = MessageItem | FunctionCallItem | FunctionCallOutputItem
-KNOWN_ITEM_TYPES = ("message", "function_call", "function_call_output")
+class CustomToolCallItem(Struct, tag="custom_tool_call", tag_field="type", kw_only=True):
+    """A call the model made to one of the caller's custom (freeform) tools: `input` is the raw
+    string the tool takes, not JSON arguments."""
+
+    id: str | None = None
+    call_id: str
+    namespace: str | UnsetType = UNSET
+    name: str
+    input: str
+
+
+class CustomToolCallOutputItem(Struct, tag="custom_tool_call_output", tag_field="type", kw_only=True):
+    """The caller's result of a custom tool call."""
+
+    id: str | None = None
+    call_id: str
+    output: str | list[ContentPart]
+
+
+class ReasoningItem(Struct, tag="reasoning", tag_field="type", kw_only=True):
+    """Reasoning a client sends back from an earlier turn (Codex does, with `store: false`).
+    This server never produces reasoning items, so their (encrypted) content is kept for
+    `input_items` but never shown to the model."""
+
+    id: str | None = None
+    summary: list[Any] = []
+    content: list[Any] | UnsetType = UNSET
+    encrypted_content: str | UnsetType | None = UNSET
+    status: ItemStatus | None = None
+
+
+Item = (
+    MessageItem
+    | FunctionCallItem
+    | FunctionCallOutputItem
+    | CustomToolCallItem
+    | CustomToolCallOutputItem
+    | ReasoningItem
+)
+KNOWN_ITEM_TYPES = (
+    "message",
+    "function_call",
+    "function_call_output",
+    "custom_tool_call",
+    "custom_tool_call_output",
+    "reasoning",
+)
 
 
 # --------------------------------------------------------------------------- request
@@ -189,7 +236,30 @@ class FunctionTool(Struct, tag="function", tag_field="type", kw_only=True):
     strict: bool = True
 
 
+class CustomTool(Struct, tag="custom", tag_field="type", kw_only=True):
+    """A custom (freeform input) tool as the response echoes it."""
+
+    name: str
+    description: str | None = None
+    format: dict[str, Any] | UnsetType = UNSET
+
+
+class NamespaceTool(Struct, tag="namespace", tag_field="type", kw_only=True):
+    """A group of function and custom tools as the response echoes it."""
+
+    name: str
+    description: str = ""
+    tools: list[FunctionTool | CustomTool] = []
+
+
+EchoedTool = FunctionTool | CustomTool | NamespaceTool
+
+
 class ToolChoiceFunction(Struct, tag="function", tag_field="type"):
+    name: str
+
+
+class ToolChoiceCustom(Struct, tag="custom", tag_field="type"):
     name: str
 
 
@@ -226,8 +296,8 @@ class Response(Struct, kw_only=True):
     store: bool = True
     temperature: float | None = 1.0
     text: EchoedText = msgspec.field(default_factory=lambda: EchoedText(format=FormatText()))
-    tool_choice: str | ToolChoiceFunction = "auto"
-    tools: list[FunctionTool] = []
+    tool_choice: str | ToolChoiceFunction | ToolChoiceCustom = "auto"
+    tools: list[EchoedTool] = []
     top_logprobs: int = 0
     top_p: float | None = 1.0
     truncation: str = "disabled"

@@ -234,7 +234,9 @@ def test_hosted_tools_are_left_out_and_named_in_a_header(make_proxy):
     ("body", "status", "code", "param"),
     [
         ({"input": []}, 400, "empty_array", "input"),
-        ({"input": [{"type": "reasoning", "summary": []}]}, 400, "unsupported_parameter", "input[0].type"),
+        # reasoning items are taken (and not shown to the model): this input has no user message
+        ({"input": [{"type": "reasoning", "summary": []}]}, 400, None, "input"),
+        ({"input": [{"type": "local_shell_call", "call_id": "c"}]}, 400, "unsupported_parameter", "input[0].type"),
         ({"input": [{"type": "item_reference", "id": "x"}]}, 400, "unsupported_parameter", "input[0].type"),
         ({"input": [{"role": "user"}]}, 400, "missing_required_parameter", "input[0].content"),
         ({"input": [{"role": "assistant", "content": "x"}]}, 400, None, "input"),
@@ -249,7 +251,40 @@ def test_hosted_tools_are_left_out_and_named_in_a_header(make_proxy):
         ({"temperature": 3}, 400, None, "temperature"),
         ({"top_logprobs": 2}, 400, "unsupported_parameter", "top_logprobs"),
         ({"background": True}, 400, "unsupported_parameter", "background"),
-        ({"tools": [{"type": "custom", "name": "x"}]}, 400, "unsupported_parameter", "tools[0].type"),
+        ({"tools": [{"type": "local_shell"}]}, 400, "unsupported_parameter", "tools[0].type"),
+        (
+            {
+                "tools": [
+                    {"type": "namespace", "name": "n" * 40, "description": "", "tools": [dict(WEATHER, name="w" * 30)]}
+                ]
+            },
+            400,
+            None,
+            "tools[0].tools[0].name",
+        ),
+        ({"tools": [{"type": "namespace", "name": "ns", "description": "", "tools": []}]}, 400, None, "tools[0].tools"),
+        (
+            {
+                "tools": [
+                    {"type": "namespace", "name": "ns", "tools": [{"type": "namespace", "name": "in", "tools": []}]}
+                ]
+            },
+            400,
+            "unsupported_parameter",
+            "tools[0].tools[0].type",
+        ),
+        (
+            {
+                "tools": [
+                    WEATHER,
+                    {"type": "namespace", "name": "a", "tools": [WEATHER]},
+                    dict(WEATHER, name="a__get_weather"),
+                ]
+            },
+            400,
+            None,
+            "tools[2].name",
+        ),
         ({"tool_choice": "required"}, 400, None, "tool_choice"),
         ({"previous_response_id": "abc"}, 400, "invalid_value", "previous_response_id"),
         ({"previous_response_id": "resp_unknown"}, 404, "previous_response_not_found", "previous_response_id"),

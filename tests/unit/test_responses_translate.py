@@ -9,6 +9,7 @@ from core.types import TextBlock, TokenUsage, ToolUseBlock, Turn
 from proxy.pipeline import ChoiceResult, RunResult, ToolCallResult
 from proxy.responses.items import input_items
 from proxy.responses.render import render_response, to_usage
+from proxy.responses.tools import ToolNames
 from proxy.responses.translate import to_submission
 from proxy.wire.responses import (
     FunctionCallItem,
@@ -101,7 +102,7 @@ def test_render_puts_text_before_calls_and_sums_usage():
         usages=[TokenUsage(input_tokens=3, output_tokens=4, cache_read_tokens=5, cache_creation_tokens=6)],
     )
     template = _translate("Q").template
-    response = render_response(result, template)
+    response = render_response(result, template, ToolNames())
     assert response.status == "completed" and response.completed_at is not None
     assert [type(item).__name__ for item in response.output] == ["MessageItem", "FunctionCallItem"]
     assert response.output[1].call_id == "c9"
@@ -115,5 +116,5 @@ def test_an_answer_with_only_calls_has_no_message():
         choices=[ChoiceResult(text="", finish_reason="tool_calls", tool_calls=[ToolCallResult("c9", "f", "{}")])],
         usages=[TokenUsage()],
     )
-    response = render_response(result, _translate("Q").template)
+    response = render_response(result, _translate("Q").template, ToolNames())
     assert [type(item).__name__ for item in response.output] == ["FunctionCallItem"]

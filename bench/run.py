@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from bench import responses
 from bench.measure import (
     cache_load,
     interleaved,
@@ -163,6 +164,9 @@ def main() -> int:
         report["agent_loop_ratio_p50"] = (
             report["agent_loop_s"]["proxy_loop"]["p50"] / report["agent_loop_s"]["cold_two_requests"]["p50"]
         )
+
+        # The Responses API's conversations, stored and stateless (Codex-like), and its function-call step.
+        report["responses"] = responses.run(proxy, cold, upstream, rounds)
 
         batch_lines = 8 if args.quick else 24
         seconds = batch_run(server, batch_lines)

@@ -146,6 +146,13 @@ class Proxy:
         response.raise_for_status()
         return time.perf_counter() - start, response.json()["choices"][0]["message"]["content"]
 
+    def respond(self, body: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        """One `/v1/responses` request: its latency and the response object."""
+        start = time.perf_counter()
+        response = self.client.post("/responses", json=body)
+        response.raise_for_status()
+        return time.perf_counter() - start, response.json()
+
     def first_token(self, prompt: str) -> float:
         start = time.perf_counter()
         body = {"model": "haiku", "messages": [{"role": "user", "content": prompt}], "stream": True}

@@ -1,4 +1,5 @@
-"""`/v1/responses`: create (plain or streamed), retrieve, delete and list input items.
+"""`/v1/responses`: create (plain or streamed), count input tokens, retrieve, delete and list
+input items.
 
 Creating decodes, translates into a `Submission`, runs it through the pipeline (keys, budgets,
 rate limits, the ledger, the cache, `auto` and the aliases apply as for chat) and renders it;
@@ -19,11 +20,11 @@ from proxy.pipeline import CacheUse, Pipeline
 from proxy.request_ids import request_id
 from proxy.responses.render import render_response, stream_response
 from proxy.responses.store import ResponseStore
-from proxy.responses.translate import responses_submission
+from proxy.responses.translate import Translated, responses_submission
 from proxy.routes._http import decode_json, json_response, sse_response, unless_disconnected
 from proxy.routes.files import _limit
 from proxy.settings import Settings
-from proxy.wire.responses import DeletedResponse, ItemList, responses_request_decoder
+from proxy.wire.responses import DeletedResponse, InputTokens, ItemList, responses_request_decoder
 from proxy.wire.responses import Response as ResponseObject
 
 OMITTED_TOOLS_HEADER = "x-claude-proxy-omitted-tools"
@@ -33,6 +34,24 @@ log = logging.getLogger("claude_proxy.responses")
 
 def _not_found(response_id: str) -> NotFound:
     return NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+
+
+async def _translated(
+    request: Request[Any, Any, Any], project: str, settings: Settings, response_store: ResponseStore
+) -> Translated:
+    """The request body decoded and translated, after the stored conversation it continues."""
+    body = decode_json(await request.body(), responses_request_decoder)
+    history = []
+    if body.previous_response_id is not None and body.previous_response_id.startswith("resp"):
+        found = response_store.conversation(project, body.previous_response_id)
+        if found is None:
+            raise NotFound(
+                f"Previous response with id '{body.previous_response_id}' not found.",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
+        history = found
+    return await responses_submission(body, history=history, images=settings.images)
 
 
 @post("/v1/responses", status_code=200)
@@ -45,18 +64,7 @@ async def create_response(
 ) -> Response[Any]:
     rid = request_id(request.scope)
     project = principal.project.name
-    body = decode_json(await request.body(), responses_request_decoder)
-    history = []
-    if body.previous_response_id is not None and body.previous_response_id.startswith("resp"):
-        found = response_store.conversation(project, body.previous_response_id)
-        if found is None:
-            raise NotFound(
-                f"Previous response with id '{body.previous_response_id}' not found.",
-                param="previous_response_id",
-                code="previous_response_not_found",
-            )
-        history = found
-    translated = await responses_submission(body, history=history, images=settings.images)
+    translated = await _translated(request, project, settings, response_store)
     cache = CacheUse.from_header(request.headers.get("cache-control", ""))
     outcome = await unless_disconnected(
         request, pipeline.run(translated.submission, principal, request_id=rid, cache=cache)
@@ -78,6 +86,21 @@ async def create_response(
     response = render_response(outcome.result, translated.template)
     finished(response)
     return json_response(response, headers)
+
+
+@post("/v1/responses/input_tokens", status_code=200)
+async def count_input_tokens(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    pipeline: Pipeline,
+    settings: Settings,
+    response_store: ResponseStore,
+) -> Response[bytes]:
+    """The request checked and planned as `create` would, then counted, not run: the figure is
+    the estimate admission reserves (the CLI's own prompt is counted only when it runs)."""
+    translated = await _translated(request, principal.project.name, settings, response_store)
+    tokens = pipeline.input_tokens(translated.submission, principal, request_id=request_id(request.scope))
+    return json_response(InputTokens(input_tokens=tokens))
 
 
 @get("/v1/responses/{response_id:str}")
@@ -130,4 +153,4 @@ async def list_input_items(
     )
 
 
-routes = [create_response, retrieve_response, delete_response, list_input_items]
+routes = [create_response, count_input_tokens, retrieve_response, delete_response, list_input_items]

@@ -28,6 +28,11 @@ RESPONSES = {
     ("GET", "/models"): "ListModelsResponse",
     ("GET", "/files"): "ListFilesResponse",
     ("GET", "/batches"): "ListBatchesResponse",
+    ("POST", "/responses"): "Response",
+    ("POST", "/responses/input_tokens"): "TokenCountsResource",
+    ("GET", "/responses/{response_id}"): "Response",
+    ("POST", "/responses/{response_id}/cancel"): "Response",
+    ("GET", "/responses/{response_id}/input_items"): "ResponseItemList",
 }
 OPERATIONS = [
     ("POST", "/chat/completions", 300),
@@ -43,6 +48,12 @@ OPERATIONS = [
     ("POST", "/batches", 300),
     ("GET", "/batches/{batch_id}", 120),
     ("POST", "/batches/{batch_id}/cancel", 120),
+    ("POST", "/responses", 300),
+    ("POST", "/responses/input_tokens", 120),
+    ("GET", "/responses/{response_id}", 120),
+    ("DELETE", "/responses/{response_id}", 120),
+    ("POST", "/responses/{response_id}/cancel", 120),
+    ("GET", "/responses/{response_id}/input_items", 120),
 ]
 
 

@@ -158,13 +158,17 @@ class AdmissionControl:
         self.limiter = limiter
         self.settings = settings
 
+    def estimated_prompt_tokens(self, job: CompletionJob) -> int:
+        """The input-token estimate `admit` reserves for one run of `job`."""
+        return estimate_prompt_tokens(job, self.settings.overhead_tokens)
+
     async def admit(
         self, principal: Principal, model: ModelChoice, job: CompletionJob, *, copies: int, request_id: str
     ) -> Admission:
         """Checks the ledger can be written and the key's rate limits, then reserves the
         worst-case cost of `copies` runs of `job`; raises 503 and 429s."""
         self.ledger.ensure_writable()
-        prompt = estimate_prompt_tokens(job, self.settings.overhead_tokens)
+        prompt = self.estimated_prompt_tokens(job)
         max_output = job.max_output_tokens or self.settings.default_max_tokens
         price = price_for(model.claude_model, self.settings.prices)
         project = principal.project

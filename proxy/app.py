@@ -40,6 +40,7 @@ from proxy.cache import MemoryCache, RedisCache, ResponseCache
 from proxy.metrics import Metrics, timing_hook
 from proxy.pipeline import Pipeline
 from proxy.request_ids import add_request_headers, request_id
+from proxy.responses.background import BackgroundResponses
 from proxy.responses.store import ResponseStore
 from proxy.routes import files_router, routes
 from proxy.selection import ModelSelector
@@ -116,6 +117,7 @@ class _Resources:
     batch_store: BatchStore
     batch_runner: BatchRunner
     response_store: ResponseStore
+    background: BackgroundResponses
 
 
 def _default_backend(settings: Settings, redis: aioredis.Redis | None) -> ChatBackend:
@@ -214,9 +216,11 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
                     images=settings.images,
                 )
                 await opened.batch_runner.start()
+                opened.background = BackgroundResponses(opened.response_store, opened.pipeline)
                 try:
                     yield
                 finally:
+                    await opened.background.close()
                     await opened.batch_runner.close()
             finally:
                 await chat_backend.close()
@@ -246,6 +250,7 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
             "batch_store": provide(lambda: opened.batch_store),
             "batch_runner": provide(lambda: opened.batch_runner),
             "response_store": provide(lambda: opened.response_store),
+            "background": provide(lambda: opened.background),
             # Every /v1 route that takes `principal` is authenticated before its body is read.
             "principal": Provide(authenticated_principal, sync_to_thread=False),
             # Every /admin route takes `admin`, which checks the admin key first.

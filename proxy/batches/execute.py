@@ -1,8 +1,10 @@
-"""Runs one batch line as a non-streamed chat completion, charged to the batch's project."""
+"""Runs one batch line, a chat completion or a Responses request, not streamed, charged to the
+batch's project, and renders it as that endpoint would."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -12,9 +14,12 @@ from core.errors import InvalidRequest, ProxyError
 from core.types import Priority
 from proxy.chat.render import chat_completion
 from proxy.chat.translate import chat_submission
-from proxy.pipeline import Pipeline
+from proxy.pipeline import Pipeline, RunResult, Submission
+from proxy.responses.render import render_response
+from proxy.responses.translate import responses_submission
 from proxy.settings import ImageSettings
 from proxy.wire.chat_request import chat_request_decoder
+from proxy.wire.responses import responses_request_decoder
 
 _encoder = msgspec.json.Encoder()
 
@@ -53,22 +58,48 @@ def error_line(custom_id: str, code: str, message: str) -> bytes:
     )
 
 
+Render = Callable[[RunResult], Any]
+
+
+async def _chat(body: str, images: ImageSettings) -> tuple[Submission, Render]:
+    request = chat_request_decoder.decode(body)
+    if request.stream:
+        raise InvalidRequest("Batch requests cannot be streamed.", param="stream")
+    return await chat_submission(request, images), lambda result: chat_completion(result, model=request.model)
+
+
+async def _responses(body: str, images: ImageSettings) -> tuple[Submission, Render]:
+    request = responses_request_decoder.decode(body)
+    if request.stream:
+        raise InvalidRequest("Batch requests cannot be streamed.", param="stream")
+    # A batch line is a one-off: it neither continues a stored response nor is stored itself.
+    if request.previous_response_id is not None:
+        raise InvalidRequest(
+            "Batch requests cannot continue a stored response; send the whole input.",
+            param="previous_response_id",
+            code="unsupported_parameter",
+        )
+    if request.background:
+        raise InvalidRequest("Batch requests cannot run in the background.", param="background")
+    translated = await responses_submission(request, history=[], images=images)
+    template = msgspec.structs.replace(translated.template, store=False)
+    return translated.submission, lambda result: render_response(result, template, translated.names)
+
+
+_TRANSLATORS = {"/v1/chat/completions": _chat, "/v1/responses": _responses}
+
+
 async def execute_line(
-    custom_id: str, body: str, *, principal: Principal, pipeline: Pipeline, images: ImageSettings
+    endpoint: str, custom_id: str, body: str, *, principal: Principal, pipeline: Pipeline, images: ImageSettings
 ) -> LineOutcome:
-    """Runs one line at batch priority, charged to the batch's project; never raises a
-    `ProxyError` (a failure becomes the line's error response)."""
+    """Runs one line of a batch for `endpoint` at batch priority, charged to the batch's
+    project; never raises a `ProxyError` (a failure becomes the line's error response)."""
     request_id = "req_" + secrets.token_hex(16)
     try:
-        request = chat_request_decoder.decode(body)
-        if request.stream:
-            raise InvalidRequest("Batch requests cannot be streamed.", param="stream")
-        submission = await chat_submission(request, images)
+        submission, render = await _TRANSLATORS[endpoint](body, images)
         outcome = await pipeline.run(submission, principal, request_id=request_id, priority=Priority.BATCH)
     except ProxyError as exc:
         return LineOutcome(False, _output_line(custom_id, request_id, exc.status, exc.to_body()), transient(exc))
     if outcome.result is None:  # not streamed, so the pipeline returned a result
         raise RuntimeError("a batch line got a stream")
-    return LineOutcome(
-        True, _output_line(custom_id, request_id, 200, chat_completion(outcome.result, model=request.model))
-    )
+    return LineOutcome(True, _output_line(custom_id, request_id, 200, render(outcome.result)))

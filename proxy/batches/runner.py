@@ -124,7 +124,7 @@ class BatchRunner:
             return
         principal = self._principal(row)
         for line in self.store.claim_pending(row["id"], free):
-            task = asyncio.create_task(self._run_line(row["id"], line, principal))
+            task = asyncio.create_task(self._run_line(row["id"], row["endpoint"], line, principal))
             group = self._lines.setdefault(row["id"], set())
             group.add(task)
             task.add_done_callback(functools.partial(self._line_done, row["id"]))
@@ -137,9 +137,10 @@ class BatchRunner:
                 del self._lines[batch_id]
         self.wake()
 
-    async def _run_line(self, batch_id: str, line: dict[str, Any], principal: Principal) -> None:
+    async def _run_line(self, batch_id: str, endpoint: str, line: dict[str, Any], principal: Principal) -> None:
         try:
             outcome = await execute_line(
+                endpoint,
                 line["custom_id"],
                 line["body"],
                 principal=principal,

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from proxy.batches.wire import BatchError
 from proxy.wire.chat_request import chat_request_decoder
+from proxy.wire.responses import responses_request_decoder
 
-SUPPORTED_ENDPOINTS = ("/v1/chat/completions",)
+# Each endpoint's body decoder: a line whose body does not decode fails the batch at validation.
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    "/v1/chat/completions": chat_request_decoder,
+    "/v1/responses": responses_request_decoder,
+}
+SUPPORTED_ENDPOINTS = tuple(_DECODERS)
+_KINDS = {"/v1/chat/completions": "chat completion", "/v1/responses": "Responses"}
 _MAX_ERRORS = 100
 
 
@@ -71,12 +80,12 @@ def parse_input(
             continue
         body = bytes(item.body)
         try:
-            chat_request_decoder.decode(body)
+            _DECODERS[endpoint].decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             errors.append(
                 BatchError(
                     code="invalid_request",
-                    message=f"Line {number}: the body is not a valid chat completion request: {exc}",
+                    message=f"Line {number}: the body is not a valid {_KINDS[endpoint]} request: {exc}",
                     param="body",
                     line=number,
                 )

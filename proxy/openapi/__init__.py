@@ -19,7 +19,14 @@ def load_document() -> bytes:
     return DOCUMENT.read_bytes()
 
 
-_REQUESTS_WITH_A_MODEL = ("CreateChatCompletionRequest", "CreateCompletionRequest")
+# Where request bodies declare `model` (a Responses request takes it from ResponseProperties).
+_RESPONSES_REQUESTS = ("CreateResponse", "TokenCountsBody")
+_REQUESTS_WITH_A_MODEL = (
+    "CreateChatCompletionRequest",
+    "CreateCompletionRequest",
+    "ResponseProperties",
+    "TokenCountsBody",
+)
 
 
 def _model_properties(node: Any) -> list[dict[str, Any]]:
@@ -38,7 +45,8 @@ def _model_properties(node: Any) -> list[dict[str, Any]]:
 
 def served_document(model_ids: list[str]) -> bytes:
     """The document as this server serves it: `model` lists the names it accepts (its aliases,
-    the tiers and `auto`; full `claude-*` ids are accepted too)."""
+    the tiers and `auto`; full `claude-*` ids are accepted too), and Responses requests require
+    `model` and `input`."""
     document = json.loads(load_document())
     schemas = document["components"]["schemas"]
     for name in _REQUESTS_WITH_A_MODEL:
@@ -48,4 +56,7 @@ def served_document(model_ids: list[str]) -> bytes:
                 "enum": model_ids,
                 "description": "A model alias of this server, a tier (haiku, sonnet, opus), auto, or a claude-* id.",
             }
+    # OpenAI makes both optional; here the model decides the plan and the input is the prompt.
+    for name in _RESPONSES_REQUESTS:
+        schemas[name]["required"] = ["model", "input"]
     return json.dumps(document).encode()

@@ -30,6 +30,12 @@ OPENAI_OPERATIONS = [
     ("/batches", "post"),
     ("/batches/{batch_id}", "get"),
     ("/batches/{batch_id}/cancel", "post"),
+    ("/responses", "post"),
+    ("/responses/input_tokens", "post"),
+    ("/responses/{response_id}", "get"),
+    ("/responses/{response_id}", "delete"),
+    ("/responses/{response_id}/cancel", "post"),
+    ("/responses/{response_id}/input_items", "get"),
 ]
 
 ERROR_RESPONSE = {

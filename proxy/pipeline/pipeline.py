@@ -95,6 +95,12 @@ class Pipeline:
             default_max_tokens=self._default_max_tokens,
         )
 
+    def input_tokens(self, submission: Submission, principal: Principal, *, request_id: str) -> int:
+        """The prompt's input tokens as admission estimates them, without running anything:
+        the same figure the budget and the tokens-per-minute limit reserve."""
+        plan = self.plan(submission, principal, request_id=request_id, priority=Priority.INTERACTIVE)
+        return self._admission.estimated_prompt_tokens(plan.job)
+
     async def run(
         self,
         submission: Submission,

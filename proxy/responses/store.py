@@ -51,6 +51,24 @@ class ResponseStore:
                 ],
             )
 
+    def update(self, project: str, response: Response) -> bool:
+        """Replaces a stored response object, keeping its input; False when it is not stored
+        (a background response deleted while it ran stays deleted)."""
+        with self.db.conn:
+            cursor = self.db.execute(
+                "update responses set response = ? where id = ? and project = ?",
+                [encoder.encode(response).decode(), response.id, project],
+            )
+        return cursor.rowcount > 0
+
+    def unfinished(self) -> list[tuple[str, Response]]:
+        """(project, response) of every stored response still queued or in progress."""
+        rows = self.db.execute(
+            "select project, response from responses"
+            " where json_extract(response, '$.status') in ('queued', 'in_progress')"
+        ).fetchall()
+        return [(project, response_decoder.decode(raw)) for project, raw in rows]
+
     def _row(self, project: str, response_id: str) -> dict | None:
         rows = list(self.db["responses"].rows_where("id = ? and project = ?", [response_id, project]))
         return rows[0] if rows else None

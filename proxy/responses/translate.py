@@ -90,8 +90,6 @@ def validate(request: ResponsesRequest) -> None:
         )
     if request.top_logprobs or "message.output_text.logprobs" in (request.include or []):
         raise _unsupported("logprobs are not available from Claude through this proxy.", "top_logprobs")
-    if request.background:
-        raise _unsupported("Background responses are not supported by this server.", "background")
     if request.conversation is not None:
         raise _unsupported("Conversations are not supported; use 'previous_response_id'.", "conversation")
     if request.prompt is not None:

@@ -1,4 +1,5 @@
-"""`/v1/responses`: create (plain or streamed), retrieve, delete and list input items.
+"""`/v1/responses`: create (plain, streamed or in the background), count input tokens, retrieve,
+delete, cancel and list input items.
 
 Creating decodes, translates into a `Submission`, runs it through the pipeline (keys, budgets,
 rate limits, the ledger, the cache, `auto` and the aliases apply as for chat) and renders it;
@@ -18,12 +19,13 @@ from budgets.keys import Principal
 from core.errors import InvalidRequest, NotFound, UpgradeRequired
 from proxy.pipeline import CacheUse, Pipeline
 from proxy.request_ids import request_id
+from proxy.responses.background import BackgroundResponses
 from proxy.responses.render import render_response, stream_response
 from proxy.responses.store import ResponseStore
-from proxy.responses.translate import responses_submission
+from proxy.responses.translate import Translated, responses_submission
 from proxy.routes._http import decode_json, json_response, page_limit, sse_response, unless_disconnected
 from proxy.settings import Settings
-from proxy.wire.responses import DeletedResponse, ItemList, responses_request_decoder
+from proxy.wire.responses import DeletedResponse, InputTokens, ItemList, ResponsesRequest, responses_request_decoder
 from proxy.wire.responses import Response as ResponseObject
 
 OMITTED_TOOLS_HEADER = "x-claude-proxy-omitted-tools"
@@ -35,17 +37,10 @@ def _not_found(response_id: str) -> NotFound:
     return NotFound(f"Response with id '{response_id}' not found.", param="response_id")
 
 
-@post("/v1/responses", status_code=200)
-async def create_response(
-    request: Request[Any, Any, Any],
-    principal: Principal,
-    pipeline: Pipeline,
-    settings: Settings,
-    response_store: ResponseStore,
-) -> Response[Any]:
-    rid = request_id(request.scope)
-    project = principal.project.name
-    body = decode_json(await request.body(), responses_request_decoder)
+async def _translated(
+    body: ResponsesRequest, project: str, settings: Settings, response_store: ResponseStore
+) -> Translated:
+    """The request translated, after the stored conversation it continues."""
     history = []
     if body.previous_response_id is not None and body.previous_response_id.startswith("resp"):
         found = response_store.conversation(project, body.previous_response_id)
@@ -56,7 +51,24 @@ async def create_response(
                 code="previous_response_not_found",
             )
         history = found
-    translated = await responses_submission(body, history=history, images=settings.images)
+    return await responses_submission(body, history=history, images=settings.images)
+
+
+@post("/v1/responses", status_code=200)
+async def create_response(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    pipeline: Pipeline,
+    settings: Settings,
+    response_store: ResponseStore,
+    background: BackgroundResponses,
+) -> Response[Any]:
+    rid = request_id(request.scope)
+    project = principal.project.name
+    body = decode_json(await request.body(), responses_request_decoder)
+    translated = await _translated(body, project, settings, response_store)
+    if body.background:
+        return _in_background(body, translated, principal, rid, background)
     cache = CacheUse.from_header(request.headers.get("cache-control", ""))
     outcome = await unless_disconnected(
         request, pipeline.run(translated.submission, principal, request_id=rid, cache=cache)
@@ -114,6 +126,40 @@ async def responses_socket(socket: WebSocket[Any, Any, Any]) -> None:
     await socket.send({"type": "websocket.http.response.body", "body": body, "more_body": False})
 
 
+def _in_background(
+    body: ResponsesRequest, translated: Translated, principal: Principal, rid: str, background: BackgroundResponses
+) -> Response[bytes]:
+    if body.store is False:
+        raise InvalidRequest("Background mode requires 'store' to be true.", param="background")
+    if body.stream:
+        # OpenAI streams a background response too; here the stored object is the only way to
+        # follow one: retrieve it until it is done.
+        raise InvalidRequest(
+            "Streaming a background response is not supported; retrieve it until it is done.",
+            param="stream",
+            code="unsupported_parameter",
+        )
+    queued = background.start(translated, principal, request_id=rid)
+    headers = {OMITTED_TOOLS_HEADER: ",".join(translated.omitted_tools)} if translated.omitted_tools else {}
+    return json_response(queued, headers)
+
+
+@post("/v1/responses/input_tokens", status_code=200)
+async def count_input_tokens(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    pipeline: Pipeline,
+    settings: Settings,
+    response_store: ResponseStore,
+) -> Response[bytes]:
+    """The request checked and planned as `create` would, then counted, not run: the figure is
+    the estimate admission reserves (the CLI's own prompt is counted only when it runs)."""
+    body = decode_json(await request.body(), responses_request_decoder)
+    translated = await _translated(body, principal.project.name, settings, response_store)
+    tokens = pipeline.input_tokens(translated.submission, principal, request_id=request_id(request.scope))
+    return json_response(InputTokens(input_tokens=tokens))
+
+
 @get("/v1/responses/{response_id:str}")
 async def retrieve_response(
     request: Request[Any, Any, Any], principal: Principal, response_id: str, response_store: ResponseStore
@@ -131,6 +177,11 @@ async def delete_response(principal: Principal, response_id: str, response_store
     if not response_store.delete(principal.project.name, response_id):
         raise _not_found(response_id)
     return json_response(DeletedResponse(id=response_id))
+
+
+@post("/v1/responses/{response_id:str}/cancel", status_code=200)
+async def cancel_response(principal: Principal, response_id: str, background: BackgroundResponses) -> Response[bytes]:
+    return json_response(await background.cancel(principal.project.name, response_id))
 
 
 @get("/v1/responses/{response_id:str}/input_items")
@@ -164,4 +215,13 @@ async def list_input_items(
     )
 
 
-routes = [create_response, responses_over_get, responses_socket, retrieve_response, delete_response, list_input_items]
+routes = [
+    create_response,
+    count_input_tokens,
+    responses_over_get,
+    responses_socket,
+    retrieve_response,
+    delete_response,
+    cancel_response,
+    list_input_items,
+]

@@ -312,6 +312,13 @@ class DeletedResponse(Struct):
     deleted: bool = True
 
 
+class InputTokens(Struct):
+    """The answer of `POST /v1/responses/input_tokens`."""
+
+    input_tokens: int
+    object: Literal["response.input_tokens"] = "response.input_tokens"
+
+
 class ItemList(Struct, kw_only=True):
     data: list[Item]
     first_id: str | None

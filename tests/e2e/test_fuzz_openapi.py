@@ -28,6 +28,11 @@ RESPONSES = {
     ("GET", "/models"): "ListModelsResponse",
     ("GET", "/files"): "ListFilesResponse",
     ("GET", "/batches"): "ListBatchesResponse",
+    ("POST", "/responses"): "Response",
+    ("POST", "/responses/input_tokens"): "TokenCountsResource",
+    ("GET", "/responses/{response_id}"): "Response",
+    ("POST", "/responses/{response_id}/cancel"): "Response",
+    ("GET", "/responses/{response_id}/input_items"): "ResponseItemList",
 }
 OPERATIONS = [
     ("POST", "/chat/completions", 300),
@@ -43,6 +48,12 @@ OPERATIONS = [
     ("POST", "/batches", 300),
     ("GET", "/batches/{batch_id}", 120),
     ("POST", "/batches/{batch_id}/cancel", 120),
+    ("POST", "/responses", 300),
+    ("POST", "/responses/input_tokens", 120),
+    ("GET", "/responses/{response_id}", 120),
+    ("DELETE", "/responses/{response_id}", 120),
+    ("POST", "/responses/{response_id}/cancel", 120),
+    ("GET", "/responses/{response_id}/input_items", 120),
 ]
 
 
@@ -187,4 +198,83 @@ def test_valid_requests_in_any_combination(fuzz_server):
 
         run()
     print(f"valid chat requests: {dict(sorted(seen.items()))}")  # noqa: T201
+    assert seen.get(200, 0) >= 30
+
+
+_function = st.fixed_dictionaries(
+    {
+        "type": st.just("function"),
+        "name": st.from_regex(r"[a-z_]{1,12}", fullmatch=True),
+        "parameters": st.just({"type": "object", "properties": {}}),
+    }
+)
+
+
+@st.composite
+def valid_responses_requests(draw) -> dict:
+    """Responses requests OpenAI accepts, options combined at random; they reach the CLI."""
+    items: list[dict] = []
+    for _ in range(draw(st.integers(0, 2))):
+        items += [{"role": "user", "content": draw(_text)}, {"role": "assistant", "content": draw(_text)}]
+    items.append({"role": "user", "content": [{"type": "input_text", "text": draw(_text)}]})
+    body: dict = {
+        "model": draw(st.sampled_from(["gpt-4o-mini", "haiku", "sonnet", "auto"])),
+        "input": draw(st.one_of(_text, st.just(items))),
+    }
+    optional = {
+        "instructions": _text,
+        "stream": st.booleans(),
+        "background": st.booleans(),
+        "store": st.booleans(),
+        "max_output_tokens": st.integers(16, 4096),
+        "temperature": st.floats(0, 2),
+        "metadata": st.dictionaries(st.from_regex(r"[a-z]{1,8}", fullmatch=True), _text, max_size=3),
+        "text": st.sampled_from([{"format": {"type": "text"}}, {"format": {"type": "json_object"}}]),
+        "tools": st.lists(_function, min_size=1, max_size=2, unique_by=lambda t: t["name"]),
+        "truncation": st.sampled_from(["auto", "disabled"]),
+    }
+    for key, strategy in optional.items():
+        if draw(st.booleans()):
+            body[key] = draw(strategy)
+    if "tools" in body and body.get("text", {}).get("format", {}).get("type") == "json_object":
+        del body["text"]
+    if body.get("background"):  # background needs store and is not streamed here (a 400 each)
+        body["store"], body["stream"] = True, False
+    return body
+
+
+def test_valid_responses_requests_and_their_stored_responses(fuzz_server):
+    seen: dict[int, int] = {}
+    with httpx.Client(base_url=fuzz_server.base_url, headers=fuzz_server.headers, timeout=90) as client:
+
+        @given(valid_responses_requests())
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def run(body):
+            response = client.post("/responses", json=body)
+            seen[response.status_code] = seen.get(response.status_code, 0) + 1
+            if response.status_code >= 400:
+                error = response.json()
+                openapi.validate(error, "ErrorResponse")
+                assert response.status_code == 429 or error["error"]["code"] in MODEL_NONCOMPLIANCE, response.text
+                return
+            if body.get("stream"):
+                assert "event: response.completed" in response.text or "response.failed" in response.text
+                return
+            created = response.json()
+            openapi.validate(created, "Response")
+            if body.get("store") is False:
+                return
+            # What a stored response answers to every route that takes its id.
+            rid = created["id"]
+            for path, name in ((f"/responses/{rid}", "Response"), (f"/responses/{rid}/input_items", None)):
+                got = client.get(path)
+                assert got.status_code == 200, got.text
+                if name:
+                    openapi.validate(got.json(), name)
+            cancelled = client.post(f"/responses/{rid}/cancel")
+            assert cancelled.status_code in (200, 400), cancelled.text
+            assert client.delete(f"/responses/{rid}").status_code == 200
+
+        run()
+    print(f"valid responses requests: {dict(sorted(seen.items()))}")  # noqa: T201
     assert seen.get(200, 0) >= 30

@@ -184,3 +184,10 @@ def test_errors(client, upstream):
         client.responses.create(model="gpt-4o", input=[{"type": "function_call_output", "call_id": "c", "output": "x"}])
     assert bad.value.body["param"] == "input[0].call_id"
     assert upstream.requests_matching("no-such-model") == []
+
+
+def test_input_tokens_count(client, upstream):
+    counted = client.responses.input_tokens.count(model="gpt-4o", input="resp-e2e-count", instructions="Terse.")
+    assert counted.object == "response.input_tokens"
+    assert counted.input_tokens > 0
+    assert upstream.requests_matching("resp-e2e-count") == []

@@ -250,7 +250,8 @@ def test_hosted_tools_are_left_out_and_named_in_a_header(make_proxy):
         ({"max_output_tokens": 3}, 400, "integer_below_min_value", "max_output_tokens"),
         ({"temperature": 3}, 400, None, "temperature"),
         ({"top_logprobs": 2}, 400, "unsupported_parameter", "top_logprobs"),
-        ({"background": True}, 400, "unsupported_parameter", "background"),
+        ({"background": True, "store": False}, 400, None, "background"),
+        ({"background": True, "stream": True}, 400, "unsupported_parameter", "stream"),
         ({"tools": [{"type": "local_shell"}]}, 400, "unsupported_parameter", "tools[0].type"),
         (
             {

@@ -1,0 +1,111 @@
+"""Background responses (`background: true`): answered at once as `queued`, run in a task the
+app's lifespan owns, their progress and result kept in the response store.
+
+The stored row is the only state a caller sees: `queued` when created, `in_progress` once the
+task runs, then `completed`, `incomplete`, `failed` or `cancelled`. Cancelling a task cancels
+its pipeline run, which kills the CLI process and settles the admission exactly as a caller who
+goes away does (the ledger row has status 499). Closing the app cancels what still runs and
+marks it failed, and rows a crashed server left unfinished are marked failed when it starts
+again, so nothing stays `in_progress` forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+
+import msgspec
+
+from budgets.keys import Principal
+from core.errors import InvalidRequest, NotFound, ProxyError
+from proxy.pipeline import Pipeline
+from proxy.responses.render import failure, render_response
+from proxy.responses.store import ResponseStore
+from proxy.responses.translate import Translated
+from proxy.wire.responses import Response, ResponseError
+
+log = logging.getLogger("claude_proxy.responses")
+
+UNFINISHED = ("queued", "in_progress")
+SHUT_DOWN = ResponseError(code="server_error", message="The server shut down before this background response finished.")
+
+
+class BackgroundResponses:
+    """The running background responses, by id. One per app, closed by its lifespan."""
+
+    def __init__(self, store: ResponseStore, pipeline: Pipeline) -> None:
+        self._store = store
+        self._pipeline = pipeline
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._closing = False
+        for project, response in store.unfinished():
+            self._save(project, msgspec.structs.replace(response, status="failed", error=SHUT_DOWN))
+
+    def start(self, translated: Translated, principal: Principal, *, request_id: str) -> Response:
+        """Stores the response as queued and starts running it; returns the queued response."""
+        project = principal.project.name
+        queued = msgspec.structs.replace(translated.template, status="queued", background=True)
+        # Saved before the task exists, so that a retrieve right after this returns finds it.
+        self._store.save(project, queued, translated.items)
+        task = asyncio.create_task(self._run(project, queued, translated, principal, request_id))
+        self._tasks[queued.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(queued.id, None))
+        return queued
+
+    async def _run(
+        self, project: str, template: Response, translated: Translated, principal: Principal, request_id: str
+    ) -> None:
+        self._save(project, msgspec.structs.replace(template, status="in_progress"))
+        try:
+            outcome = await self._pipeline.run(translated.submission, principal, request_id=request_id)
+            if outcome.result is None:  # background responses are never streamed
+                raise RuntimeError("a background response got a stream")
+            finished = render_response(outcome.result, template, translated.names)
+        except asyncio.CancelledError:
+            if self._closing:
+                self._save(project, msgspec.structs.replace(template, status="failed", error=SHUT_DOWN))
+            else:
+                self._save(project, msgspec.structs.replace(template, status="cancelled"))
+            raise
+        except ProxyError as exc:
+            finished = msgspec.structs.replace(template, status="failed", error=failure(exc))
+        except Exception as exc:  # a bug must still end the response, not leave it in progress
+            log.exception("background response %s failed", template.id)
+            finished = msgspec.structs.replace(
+                template, status="failed", error=ResponseError(code="server_error", message=str(exc))
+            )
+        self._save(project, finished)
+
+    def _save(self, project: str, response: Response) -> None:
+        try:
+            self._store.update(project, response)
+        except sqlite3.Error as exc:  # the run goes on; only its stored copy is lost
+            log.warning("could not store background response %s: %s", response.id, exc)
+
+    async def cancel(self, project: str, response_id: str) -> Response:
+        """Stops a running background response and returns it cancelled. OpenAI's rules: only
+        background responses can be cancelled, a finished one cannot, and cancelling a cancelled
+        one again returns it unchanged."""
+        found = self._store.get(project, response_id)
+        if found is None:
+            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+        if not found.background:
+            raise InvalidRequest("Cannot cancel a synchronous response.", param="response_id")
+        task = self._tasks.get(response_id)
+        if task is not None:
+            task.cancel()
+            # The task records the outcome itself: cancelled, or finished if it won the race.
+            await asyncio.wait([task])
+            found = self._store.get(project, response_id) or msgspec.structs.replace(found, status="cancelled")
+        if found.status != "cancelled":
+            raise InvalidRequest(f"Cannot cancel a response with status '{found.status}'.", param="response_id")
+        return found
+
+    async def close(self) -> None:
+        """Cancels what still runs; each task marks its response failed before it ends."""
+        self._closing = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

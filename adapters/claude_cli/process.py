@@ -25,6 +25,7 @@ from adapters.claude_cli.events import (
     encode_line,
     parse_line,
 )
+from adapters.claude_cli.lines import READ_BUFFER, read_line
 from adapters.claude_cli.session_file import remove_session, write_session
 from adapters.claude_cli.tool_bridge import ToolBridge
 from core.errors import CliFailed, CliUnavailable
@@ -32,35 +33,7 @@ from core.types import TokenUsage, Turn
 
 log = logging.getLogger("claude_proxy.cli")
 
-# stream-json lines carry whole messages; a long answer is one long line.
-_LINE_LIMIT = 64 * 1024 * 1024
-# What the pipe reader buffers before it stops reading the CLI (it pauses at twice this). It is
-# not the longest line: `read_line` assembles longer ones. A reader that buffered up to the line
-# limit would take in a whole long answer that its caller is not reading.
-_READ_BUFFER = 256 * 1024
 _STDERR_KEEP = 40
-
-
-async def read_line(stream: asyncio.StreamReader, max_bytes: int = _LINE_LIMIT) -> bytes:
-    """The next line with its newline (without one at end of output; b"" once it is over).
-    Lines longer than the stream's buffer are put together piece by piece; past `max_bytes` it
-    raises `ValueError`."""
-    pieces: list[bytes] = []
-    size = 0
-    while True:
-        try:
-            piece = await stream.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:  # end of output
-            piece = exc.partial
-        except asyncio.LimitOverrunError as exc:
-            piece = await stream.readexactly(exc.consumed)
-            size += len(piece)
-            if size > max_bytes:
-                raise ValueError(f"a line longer than {max_bytes} bytes") from exc
-            pieces.append(piece)
-            continue
-        pieces.append(piece)
-        return b"".join(pieces)
 
 
 class CliProcess:
@@ -263,7 +236,7 @@ class CliProcess:
                 stderr=asyncio.subprocess.PIPE,
                 cwd=workdir,
                 env=env,
-                limit=_READ_BUFFER,
+                limit=READ_BUFFER,
                 start_new_session=True,  # its own process group, so one kill reaches its children
                 preexec_fn=PREEXEC,
             )

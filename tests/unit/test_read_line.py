@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from adapters.claude_cli.process import read_line
+from adapters.claude_cli.lines import read_line
 
 
 def lines_of(data: bytes, *, limit: int, max_bytes: int = 1 << 20) -> list[bytes]:

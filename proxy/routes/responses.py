@@ -51,7 +51,9 @@ async def _translated(
                 code="previous_response_not_found",
             )
         history = found
-    return await responses_submission(body, history=history, images=settings.images)
+    return await responses_submission(
+        body, history=history, images=settings.images, resolve=lambda item_id: response_store.item(project, item_id)
+    )
 
 
 @post("/v1/responses", status_code=200)

@@ -237,7 +237,8 @@ def test_hosted_tools_are_left_out_and_named_in_a_header(make_proxy):
         # reasoning items are taken (and not shown to the model): this input has no user message
         ({"input": [{"type": "reasoning", "summary": []}]}, 400, None, "input"),
         ({"input": [{"type": "local_shell_call", "call_id": "c"}]}, 400, "unsupported_parameter", "input[0].type"),
-        ({"input": [{"type": "item_reference", "id": "x"}]}, 400, "unsupported_parameter", "input[0].type"),
+        ({"input": [{"type": "item_reference", "id": "msg_x"}]}, 404, "not_found", "input"),
+        ({"input": [{"type": "item_reference"}]}, 400, "missing_required_parameter", "input[0].id"),
         ({"input": [{"role": "user"}]}, 400, "missing_required_parameter", "input[0].content"),
         ({"input": [{"role": "assistant", "content": "x"}]}, 400, None, "input"),
         (

@@ -43,6 +43,8 @@ ERROR_RESPONSE = {
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
 }
 
+STREAM_CONTENT = {"text/event-stream": {"schema": {"$ref": "#/components/schemas/ResponseStreamEvent"}}}
+
 
 def _refs(node: Any, found: set[str]) -> None:
     if isinstance(node, dict):
@@ -68,6 +70,11 @@ def build(openai: dict[str, Any]) -> dict[str, Any]:
     for path, method in OPENAI_OPERATIONS:
         operation = {k: v for k, v in openai["paths"][path][method].items() if not k.startswith("x-")}
         operation["responses"] = {**operation["responses"], "4XX": ERROR_RESPONSE, "5XX": ERROR_RESPONSE}
+        if (path, method) == ("/responses/{response_id}", "get"):
+            # OpenAI's document takes `stream` here but lists only the JSON answer; the stream is
+            # what create streams.
+            ok = operation["responses"]["200"]
+            operation["responses"]["200"] = {**ok, "content": {**ok["content"], **STREAM_CONTENT}}
         paths.setdefault(path, {})[method] = operation
     components: dict[str, dict[str, Any]] = {"securitySchemes": openai["components"]["securitySchemes"]}
     seen: set[str] = set()

@@ -3,16 +3,21 @@
 A string input is one user message; a message item without `type` is a message, as OpenAI
 reads it. Every item gets an id and a status, and string contents become lists of parts, so
 what `input_items` lists later is what OpenAI would list.
+
+An `item_reference` is replaced by the stored item it names (found by a `Resolver`, which sees
+only the caller's project), so the conversation, the stored input and `input_items` hold the
+item itself. Where nothing is stored to resolve from (a batch line), references are refused.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from core.errors import InvalidRequest
+from core.errors import InvalidRequest, NotFound
 from proxy.wire.responses import (
     KNOWN_ITEM_TYPES,
     ContentPart,
@@ -63,13 +68,35 @@ def _convert(raw: dict[str, Any], param: str) -> Item:
         ) from None
 
 
-def _item(raw: Any, i: int) -> Item:
+Resolver = Callable[[str], Item | None]  # a stored item of the caller's project, by id
+
+
+def _reference(raw: dict[str, Any], param: str, resolve: Resolver | None) -> Item:
+    if resolve is None:
+        raise _unsupported("Item references are not supported here; send the item itself.", f"{param}.type")
+    item_id = raw.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        raise InvalidRequest(
+            f"Missing required parameter: '{param}.id'.", param=f"{param}.id", code="missing_required_parameter"
+        )
+    found = resolve(item_id)
+    if found is None:
+        # OpenAI's answer to an id it does not have: 404, with `param` "input".
+        raise NotFound(
+            f"Item with id '{item_id}' not found. Only items of responses stored (with 'store' true) "
+            "by this project can be referenced.",
+            param="input",
+        )
+    return found
+
+
+def _item(raw: Any, i: int, resolve: Resolver | None) -> Item:
     param = f"input[{i}]"
     if not isinstance(raw, dict):
         raise InvalidRequest(f"Invalid '{param}': expected an object.", param=param, code="invalid_type")
     kind = raw.get("type", "message" if "role" in raw else None)
     if kind == "item_reference":
-        raise _unsupported("Item references are not supported; send the item itself.", f"{param}.type")
+        return _reference(raw, param, resolve)
     if kind not in KNOWN_ITEM_TYPES:
         raise _unsupported(
             f"Input items of type {kind!r} are not supported; use one of " + ", ".join(KNOWN_ITEM_TYPES) + ".",
@@ -101,11 +128,12 @@ def _normalised(item: Item) -> Item:
     return msgspec.structs.replace(item, id=item.id or new_id(_PREFIXES[type(item)]))
 
 
-def input_items(value: str | list[dict[str, Any]]) -> list[Item]:
-    """The request's input as items with ids, statuses and part lists; 400 for what is malformed
-    or unsupported, with `param` naming the item."""
+def input_items(value: str | list[dict[str, Any]], resolve: Resolver | None = None) -> list[Item]:
+    """The request's input as items with ids, statuses and part lists, references resolved; 400
+    for what is malformed or unsupported, with `param` naming the item, 404 for an unknown
+    reference."""
     if isinstance(value, str):
         return [MessageItem(id=new_id("msg_"), status="completed", role="user", content=[InputText(text=value)])]
     if not value:
         raise InvalidRequest("'input' must contain at least one item.", param="input", code="empty_array")
-    return [_normalised(_item(raw, i)) for i, raw in enumerate(value)]
+    return [_normalised(_item(raw, i, resolve)) for i, raw in enumerate(value)]

@@ -4,6 +4,10 @@ A row keeps the response object and its input items. `previous_response_id` chai
 conversation before a request is every earlier row's input and output items, oldest first,
 found by walking the chain back. Every lookup takes the owning project: another project's
 ids simply do not exist for it.
+
+`response_items` indexes the ids of every stored input and output item by (project, item id),
+so that an `item_reference` finds its response without reading the project's rows. An id the
+caller gave two items (ids are the caller's own for input) names the one stored last.
 """
 
 from __future__ import annotations
@@ -35,6 +39,25 @@ class ResponseStore:
                 pk="id",
             )
             db.table("responses").create_index(["project", "created_at"])
+        if "response_items" not in db.table_names():
+            with db.conn:
+                db.execute(
+                    "create table response_items (project text not null, item_id text not null,"
+                    " response_id text not null, primary key (project, item_id))"
+                )
+                db.execute("create index response_items_response on response_items (response_id)")
+                # Responses stored before the index existed: their items become referable too.
+                for path in ("input_items", "json_extract(response, '$.output')"):
+                    db.execute(
+                        "insert or replace into response_items select r.project, json_extract(j.value, '$.id'), r.id"
+                        f" from responses r, json_each({path}) j where json_extract(j.value, '$.id') is not null"
+                    )
+
+    def _index(self, project: str, response_id: str, items: list[Item]) -> None:
+        self.db.conn.executemany(
+            "insert or replace into response_items (project, item_id, response_id) values (?, ?, ?)",
+            [(project, item.id, response_id) for item in items if item.id],
+        )
 
     def save(self, project: str, response: Response, items: list[Item]) -> None:
         with self.db.conn:
@@ -50,6 +73,7 @@ class ResponseStore:
                     encoder.encode(items).decode(),
                 ],
             )
+            self._index(project, response.id, items + list(response.output))
 
     def update(self, project: str, response: Response) -> bool:
         """Replaces a stored response object, keeping its input; False when it is not stored
@@ -59,6 +83,8 @@ class ResponseStore:
                 "update responses set response = ? where id = ? and project = ?",
                 [encoder.encode(response).decode(), response.id, project],
             )
+            if cursor.rowcount > 0:
+                self._index(project, response.id, list(response.output))
         return cursor.rowcount > 0
 
     def unfinished(self) -> list[tuple[str, Response]]:
@@ -84,7 +110,19 @@ class ResponseStore:
     def delete(self, project: str, response_id: str) -> bool:
         with self.db.conn:
             cursor = self.db.execute("delete from responses where id = ? and project = ?", [response_id, project])
+            self.db.execute("delete from response_items where project = ? and response_id = ?", [project, response_id])
         return cursor.rowcount > 0
+
+    def item(self, project: str, item_id: str) -> Item | None:
+        """The stored input or output item `item_id` of one of the project's responses."""
+        found = self.db.execute(
+            "select response_id from response_items where project = ? and item_id = ?", [project, item_id]
+        ).fetchone()
+        row = self._row(project, found[0]) if found else None
+        if row is None:
+            return None
+        items = items_decoder.decode(row["input_items"]) + list(response_decoder.decode(row["response"]).output)
+        return next((item for item in items if item.id == item_id), None)
 
     def conversation(self, project: str, response_id: str) -> list[Item] | None:
         """Every item up to and including `response_id`'s output, oldest first; None when that

@@ -21,7 +21,7 @@ from proxy.chat.images import fetch_image_urls, image_block
 from proxy.chat.tools import ToolTurns
 from proxy.chat.translate import ANY_JSON_OBJECT, MAX_IMAGE_BYTES
 from proxy.pipeline import Submission
-from proxy.responses.items import input_items
+from proxy.responses.items import Resolver, input_items
 from proxy.responses.tools import ToolNames, custom_arguments, offered_tools, tool_setup
 from proxy.selection import text_features
 from proxy.settings import ImageSettings
@@ -236,11 +236,14 @@ def image_urls(items: list[Item]) -> list[tuple[str, str]]:
     return urls
 
 
-async def responses_submission(request: ResponsesRequest, *, history: list[Item], images: ImageSettings) -> Translated:
-    """The translation of a request whose earlier conversation is `history`; its http(s)
-    images are fetched first when the operator allows."""
+async def responses_submission(
+    request: ResponsesRequest, *, history: list[Item], images: ImageSettings, resolve: Resolver | None = None
+) -> Translated:
+    """The translation of a request whose earlier conversation is `history`, its item
+    references found by `resolve`; its http(s) images are fetched first when the operator
+    allows."""
     validate(request)
-    items = input_items(request.input)
+    items = input_items(request.input, resolve)
     fetched = await fetch_image_urls(image_urls(items), images)
     return to_submission(request, items, history=history, fetched=fetched, max_image_bytes=images.max_bytes)
 

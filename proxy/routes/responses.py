@@ -1,5 +1,5 @@
-"""`/v1/responses`: create (plain, streamed or in the background), count input tokens, retrieve,
-delete, cancel and list input items.
+"""`/v1/responses`: create (plain, streamed or in the background), count input tokens, retrieve
+(or replay as a stream), delete, cancel and list input items.
 
 Creating decodes, translates into a `Submission`, runs it through the pipeline (keys, budgets,
 rate limits, the ledger, the cache, `auto` and the aliases apply as for chat) and renders it;
@@ -21,6 +21,7 @@ from proxy.pipeline import CacheUse, Pipeline
 from proxy.request_ids import request_id
 from proxy.responses.background import BackgroundResponses
 from proxy.responses.render import render_response, stream_response
+from proxy.responses.replay import replay
 from proxy.responses.store import ResponseStore
 from proxy.responses.translate import Translated, responses_submission
 from proxy.routes._http import decode_json, json_response, page_limit, sse_response, unless_disconnected
@@ -51,7 +52,9 @@ async def _translated(
                 code="previous_response_not_found",
             )
         history = found
-    return await responses_submission(body, history=history, images=settings.images)
+    return await responses_submission(
+        body, history=history, images=settings.images, resolve=lambda item_id: response_store.item(project, item_id)
+    )
 
 
 @post("/v1/responses", status_code=200)
@@ -160,16 +163,41 @@ async def count_input_tokens(
     return json_response(InputTokens(input_tokens=tokens))
 
 
+def _starting_after(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidRequest(
+            "Invalid 'starting_after': expected an integer.", param="starting_after", code="invalid_type"
+        ) from None
+
+
 @get("/v1/responses/{response_id:str}")
 async def retrieve_response(
-    request: Request[Any, Any, Any], principal: Principal, response_id: str, response_store: ResponseStore
-) -> Response[bytes]:
-    if request.query_params.get("stream") in ("true", "1"):
-        raise InvalidRequest("Streaming a stored response again is not supported.", param="stream")
-    found = response_store.get(principal.project.name, response_id)
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    response_id: str,
+    response_store: ResponseStore,
+    settings: Settings,
+) -> Response[Any]:
+    project = principal.project.name
+    stream = request.query_params.get("stream") in ("true", "1")
+    starting_after = _starting_after(request.query_params.get("starting_after")) if stream else None
+    found = response_store.get(project, response_id)
     if found is None:
         raise _not_found(response_id)
-    return json_response(found)
+    if not stream:
+        return json_response(found)
+    # A background run ends within the request timeout (or is marked failed): wait that long.
+    events = replay(
+        found,
+        starting_after=starting_after,
+        look_up=lambda: response_store.get(project, response_id),
+        wait_s=settings.server.request_timeout_s + 60,
+    )
+    return sse_response(events, {})
 
 
 @delete("/v1/responses/{response_id:str}", status_code=200)

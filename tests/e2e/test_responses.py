@@ -191,3 +191,29 @@ def test_input_tokens_count(client, upstream):
     assert counted.object == "response.input_tokens"
     assert counted.input_tokens > 0
     assert upstream.requests_matching("resp-e2e-count") == []
+
+
+def test_retrieve_with_stream_replays_the_stored_response(client, upstream):
+    upstream.on("resp-e2e-replay", Reply(chunks=["Re", "play"]))
+    created = client.responses.create(model="gpt-4o", input="resp-e2e-replay")
+    events = list(client.responses.retrieve(created.id, stream=True))
+    for event in events:
+        openapi.validate(openapi.sdk_json(event), "ResponseStreamEvent")
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "Replay"
+    assert events[-1].response.id == created.id and events[-1].response.output_text == "Replay"
+    later = list(client.responses.retrieve(created.id, stream=True, starting_after=len(events) - 2))
+    assert [event.type for event in later] == ["response.completed"]
+
+
+def test_item_references_bring_back_stored_items(client, upstream):
+    first = client.responses.create(model="gpt-4o", input="resp-e2e-ref-one")
+    client.responses.create(
+        model="gpt-4o",
+        input=[{"type": "item_reference", "id": first.output[0].id}, {"role": "user", "content": "resp-e2e-ref-two"}],
+    )
+    (seen,) = upstream.requests_matching("resp-e2e-ref-two")
+    assert seen.turns == [("assistant", "Echo: resp-e2e-ref-one"), ("user", "resp-e2e-ref-two")]
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model="gpt-4o", input=[{"type": "item_reference", "id": "msg_unknown"}])

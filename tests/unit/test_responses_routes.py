@@ -10,7 +10,17 @@ import pytest
 
 from budgets.keys import Project
 from core.errors import RateLimited
-from core.types import Started, TextBlock, TextDelta, TokenUsage, ToolResultBlock, ToolUseBlock, Turn
+from core.types import (
+    Started,
+    TextBlock,
+    TextDelta,
+    TokenUsage,
+    ToolCallArguments,
+    ToolCallStarted,
+    ToolResultBlock,
+    ToolUseBlock,
+    Turn,
+)
 from tests.support import openapi
 from tests.support.fake_backend import USAGE, FakeBackend, reply, tool_call
 from tests.unit import test_app_routes
@@ -237,7 +247,8 @@ def test_hosted_tools_are_left_out_and_named_in_a_header(make_proxy):
         # reasoning items are taken (and not shown to the model): this input has no user message
         ({"input": [{"type": "reasoning", "summary": []}]}, 400, None, "input"),
         ({"input": [{"type": "local_shell_call", "call_id": "c"}]}, 400, "unsupported_parameter", "input[0].type"),
-        ({"input": [{"type": "item_reference", "id": "x"}]}, 400, "unsupported_parameter", "input[0].type"),
+        ({"input": [{"type": "item_reference", "id": "msg_x"}]}, 404, "not_found", "input"),
+        ({"input": [{"type": "item_reference"}]}, 400, "missing_required_parameter", "input[0].id"),
         ({"input": [{"role": "user"}]}, 400, "missing_required_parameter", "input[0].content"),
         ({"input": [{"role": "assistant", "content": "x"}]}, 400, None, "input"),
         (
@@ -485,3 +496,18 @@ def test_previous_response_id_prepends_the_conversation(make_proxy):
     # input_items lists only that request's own input
     items = proxy.get(f"/v1/responses/{third['id']}/input_items").json()["data"]
     assert [i["type"] for i in items] == ["function_call_output"]
+
+
+def test_max_tool_calls_is_echoed_and_leaves_function_calls_alone(make_proxy):
+    # OpenAI's max_tool_calls counts built-in (hosted) tool calls only; this server runs none,
+    # so every function call the model made comes back.
+    two = tool_call("call_1", "get_weather", '{"city": "Oslo"}')
+    two[-1:-1] = [
+        ToolCallStarted(index=1, id="call_2", name="get_weather"),
+        ToolCallArguments(index=1, arguments='{"city": "Rome"}'),
+    ]
+    proxy = make_proxy(FakeBackend(two))
+    body = ok(create(proxy, tools=[WEATHER], max_tool_calls=1))
+    assert body["max_tool_calls"] == 1
+    assert [item["call_id"] for item in body["output"]] == ["call_1", "call_2"]
+    assert ok(create(proxy))["max_tool_calls"] is None

@@ -176,6 +176,7 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
     metrics = Metrics()
     auth_failures = FailedAuthLimiter(settings.auth.max_failures_per_minute)
     metrics.gauges.append(lambda: chat_backend.health().get("pool") or {})
+    metrics.accounts = chat_backend.accounts
     opened = _Resources()
 
     @asynccontextmanager

@@ -58,6 +58,8 @@ class Metrics:
         self.spend: dict[str, float] = defaultdict(float)  # project
         self.cache: dict[str, int] = defaultdict(int)  # hit | miss
         self.gauges: list[Callable[[], dict[str, Any]]] = []
+        # The Claude accounts with their plan's usage windows, as `ChatBackend.accounts` gives them.
+        self.accounts: Callable[[], list[dict[str, Any]]] = list
 
     def observe_response(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests[(route, method, str(status))] += 1
@@ -106,6 +108,13 @@ class Metrics:
         family("claude_proxy_cache_lookups_total", "counter", "Response cache lookups by result.")
         for result, value in sorted(self.cache.items()):
             lines.append(f"claude_proxy_cache_lookups_total{labels(result=result)} {value}")
+        family("claude_proxy_plan_utilization", "gauge", "Used fraction of the Claude plan's window, by account.")
+        for account in self.accounts():
+            for window, state in sorted(account.get("windows", {}).items()):
+                utilization = state.get("utilization")
+                if isinstance(utilization, (int, float)) and not isinstance(utilization, bool):
+                    pair = labels(account=str(account.get("name", "")), window=str(window))
+                    lines.append(f"claude_proxy_plan_utilization{pair} {float(utilization)}")
         for gauge in self.gauges:
             for name, value in sorted(gauge().items()):
                 if isinstance(value, (int, float)) and not isinstance(value, bool):

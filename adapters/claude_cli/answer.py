@@ -30,17 +30,20 @@ from adapters.claude_cli.events import (
     MessageDelta,
     MessageStart,
     MessageStop,
+    RateLimitEventLine,
     ResultLine,
     StreamEventLine,
     SystemLine,
     TextDeltaBody,
     UnknownLine,
 )
+from adapters.claude_cli.plan import DEFAULT_ACCOUNT, PlanWindows
 from adapters.claude_cli.process import CliProcess
 from adapters.claude_cli.tool_bridge import ToolBridge, caller_name
 from core.errors import (
     CliFailed,
     ProxyError,
+    RateLimited,
     StructuredOutputFailed,
     ToolChoiceNotFollowed,
     UpstreamError,
@@ -107,8 +110,18 @@ class Answer:
     """One answer's reading state; after the run, `text` and `calls` say what the model produced
     and `suspended` whether the process waits on tool calls."""
 
-    def __init__(self, proc: CliProcess, job: CompletionJob, bridge: ToolBridge) -> None:
+    def __init__(
+        self,
+        proc: CliProcess,
+        job: CompletionJob,
+        bridge: ToolBridge,
+        *,
+        plan: PlanWindows | None = None,
+        account: str = DEFAULT_ACCOUNT,
+    ) -> None:
         self.proc = proc
+        self.plan = plan  # told of the plan's usage windows the CLI reports
+        self.account = account
         self.job = job
         self.bridge = bridge
         self.structured = job.json_schema is not None
@@ -151,6 +164,10 @@ class Answer:
             return self._on_stream_event(line)
         if isinstance(line, ResultLine):
             return self._on_result(line)
+        if isinstance(line, RateLimitEventLine):
+            if self.plan is not None:
+                self.plan.observe(line.rate_limit_info, self.account)
+            return _NOTHING
         if isinstance(line, SystemLine) and line.subtype == "api_retry":
             log.info("upstream retry %s/%s status=%s", line.attempt, line.max_retries, line.error_status)
         elif isinstance(line, AssistantLine) and line.error:
@@ -268,7 +285,11 @@ class Answer:
 
     def _on_result(self, line: ResultLine) -> _Step:
         if line.is_error:
-            raise result_error(line)
+            error = result_error(line)
+            if isinstance(error, RateLimited) and self.plan is not None:
+                # The plan's window is used up: say which, and wait until it resets.
+                error = self.plan.rejection(self.account) or error
+            raise error
         if self._awaiting_retry:
             # Blocks were abandoned and no retry followed: what is left is not the whole answer.
             raise UpstreamError("the Anthropic API's answer broke off and the Claude CLI did not complete it")

@@ -15,6 +15,7 @@ import msgspec
 from adapters.claude_cli.answer import Answer
 from adapters.claude_cli.command import OUTPUT_LIMIT_ENV, LaunchSpec, build_env, decide_bare
 from adapters.claude_cli.discovery import CliInfo, find_cli
+from adapters.claude_cli.plan import PlanWindows
 from adapters.claude_cli.pool import CliPool, spawner
 from adapters.claude_cli.process import CliProcess
 from adapters.claude_cli.session_file import config_dir
@@ -36,6 +37,9 @@ class ClaudeCliBackend:
         self.cli: CliInfo | None = None
         self.cli_error: str | None = None
         self.pool: CliPool[CliProcess] | None = None
+        # The plan's usage windows, from what the CLI reports in subscription mode. One account
+        # for now: the server's own environment.
+        self.plan = PlanWindows()
 
     async def start(self) -> None:
         claude = self.claude
@@ -79,6 +83,9 @@ class ClaudeCliBackend:
             cli["error"] = self.cli_error
         return {"cli": cli, "pool": self.pool.stats() if self.pool else None}
 
+    def accounts(self) -> list[dict[str, Any]]:
+        return self.plan.accounts()
+
     async def stream(self, job: CompletionJob) -> AsyncGenerator[BackendEvent, None]:
         if self.pool is None:
             raise CliUnavailable(self.cli_error or "the Claude CLI is not available")
@@ -112,7 +119,7 @@ class ClaudeCliBackend:
                     proc.mark_inexact()
                 else:
                     await proc.send_user(_stdin_content(job.prompt), before=key)
-            answer = Answer(proc, job, bridge)
+            answer = Answer(proc, job, bridge, plan=self.plan)
             async for event in answer.events():
                 if isinstance(event, Completed) and proc.exact:
                     _park(pool, proc, job, answer, event)

@@ -188,11 +188,43 @@ class ControlRequestLine(Struct, tag="control_request", tag_field="type"):
     request: dict[str, Any]
 
 
+class PlanWindow(Struct):
+    """One usage window of a subscription's plan (`five_hour`, `seven_day`)."""
+
+    utilization: float | None = None  # a fraction, 1 when used up
+    resetsAt: int | None = None  # noqa: N815 - unix seconds
+    status: str | None = None  # allowed | allowed_warning | rejected
+
+
+class RateLimitInfo(Struct):
+    status: str | None = None  # the account's: allowed | allowed_warning | rejected
+    resetsAt: int | None = None  # noqa: N815 - unix seconds, of the window named by rateLimitType
+    rateLimitType: str | None = None  # noqa: N815 - the window that decides the status
+    isUsingOverage: bool = False  # noqa: N815
+    unifiedWindows: dict[str, PlanWindow] = {}  # noqa: N815
+
+
+class RateLimitEventLine(Struct, tag="rate_limit_event", tag_field="type"):
+    """What a subscription's (OAuth) answer said of the plan's usage windows, read by the CLI from
+    the upstream's `anthropic-ratelimit-unified-*` headers. Printed before the turn's result; never
+    with an API key."""
+
+    rate_limit_info: RateLimitInfo = msgspec.field(default_factory=RateLimitInfo)
+
+
 class UnknownLine(Struct):
     type: str
 
 
-CliLine = StreamEventLine | SystemLine | AssistantLine | ResultLine | ControlResponseLine | ControlRequestLine
+CliLine = (
+    StreamEventLine
+    | SystemLine
+    | AssistantLine
+    | ResultLine
+    | ControlResponseLine
+    | ControlRequestLine
+    | RateLimitEventLine
+)
 
 _line_decoder = msgspec.json.Decoder(CliLine)
 

@@ -70,6 +70,9 @@ class RedisQueueBackend:
     def health(self) -> dict[str, Any]:
         return {"queue": {"mode": "redis"}}
 
+    def accounts(self) -> list[dict[str, Any]]:
+        return []  # the workers' CLIs see the plan; the gateway does not
+
     async def stream(self, job: CompletionJob) -> AsyncGenerator[BackendEvent, None]:
         job_id = secrets.token_hex(12)
         reply = self.keys.reply(job_id)

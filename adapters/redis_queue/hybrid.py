@@ -28,6 +28,9 @@ class OverflowBackend:
     def health(self) -> dict[str, Any]:
         return {**self.local.health(), **self.remote.health()}
 
+    def accounts(self) -> list[dict[str, Any]]:
+        return self.local.accounts()
+
     def stream(self, job: CompletionJob) -> AsyncGenerator[BackendEvent, None]:
         pool = self.local.pool
         if pool is not None and pool.has_free_slot():

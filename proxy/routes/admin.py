@@ -8,6 +8,7 @@ import msgspec
 from litestar import Request, Response, get, patch, post
 from msgspec import Struct
 
+from adapters.protocol import ChatBackend
 from budgets.guard import BudgetGuard
 from budgets.keys import ApiKey, KeyStore, Project, check_project_name
 from budgets.ledger import UsageLedger
@@ -174,4 +175,25 @@ async def project_usage(
     return json_response(await usage_report(ledger, guard, _project(keys, name), request))
 
 
-routes = [list_projects, create_project, get_project, update_project, create_key, list_keys, revoke_key, project_usage]
+@get("/admin/accounts")
+async def list_accounts(
+    request: Request[Any, Any, Any],
+    admin: AdminAccess,
+    backend: ChatBackend,
+) -> Response[bytes]:
+    """The Claude accounts requests run on, with their plan's usage windows as last reported
+    (subscription mode only; none are reported with an API key)."""
+    return json_response({"object": "list", "data": backend.accounts()})
+
+
+routes = [
+    list_projects,
+    create_project,
+    get_project,
+    update_project,
+    create_key,
+    list_keys,
+    revoke_key,
+    project_usage,
+    list_accounts,
+]

@@ -69,6 +69,7 @@ class FakeBackend:
         self.closed_streams: list[str] = []  # request ids of streams whose generator was closed
         self.started = False
         self.stopped = False
+        self.plan_accounts: list[dict[str, Any]] = []  # what `accounts()` reports
 
     def then(self, *scripts: Script) -> FakeBackend:
         """Queues scripts for the next jobs, one each."""
@@ -83,6 +84,9 @@ class FakeBackend:
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "backend": "fake"}
+
+    def accounts(self) -> list[dict[str, Any]]:
+        return list(self.plan_accounts)
 
     def _script_for(self, job: CompletionJob) -> Iterable[Step]:
         script = self.queued.popleft() if self.queued else self.default

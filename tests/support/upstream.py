@@ -52,6 +52,9 @@ class Reply:
     tool_use: dict[str, Any] | None = None  # {"name":..., "input": {...}}
     tool_uses: list[dict[str, Any]] | None = None  # several tool calls in one answer
     times: int | None = None  # how many requests this rule answers; None: forever
+    # Response headers of a subscription's plan (`anthropic-ratelimit-unified-*`), sent with the
+    # answer, an error status too; `plan_headers()` builds them.
+    plan_headers: dict[str, str] | None = None
 
 
 @dataclass
@@ -200,6 +203,7 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
                 return
             if reply.status != 200:
                 extra = {"retry-after": reply.retry_after} if reply.retry_after else {}
+                extra.update(reply.plan_headers or {})
                 payload = {"type": "error", "error": {"type": reply.error_type, "message": reply.error_message}}
                 self._json(reply.status, payload, extra)
                 return
@@ -290,6 +294,8 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
             self.send_header("content-type", "text/event-stream")
             self.send_header("cache-control", "no-cache")
             self.send_header("connection", "close")
+            for key, value in (reply.plan_headers or {}).items():
+                self.send_header(key, value)
             self.end_headers()
             self.close_connection = True
             message = _message(body, dict(_usage(reply), output_tokens=1))
@@ -343,6 +349,30 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
             self._event("message_stop", {"type": "message_stop"})
 
     return Handler
+
+
+def plan_headers(
+    *,
+    status: str = "allowed",
+    five_hour: tuple[float, int, str] | None = None,
+    seven_day: tuple[float, int, str] | None = None,
+    claim: str = "five_hour",
+) -> dict[str, str]:
+    """The `anthropic-ratelimit-unified-*` headers of a subscription's answer: the overall status,
+    and per window (utilization as a fraction, reset as unix seconds, status)."""
+    headers = {"anthropic-ratelimit-unified-status": status, "anthropic-ratelimit-unified-representative-claim": claim}
+    resets = []
+    for short, window in (("5h", five_hour), ("7d", seven_day)):
+        if window is None:
+            continue
+        utilization, reset, window_status = window
+        resets.append(reset)
+        headers[f"anthropic-ratelimit-unified-{short}-utilization"] = str(utilization)
+        headers[f"anthropic-ratelimit-unified-{short}-reset"] = str(reset)
+        headers[f"anthropic-ratelimit-unified-{short}-status"] = window_status
+    if resets:
+        headers["anthropic-ratelimit-unified-reset"] = str(resets[0])
+    return headers
 
 
 def _split_words(text: str) -> list[str]:

@@ -241,7 +241,7 @@ def test_control_response_error():
 # --- Unknown and malformed lines --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["user", "rate_limit_event", "keep_alive", "something_new"])
+@pytest.mark.parametrize("kind", ["user", "keep_alive", "something_new"])
 def test_unknown_top_level_type_is_unknown_line(kind):
     raw = json.dumps({"type": kind, "session_id": "s", "payload": {"x": 1}}).encode()
     assert parse_line(raw) == UnknownLine(type=kind)

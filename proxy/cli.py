@@ -45,7 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--watch", action="store_true", help="redraw until the batch ends")
     cancel = batches.add_parser("cancel", help="cancel a batch (the server stops it on its next look)")
     cancel.add_argument("batch_id")
-    for sub in (create, listing, revoke, budget, batch_list, show, cancel):
+    accounts = commands.add_parser(
+        "accounts", help="the Claude plan's usage windows, from a running server's GET /admin/accounts"
+    )
+    accounts.add_argument("--url", help="the server's base URL (default: server.host and server.port of the config)")
+    for sub in (create, listing, revoke, budget, batch_list, show, cancel, accounts):
         sub.add_argument("--config", default="config.yaml", help="YAML config file (default ./config.yaml)")
     return parser
 
@@ -96,6 +100,51 @@ def _keys(args: argparse.Namespace) -> int:
         out.write(f"revoked {count} key(s)\n")
         return 0 if count else 1
     return 1
+
+
+def _accounts(args: argparse.Namespace) -> int:
+    """Asks the running server (its state lives in that process) with the config's admin key."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    settings = load_settings(args.config)
+    if not settings.auth.admin_key:
+        sys.stderr.write("claude-proxy: accounts needs auth.admin_key (or CLAUDE_PROXY_AUTH__ADMIN_KEY)\n")
+        return 2
+    host = settings.server.host if settings.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    base = (args.url or f"http://{host}:{settings.server.port}").rstrip("/")
+    request = urllib.request.Request(
+        base + "/admin/accounts", headers={"Authorization": f"Bearer {settings.auth.admin_key}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            data = json.loads(answer.read())["data"]
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+        sys.stderr.write(f"claude-proxy: could not read {base}/admin/accounts: {exc}\n")
+        return 1
+    out = sys.stdout
+    out.write("account\tstatus\twindow\tused\tresets_at (UTC)\twindow status\n")
+    if not data:
+        out.write("(no plan windows seen yet: none are reported with an API key, or before a first request)\n")
+    for account in data:
+        windows = account.get("windows") or {"-": {}}
+        for name, window in windows.items():
+            used = window.get("utilization")
+            resets = window.get("resets_at")
+            out.write(
+                f"{account.get('name')}\t{account.get('status')}\t{name}\t"
+                f"{'-' if used is None else f'{used:.0%}'}\t{_utc(resets)}\t{window.get('status') or '-'}\n"
+            )
+    return 0
+
+
+def _utc(seconds: Any) -> str:
+    from datetime import UTC, datetime
+
+    if not isinstance(seconds, (int, float)):
+        return "-"
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -204,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             return _keys(args)
         if args.command == "worker":
             return _worker(args)
+        if args.command == "accounts":
+            return _accounts(args)
         if args.command == "batches":
             from proxy.batches.console import run_batches_command
 

@@ -5,6 +5,8 @@ account gets."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import ADMIN_KEY, RunningServer
+from tests.support.server import ADMIN_KEY, REPO, RunningServer
 from tests.support.upstream import Reply, ScriptedUpstream, plan_headers
 
 pytestmark = pytest.mark.e2e
@@ -84,7 +86,22 @@ def test_the_plans_windows_show_in_admin_accounts_and_metrics(oauth_server, upst
     metrics = httpx.get(oauth_server.url + "/metrics", headers=ADMIN, timeout=5).text
     assert 'claude_proxy_plan_utilization{account="default",window="five_hour"} 0.82' in metrics
     assert 'claude_proxy_plan_utilization{account="default",window="seven_day"} 0.3' in metrics
-    _no_token_in(oauth_server, listed.text, metrics)
+    # `claude-proxy accounts` reads the same through the admin API, with the config's admin key.
+    table = subprocess.run(
+        [sys.executable, "-m", "proxy", "accounts", "--config", str(oauth_server.config_path)],
+        cwd=REPO,
+        env=oauth_server.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert table.returncode == 0, table.stderr
+    rows = [line.split("\t") for line in table.stdout.splitlines()[1:]]
+    assert [row[:4] for row in rows] == [
+        ["default", "warning", "five_hour", "82%"],
+        ["default", "warning", "seven_day", "30%"],
+    ]
+    _no_token_in(oauth_server, listed.text, metrics, table.stdout, table.stderr)
 
 
 def test_a_rejected_window_is_a_429_with_retry_after_until_its_reset(oauth_server, upstream):

@@ -47,9 +47,10 @@ def _dead_run_lock(path: Path) -> None:
         cwd=REPO,
         stdout=subprocess.PIPE,
     )
-    assert child.stdout is not None and child.stdout.readline() == b"locked\n"
-    child.kill()
-    child.wait(10)
+    with child:  # closes its pipe too
+        assert child.stdout is not None and child.stdout.readline() == b"locked\n"
+        child.kill()
+        child.wait(10)
 
 
 def test_a_held_lock_is_alive_and_released_is_gone(tmp_path):

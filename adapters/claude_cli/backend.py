@@ -89,6 +89,11 @@ class ClaudeCliBackend:
     async def stream(self, job: CompletionJob) -> AsyncGenerator[BackendEvent, None]:
         if self.pool is None:
             raise CliUnavailable(self.cli_error or "the Claude CLI is not available")
+        refused = self.plan.rejection()
+        if refused is not None:
+            # The plan said no until its window resets: asking again would spend a process start
+            # and an upstream call on the same refusal.
+            raise refused
         pool = self.pool
         continuing = job.continues_tool_calls()
         history = [*job.history, Turn("user", job.prompt)] if continuing else job.history

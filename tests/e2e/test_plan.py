@@ -125,3 +125,11 @@ def test_a_rejected_window_is_a_429_with_retry_after_until_its_reset(oauth_serve
     assert account["status"] == "rejected"
     assert account["windows"]["five_hour"] == {"utilization": 1, "resets_at": reset, "status": "rejected"}
     _no_token_in(oauth_server, json.dumps(account), answer.text)
+
+    # Until the reset, the next request is refused here: neither a CLI nor the upstream is asked.
+    asked = len(upstream.requests)
+    again = _chat(oauth_server, "a different question, same plan")
+    assert again.status_code == 429, again.text
+    assert "5-hour limit" in again.json()["error"]["message"]
+    assert abs(int(again.headers["retry-after"]) - 5400) <= 30
+    assert len(upstream.requests) == asked

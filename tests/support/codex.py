@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from pathlib import Path
+
+from tests.support.cli import ensure_npm_binary
 
 CODEX_VERSION = "0.169.0"
 REPO = Path(__file__).resolve().parents[2]
@@ -33,29 +34,13 @@ def binary_path(root: Path | None = None) -> Path:
 
 def ensure_codex() -> Path:
     """Returns the pinned binary, installing it with npm when it is not cached yet."""
-    binary = binary_path()
-    if binary.is_file() and _version(binary) == CODEX_VERSION:
-        return binary
-    root = cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(root), f"@openai/codex@{CODEX_VERSION}"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        timeout=600,
+    return ensure_npm_binary(
+        f"@openai/codex@{CODEX_VERSION}",
+        cache_dir(),
+        binary_path(),
+        CODEX_VERSION,
+        lambda printed: printed.split()[-1],  # "codex-cli 0.169.0"
     )
-    if _version(binary) != CODEX_VERSION:
-        raise RuntimeError(f"installed Codex CLI at {binary} does not report version {CODEX_VERSION}")
-    return binary
-
-
-def _version(binary: Path) -> str | None:
-    try:
-        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    # "codex-cli 0.169.0"
-    return out.stdout.split()[-1].strip() if out.returncode == 0 and out.stdout.split() else None
 
 
 if __name__ == "__main__":

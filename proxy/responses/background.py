@@ -1,8 +1,8 @@
 """Background responses (`background: true`): answered at once as `queued`, run in a task the
 app's lifespan owns, their progress and result kept in the response store.
 
-The stored row is the only state a caller sees: `queued` when created, `in_progress` once the
-task runs, then `completed`, `incomplete`, `failed` or `cancelled`. Cancelling a task cancels
+The stored row is the only state a caller sees: `queued` when created (and while the Claude plan
+is nearly used up, see proxy/plan_gate.py), `in_progress` once the task runs, then `completed`, `incomplete`, `failed` or `cancelled`. Cancelling a task cancels
 its pipeline run, which kills the CLI process and settles the admission exactly as a caller who
 goes away does (the ledger row has status 499). Closing the app cancels what still runs and
 marks it failed, and rows a crashed server left unfinished are marked failed when it starts
@@ -20,6 +20,7 @@ import msgspec
 from budgets.keys import Principal
 from core.errors import InvalidRequest, NotFound, ProxyError
 from proxy.pipeline import Pipeline
+from proxy.plan_gate import PlanGate
 from proxy.responses.render import failure, render_response
 from proxy.responses.store import ResponseStore
 from proxy.responses.translate import Translated
@@ -34,9 +35,10 @@ SHUT_DOWN = ResponseError(code="server_error", message="The server shut down bef
 class BackgroundResponses:
     """The running background responses, by id. One per app, closed by its lifespan."""
 
-    def __init__(self, store: ResponseStore, pipeline: Pipeline) -> None:
+    def __init__(self, store: ResponseStore, pipeline: Pipeline, gate: PlanGate | None = None) -> None:
         self._store = store
         self._pipeline = pipeline
+        self._gate = gate
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closing = False
         for project, response in store.unfinished():
@@ -56,8 +58,10 @@ class BackgroundResponses:
     async def _run(
         self, project: str, template: Response, translated: Translated, principal: Principal, request_id: str
     ) -> None:
-        self._save(project, msgspec.structs.replace(template, status="in_progress"))
         try:
+            if self._gate is not None:
+                await self._gate.wait_open()  # stays `queued` while the plan is nearly used up
+            self._save(project, msgspec.structs.replace(template, status="in_progress"))
             outcome = await self._pipeline.run(translated.submission, principal, request_id=request_id)
             if outcome.result is None:  # background responses are never streamed
                 raise RuntimeError("a background response got a stream")

@@ -16,6 +16,7 @@ from msgspec import Struct
 from budgets.guard import BudgetGuard, Reservation
 from budgets.keys import Principal
 from budgets.ledger import LedgerEntry, UsageLedger
+from budgets.overhead import OverheadCalibration
 from budgets.pricing import Price, cost_of, price_for, worst_case_cost
 from budgets.ratelimit import RateLimiter, RateTicket
 from budgets.settings import BudgetSettings
@@ -31,6 +32,12 @@ IMAGE_TOKENS = 1600  # the most a 1.15-megapixel image costs; larger ones are sc
 
 def estimate_prompt_tokens(job: CompletionJob, overhead: int) -> int:
     """What the job's prompt may cost in input tokens, counted before it runs."""
+    return counted_prompt_tokens(job) + overhead
+
+
+def counted_prompt_tokens(job: CompletionJob) -> int:
+    """The job's prompt as the proxy can count it: the caller's text, tools and images, without
+    what the CLI adds."""
     texts = [job.system]
     images = 0
     for tool in job.tools:
@@ -44,7 +51,7 @@ def estimate_prompt_tokens(job: CompletionJob, overhead: int) -> int:
             texts.extend(part.text for part in block.content)
         else:
             images += 1
-    return count_tokens("\n".join(texts)) + images * IMAGE_TOKENS + overhead
+    return count_tokens("\n".join(texts)) + images * IMAGE_TOKENS
 
 
 class Spent(Struct, kw_only=True):
@@ -84,6 +91,7 @@ class Admission:
         price: Price,
         reservation: Reservation,
         ticket: RateTicket,
+        counted: int,
     ) -> None:
         self._control = control
         self._principal = principal
@@ -92,6 +100,7 @@ class Admission:
         self._price = price
         self._reservation = reservation
         self._ticket = ticket
+        self._counted = counted
         self._started = time.perf_counter()
         self._settled: Settled | None = None
 
@@ -116,6 +125,9 @@ class Admission:
             completion_tokens=spent.completion_tokens if ok else 0,
         )
         usages = spent.usages
+        if ok:
+            for usage in usages:
+                self._control.overhead.observe(self._model.claude_model, self._counted, usage.prompt_tokens)
         try:
             self._control.ledger.record(
                 LedgerEntry(
@@ -151,16 +163,24 @@ class AdmissionControl:
     answers replayed from the cache. Built by the app's lifespan from its parts."""
 
     def __init__(
-        self, *, ledger: UsageLedger, guard: BudgetGuard, limiter: RateLimiter, settings: BudgetSettings
+        self,
+        *,
+        ledger: UsageLedger,
+        guard: BudgetGuard,
+        limiter: RateLimiter,
+        settings: BudgetSettings,
+        overhead: OverheadCalibration | None = None,
     ) -> None:
         self.ledger = ledger
         self.guard = guard
         self.limiter = limiter
         self.settings = settings
+        self.overhead = overhead or OverheadCalibration(settings)
 
     def estimated_prompt_tokens(self, job: CompletionJob) -> int:
-        """The input-token estimate `admit` reserves for one run of `job`."""
-        return estimate_prompt_tokens(job, self.settings.overhead_tokens)
+        """The input-token estimate `admit` reserves for one run of `job`: what the proxy can
+        count plus the overhead calibrated for the job's model."""
+        return estimate_prompt_tokens(job, self.overhead.tokens(job.model))
 
     async def admit(
         self, principal: Principal, model: ModelChoice, job: CompletionJob, *, copies: int, request_id: str
@@ -168,7 +188,8 @@ class AdmissionControl:
         """Checks the ledger can be written and the key's rate limits, then reserves the
         worst-case cost of `copies` runs of `job`; raises 503 and 429s."""
         self.ledger.ensure_writable()
-        prompt = self.estimated_prompt_tokens(job)
+        counted = counted_prompt_tokens(job)
+        prompt = counted + self.overhead.tokens(model.claude_model)
         max_output = job.max_output_tokens or self.settings.default_max_tokens
         price = price_for(model.claude_model, self.settings.prices)
         project = principal.project
@@ -190,6 +211,7 @@ class AdmissionControl:
             price=price,
             reservation=reservation,
             ticket=ticket,
+            counted=counted,
         )
 
     def record_cached(self, principal: Principal, model: ModelChoice, request_id: str, spent: Spent) -> None:

@@ -39,6 +39,7 @@ from proxy.batches.store import BatchStore
 from proxy.cache import MemoryCache, RedisCache, ResponseCache
 from proxy.metrics import Metrics, timing_hook
 from proxy.pipeline import Pipeline
+from proxy.plan_gate import PlanGate
 from proxy.request_ids import add_request_headers, request_id
 from proxy.responses.background import BackgroundResponses
 from proxy.responses.store import ResponseStore
@@ -179,6 +180,7 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
     auth_failures = FailedAuthLimiter(settings.auth.max_failures_per_minute)
     metrics.gauges.append(lambda: chat_backend.health().get("pool") or {})
     metrics.accounts = chat_backend.accounts
+    gate = PlanGate(chat_backend.accounts, settings.plan.batch_max_utilization, poll_s=settings.batches.poll_s)
     opened = _Resources()
 
     @asynccontextmanager
@@ -217,9 +219,10 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
                     pipeline=opened.pipeline,
                     settings=settings.batches,
                     images=settings.images,
+                    gate=gate,
                 )
                 await opened.batch_runner.start()
-                opened.background = BackgroundResponses(opened.response_store, opened.pipeline)
+                opened.background = BackgroundResponses(opened.response_store, opened.pipeline, gate)
                 try:
                     yield
                 finally:

@@ -150,6 +150,12 @@ class BatchSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retry_backoff_s: float = 2.0
 
 
+class PlanSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """How the proxy treats the Claude plan's usage windows."""
+
+    batch_max_utilization: float = 0.8
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Everything the server needs, with defaults that run on a fresh machine."""
 
@@ -166,6 +172,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     images: ImageSettings = msgspec.field(default_factory=ImageSettings)
     files: FilesSettings = msgspec.field(default_factory=FilesSettings)
     batches: BatchSettings = msgspec.field(default_factory=BatchSettings)
+    plan: PlanSettings = msgspec.field(default_factory=PlanSettings)
     models: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_MODEL_ALIASES))
     # Empty: one account, "default", from the server's own environment.
     accounts: list[AccountSettings] = msgspec.field(default_factory=list)
@@ -262,6 +269,11 @@ def _check(settings: Settings) -> None:
             raise SettingsError(f"batches.completion_windows: {window!r} is not like 24h, 30m or 90s")
     if settings.budgets.default_max_tokens < 1:
         raise SettingsError("budgets.default_max_tokens must be at least 1")
+    if settings.plan.batch_max_utilization < 0:
+        raise SettingsError("plan.batch_max_utilization must not be negative")
+    budgets = settings.budgets
+    if min(budgets.overhead_tokens, budgets.overhead_samples, budgets.overhead_margin) < 0:
+        raise SettingsError("budgets.overhead_tokens, overhead_samples and overhead_margin must not be negative")
     server = settings.server
     if server.max_body_bytes < 1024:
         raise SettingsError("server.max_body_bytes must be at least 1024")

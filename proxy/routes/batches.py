@@ -56,17 +56,17 @@ async def create_batch(
         metadata=body.metadata,
     )
     batch_runner.wake()
-    return json_response(batch)
+    return json_response(batch_runner.shown(batch))
 
 
 @get("/v1/batches/{batch_id:str}")
 async def retrieve_batch(
-    request: Request, principal: Principal, batch_id: str, batch_store: BatchStore
+    request: Request, principal: Principal, batch_id: str, batch_store: BatchStore, batch_runner: BatchRunner
 ) -> Response[bytes]:
     batch = batch_store.get_batch(principal.project.name, batch_id)
     if batch is None:
         raise _not_found(batch_id)
-    return json_response(batch)
+    return json_response(batch_runner.shown(batch))
 
 
 @post("/v1/batches/{batch_id:str}/cancel", status_code=200)
@@ -81,15 +81,19 @@ async def cancel_batch(
     if batch.status != "cancelling":
         batch_store.set_status(batch_id, "cancelling")
         batch_runner.wake()
-    return json_response(batch_store.get_batch(principal.project.name, batch_id))
+    current = batch_store.get_batch(principal.project.name, batch_id)
+    return json_response(batch_runner.shown(current) if current is not None else None)
 
 
 @get("/v1/batches")
-async def list_batches(request: Request, principal: Principal, batch_store: BatchStore) -> Response[bytes]:
+async def list_batches(
+    request: Request, principal: Principal, batch_store: BatchStore, batch_runner: BatchRunner
+) -> Response[bytes]:
     limit = page_limit(request.query_params.get("limit"), default=20, most=100)
-    batches, more = batch_store.list_batches(
+    listed, more = batch_store.list_batches(
         principal.project.name, limit=limit, after=request.query_params.get("after")
     )
+    batches = [batch_runner.shown(batch) for batch in listed]
     return json_response(
         BatchList(
             data=batches,

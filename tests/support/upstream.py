@@ -23,6 +23,8 @@ from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from core.tokens import count_tokens
+
 
 @dataclass
 class Reply:
@@ -48,6 +50,9 @@ class Reply:
     json_pieces: int = 1  # how many input_json deltas each tool call's input is sent in
     garbage: bool = False  # answer 200 with bytes that are not server-sent events
     input_tokens: int = 11
+    # Report as input tokens the whole request counted with tiktoken (system prompt, messages,
+    # tools) instead of `input_tokens`, as a real upstream counts what the CLI sent.
+    count_input: bool = False
     output_tokens: int = 7
     cache_read: int = 0
     cache_creation: int = 0
@@ -302,7 +307,7 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
             content += [
                 {"type": "tool_use", "id": call_id, "name": name, "input": args} for call_id, name, args in calls
             ]
-            usage = dict(_usage(reply), output_tokens=reply.output_tokens)
+            usage = dict(_usage(body, reply), output_tokens=reply.output_tokens)
             message = dict(_message(body, usage), content=content)
             message["stop_reason"] = "tool_use" if calls else reply.stop_reason
             self._json(200, message)
@@ -316,7 +321,7 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
                 self.send_header(key, value)
             self.end_headers()
             self.close_connection = True
-            message = _message(body, dict(_usage(reply), output_tokens=1))
+            message = _message(body, dict(_usage(body, reply), output_tokens=1))
             self._event("message_start", {"type": "message_start", "message": message})
             if reply.hang:
                 self._hold()
@@ -447,9 +452,10 @@ def _pieces(text: str, count: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [text]
 
 
-def _usage(reply: Reply) -> dict[str, int]:
+def _usage(body: dict[str, Any], reply: Reply) -> dict[str, int]:
+    counted = [body.get("system"), body.get("messages"), body.get("tools")]
     return {
-        "input_tokens": reply.input_tokens,
+        "input_tokens": count_tokens(json.dumps(counted)) if reply.count_input else reply.input_tokens,
         "cache_read_input_tokens": reply.cache_read,
         "cache_creation_input_tokens": reply.cache_creation,
     }

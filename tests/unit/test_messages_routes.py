@@ -108,6 +108,7 @@ def test_plain_message_echoes_the_model_and_reports_anthropic_usage(make_proxy):
     assert response.headers["anthropic-ratelimit-requests-remaining"] == "9"
     assert response.headers["anthropic-ratelimit-requests-reset"].endswith("Z")
     assert response.headers["anthropic-ratelimit-tokens-limit"] == "100000"
+    assert response.headers["request-id"] == response.headers["x-request-id"]  # the SDKs read request-id
     [job] = proxy.backend.jobs
     assert (job.model, job.system, job.history, job.prompt) == (
         "claude-sonnet-4-5",

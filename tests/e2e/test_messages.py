@@ -154,3 +154,26 @@ def test_models_list_in_anthropics_shape(server, upstream):
     assert {"haiku", "sonnet", "opus"} <= set(ids)
     assert all(model.type == "model" and model.display_name for model in page.data)
     assert _client(server).models.retrieve("claude-opus-4-1").id == "claude-opus-4-1"
+
+
+def test_a_conversation_with_system_messages_inside_stays_warm(server, upstream):
+    """As Claude Code sends it: each turn resends the conversation, with a system message after
+    the prompt. The process that answered a turn answers the next; the model sees the system
+    text at its place, as a marked block, not in the system prompt."""
+    client = _client(server)
+    hits_before = server.health()["pool"]["warm_hits"]
+    messages: list = []
+    for turn in range(3):
+        messages += [
+            {"role": "user", "content": f"msgs-warm turn {turn}"},
+            {"role": "system", "content": f"msgs-warm context {turn}"},
+        ]
+        answer = client.messages.create(model="sonnet", max_tokens=100, system="Be brief.", messages=messages)
+        messages.append({"role": "assistant", "content": answer.content[0].text})  # type: ignore[union-attr]
+    assert server.health()["pool"]["warm_hits"] - hits_before == 2
+    last = upstream.requests_matching("msgs-warm turn 2")[-1]
+    assert "msgs-warm context" not in last.system_text
+    user_turns = [m for m in last.body["messages"] if m["role"] == "user"]
+    assert [[block["text"] for block in m["content"]] for m in user_turns] == [
+        [f"msgs-warm turn {n}", f"<system-reminder>\nmsgs-warm context {n}\n</system-reminder>"] for n in range(3)
+    ]

@@ -23,12 +23,14 @@ from tests.support.upstream import Reply
 pytestmark = pytest.mark.e2e
 
 
-def _outer_cli(cli_binary: Path, server, workdir: Path, prompt: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def _outer_cli(
+    cli_binary: Path, server, workdir: Path, prompt: str, *extra: str, key_variable: str = "ANTHROPIC_API_KEY"
+) -> subprocess.CompletedProcess[str]:
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_"))}
+    env[key_variable] = server.api_key  # x-api-key, or `Authorization: Bearer` for ANTHROPIC_AUTH_TOKEN
     env.update(
         ANTHROPIC_BASE_URL=server.url,
-        ANTHROPIC_API_KEY=server.api_key,
         CLAUDE_CONFIG_DIR=str(workdir.parent / f"{workdir.name}-config"),
         DISABLE_TELEMETRY="1",
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
@@ -44,9 +46,10 @@ def _outer_cli(cli_binary: Path, server, workdir: Path, prompt: str, *extra: str
     )
 
 
-def test_claude_p_answers_through_the_proxy(cli_binary, server, upstream, tmp_path):
+@pytest.mark.parametrize("key_variable", ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"])
+def test_claude_p_answers_through_the_proxy(cli_binary, server, upstream, tmp_path, key_variable):
     upstream.on("cc-plain", Reply(text="Hello from the proxy's pool."))
-    done = _outer_cli(cli_binary, server, tmp_path / "plain", "cc-plain say hello")
+    done = _outer_cli(cli_binary, server, tmp_path / "plain", "cc-plain say hello", key_variable=key_variable)
     assert done.returncode == 0, done.stderr + done.stdout
     assert done.stdout.strip() == "Hello from the proxy's pool."
     seen = upstream.requests_matching("cc-plain")

@@ -74,6 +74,8 @@ def validate(request: MessagesRequest, *, counting: bool) -> None:
         budget = thinking.get("budget_tokens")
         if not isinstance(budget, int) or budget < 1024:
             raise _invalid("thinking.budget_tokens: must be at least 1024", "thinking.budget_tokens")
+        if budget >= request.max_tokens:
+            raise _invalid("max_tokens: must be greater than thinking.budget_tokens", "max_tokens")
 
 
 def _system_text(system: str | list[TextParam] | None) -> str:

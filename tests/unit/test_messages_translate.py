@@ -110,6 +110,7 @@ def test_tool_use_without_a_result_and_a_result_without_a_call_are_refused():
         ({"messages": []}, "messages"),
         ({"temperature": 1.5}, "temperature"),
         ({"thinking": {"type": "enabled", "budget_tokens": 100}}, "thinking.budget_tokens"),
+        ({"thinking": {"type": "enabled", "budget_tokens": 2000}, "max_tokens": 2000}, "max_tokens"),
         ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "prefill"}]}, "messages"),
         ({"tools": [{"type": "code_execution_20250825", "name": "code_execution"}]}, "tools.0.type"),
         ({"tools": [{"name": "x"}]}, "tools.0.input_schema"),

@@ -37,6 +37,7 @@ from proxy.auth import AdminAccess, FailedAuthLimiter, authenticate, require_adm
 from proxy.batches.runner import BatchRunner
 from proxy.batches.store import BatchStore
 from proxy.cache import MemoryCache, RedisCache, ResponseCache
+from proxy.messages.errors import anthropic_headers, anthropic_status, error_body, is_anthropic_path
 from proxy.metrics import Metrics, timing_hook
 from proxy.pipeline import Pipeline
 from proxy.plan_gate import PlanGate
@@ -53,7 +54,14 @@ log = logging.getLogger("claude_proxy")
 _JSON = "application/json"
 
 
-def _error_response(error: ProxyError) -> Response[bytes]:
+def _error_response(error: ProxyError, *, anthropic: bool = False) -> Response[bytes]:
+    if anthropic:
+        return Response(
+            content=encoder.encode(error_body(error)),
+            status_code=anthropic_status(error),
+            media_type=_JSON,
+            headers=anthropic_headers(error.headers),
+        )
     return Response(
         content=encoder.encode(error.to_body()),
         status_code=error.status,
@@ -79,7 +87,8 @@ def _translate_http_exception(request: Request, exc: HTTPException) -> ProxyErro
 
 
 def handle_exception(request: Request, exc: Exception) -> Response[bytes]:
-    """The one place where exceptions become OpenAI error responses."""
+    """The one place where exceptions become error responses: OpenAI's shape, or Anthropic's
+    on the Messages routes (and on the model routes for a caller that sends `anthropic-version`)."""
     if isinstance(exc, ProxyError):
         error = exc
     elif isinstance(exc, HTTPException):
@@ -87,7 +96,7 @@ def handle_exception(request: Request, exc: Exception) -> Response[bytes]:
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         error = ProxyError("The server had an error while processing your request.")
-    return _error_response(error)
+    return _error_response(error, anthropic=is_anthropic_path(request.url.path, request.headers))
 
 
 def authenticated_principal(

@@ -26,12 +26,16 @@ def request_id(scope: Scope) -> str:
 
 
 async def add_request_headers(message: Message, scope: Scope) -> None:
-    """`before_send` hook: stamps `x-request-id` and `openai-processing-ms` on the response."""
+    """`before_send` hook: stamps `x-request-id` and `openai-processing-ms` on the response, and
+    Anthropic's `request-id` (the same id) on the Messages routes, where its SDKs read it."""
     if message["type"] != "http.response.start":
         return
     rid = request_id(scope)
     headers = MutableScopeHeaders.from_message(message)
     headers["x-request-id"] = rid
+    path = scope.get("path", "")
+    if path == "/v1/messages" or path.startswith("/v1/messages/"):
+        headers["request-id"] = rid
     started = scope.get("state", {}).get(_STATE_START)
     if started is not None:
         headers["openai-processing-ms"] = str(int((time.perf_counter() - started) * 1000))

@@ -27,6 +27,7 @@ class ChoiceResult(Struct):
     text: str
     finish_reason: str
     tool_calls: list[ToolCallResult] = []
+    stop_sequence: str | None = None  # the caller's stop sequence that ended the text, if one did
 
 
 class RunResult(Struct):
@@ -56,6 +57,7 @@ def result_from(tally: Tally) -> RunResult:
             text="".join(choice.emitted),
             finish_reason=choice.completed.finish_reason if choice.completed else "stop",
             tool_calls=[ToolCallResult(call_id, name, "".join(pieces)) for call_id, name, pieces in choice.tool_calls],
+            stop_sequence=choice.stop_sequence,
         )
         for choice in tally.choices
     ]

@@ -47,6 +47,7 @@ class ChoiceTool(Struct):
 class ChoiceDone(Struct):
     index: int
     completed: Completed
+    stop_sequence: str | None = None  # the caller's stop sequence that ended the text, if one did
 
 
 class ChoiceFailed(Struct):
@@ -66,7 +67,7 @@ ChoiceEvent = ChoiceText | ChoiceTool | ChoiceDone
 class ChoiceTally:
     """What one choice consumed so far; read after the run, also when it was cut off."""
 
-    __slots__ = ("completed", "emitted", "produced", "started", "tool_calls")
+    __slots__ = ("completed", "emitted", "produced", "started", "stop_sequence", "tool_calls")
 
     def __init__(self) -> None:
         self.started: TokenUsage | None = None
@@ -74,6 +75,7 @@ class ChoiceTally:
         self.emitted: list[str] = []  # what the caller was given (stop sequences cut)
         self.completed: Completed | None = None
         self.tool_calls: list[tuple[str, str, list[str]]] = []  # (id, name, argument pieces)
+        self.stop_sequence: str | None = None
 
     def usage(self) -> TokenUsage:
         if self.completed is not None:
@@ -126,7 +128,8 @@ async def _run_choice(
                     # what it produced up to the moment the proxy stopped it.
                     done = Completed(finish_reason="stop", usage=tally.usage(), usage_estimated=True)
                     tally.completed = done
-                    await queue.put(ChoiceDone(index, done))
+                    tally.stop_sequence = cutter.matched_stop
+                    await queue.put(ChoiceDone(index, done, cutter.matched_stop))
                     return
             elif isinstance(event, ToolCallStarted):
                 tally.tool_calls.append((event.id, event.name, []))

@@ -14,6 +14,7 @@ class StopCutter:
         self.stops = [stop for stop in stops if stop]
         self._held = ""
         self.matched = False
+        self.matched_stop: str | None = None  # the sequence that ended the text
 
     def feed(self, text: str) -> tuple[str, bool]:
         if not self.stops:
@@ -21,11 +22,12 @@ class StopCutter:
         buffer = self._held + text
         # The model writes left to right, so the stop that is complete first is the one that
         # ends earliest; the text is cut where that stop begins.
-        found = [(i + len(stop), i) for stop in self.stops if (i := buffer.find(stop)) >= 0]
+        found = [(i + len(stop), i, stop) for stop in self.stops if (i := buffer.find(stop)) >= 0]
         if found:
-            _, start = min(found)
+            _, start, stop = min(found)
             self._held = ""
             self.matched = True
+            self.matched_stop = stop
             return buffer[:start], True
         keep = self._partial_suffix(buffer)
         self._held = buffer[len(buffer) - keep :] if keep else ""

@@ -1,6 +1,6 @@
 """Every HTTP route of the proxy."""
 
-from proxy.routes import admin, batches, chat, completions, models, responses, usage, ws
+from proxy.routes import admin, batches, chat, completions, messages, models, responses, usage, ws
 from proxy.routes.files import files_router
 
 routes = [
@@ -16,6 +16,7 @@ routes = [
     *admin.routes,
     *batches.routes,
     *responses.routes,
+    *messages.routes,
     ws.chat_socket,
 ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, Response, get
@@ -22,6 +23,7 @@ from proxy.routes._http import json_response
 from proxy.selection import ModelSelector
 from proxy.settings import Settings
 from proxy.wire.chat_response import encoder
+from proxy.wire.messages import ModelInfo, ModelPage
 from proxy.wire.models import Model, ModelList
 
 _STARTED = int(time.time())
@@ -35,23 +37,40 @@ def _models(aliases: ModelAliases, selector: ModelSelector) -> list[Model]:
     ]
 
 
+def _anthropic(request: Request) -> bool:
+    """Anthropic's clients send `anthropic-version`; they get Anthropic's shape of a model."""
+    return "anthropic-version" in request.headers
+
+
+def _model_info(model: Model) -> ModelInfo:
+    created = datetime.fromtimestamp(model.created, UTC).isoformat().replace("+00:00", "Z")
+    return ModelInfo(id=model.id, display_name=model.id, created_at=created)
+
+
 @get("/v1/models")
 async def list_models(
     request: Request, principal: Principal, aliases: ModelAliases, selector: ModelSelector
 ) -> Response[bytes]:
-    return json_response(ModelList(data=_models(aliases, selector)))
+    models = _models(aliases, selector)
+    if _anthropic(request):
+        page = [_model_info(model) for model in models]
+        return json_response(
+            ModelPage(
+                data=page, has_more=False, first_id=page[0].id if page else None, last_id=page[-1].id if page else None
+            )
+        )
+    return json_response(ModelList(data=models))
 
 
 @get("/v1/models/{model_id:str}")
 async def retrieve_model(
     request: Request, principal: Principal, model_id: str, aliases: ModelAliases, selector: ModelSelector
 ) -> Response[bytes]:
-    for model in _models(aliases, selector):
-        if model.id == model_id:
-            return json_response(model)
-    choice = aliases.resolve(model_id)  # full claude-* ids are valid without being listed
-    if choice.claude_model == model_id:
-        return json_response(Model(id=model_id, created=_STARTED, owned_by="anthropic"))
+    found = next((model for model in _models(aliases, selector) if model.id == model_id), None)
+    if found is None and aliases.resolve(model_id).claude_model == model_id:
+        found = Model(id=model_id, created=_STARTED, owned_by="anthropic")  # full claude-* ids need no listing
+    if found is not None:
+        return json_response(_model_info(found) if _anthropic(request) else found)
     raise NotFound(f"The model '{model_id}' does not exist", param="model", code="model_not_found")
 
 

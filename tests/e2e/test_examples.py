@@ -33,6 +33,7 @@ def _run(server, script: str) -> str:
         ("langchain_chat.py", "Echo: Say goodbye in Spanish."),
         ("llamaindex_complete.py", "Echo: Complete the phrase: the quick brown fox"),
         ("curl.sh", '"content":"Echo: Hello from curl"'),
+        ("anthropic_sdk.py", "Echo: What does a reverse proxy do?\nstop: end_turn tokens: 11 + 7\nEcho: Name two HTTP"),
     ],
 )
 def test_example_runs(server, upstream, script, expected):
@@ -68,6 +69,7 @@ def test_every_example_is_tested():
         "llamaindex_complete.py",
         "curl.sh",
         "structured_output.py",
+        "anthropic_sdk.py",
     }
     present = {p.name for p in EXAMPLES.iterdir() if p.suffix in (".py", ".sh") and not p.name.startswith("_")}
     assert present == tested

@@ -4,7 +4,8 @@ The CLI streams `POST /v1/messages`; this server answers with Anthropic SSE even
 register rules (`upstream.on("keyword", Reply(...))`) matched against the text of the last
 user message; anything unmatched gets an echo reply, so a test can tell which prompt the
 model actually saw. Every request body is recorded for assertions on what the upstream got.
-A request with `stream: false` (the CLI's retry of a broken stream) gets one JSON message.
+A request with `stream: false` or none (the CLI's retry of a broken stream, its check of a model
+id) gets one JSON message.
 `plan_for(token, headers)` plays a subscriber's account per OAuth token (the CLI sends it as
 `Authorization: Bearer <token>`): its plan headers go with every answer to that token, and a
 plan whose status is `rejected` (without overage in use) answers 429, as Anthropic does.
@@ -231,7 +232,9 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
                 self._json(reply.status, payload, extra)
                 return
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                if body.get("stream", True):
+                # Anthropic's default: no `stream` is a plain JSON answer (the CLI checks a full
+                # model id with such a request, `max_tokens: 1`, before it switches to it).
+                if body.get("stream", False):
                     self._stream(body, reply)
                 else:
                     self._whole(body, reply)

@@ -150,12 +150,6 @@ class BatchSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retry_backoff_s: float = 2.0
 
 
-class PlanSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """How the proxy treats the Claude plan's usage windows."""
-
-    batch_max_utilization: float = 0.8
-
-
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Everything the server needs, with defaults that run on a fresh machine."""
 
@@ -172,7 +166,6 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     images: ImageSettings = msgspec.field(default_factory=ImageSettings)
     files: FilesSettings = msgspec.field(default_factory=FilesSettings)
     batches: BatchSettings = msgspec.field(default_factory=BatchSettings)
-    plan: PlanSettings = msgspec.field(default_factory=PlanSettings)
     models: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_MODEL_ALIASES))
     # Empty: one account, "default", from the server's own environment.
     accounts: list[AccountSettings] = msgspec.field(default_factory=list)

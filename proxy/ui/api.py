@@ -1,0 +1,147 @@
+"""`/ui/api/*`: the small JSON documents the dashboard's script polls, and its actions.
+
+Reads need the session cookie; actions also need the session's CSRF token and a same-origin
+request (`require_action`). Actions do what the admin API does, through the same checks.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from msgspec import Struct
+
+from adapters.protocol import ChatBackend
+from budgets.guard import BudgetGuard
+from budgets.keys import KeyStore, Project
+from budgets.reports import DAY, LedgerReports
+from core.errors import NotFound
+from proxy.batches.runner import BatchRunner
+from proxy.batches.store import BatchStore
+from proxy.routes._http import decode_json, json_response
+from proxy.routes.admin import check_project, project_view
+from proxy.routes.batches import cancel
+from proxy.ui.session import UiSession
+
+RECENT_REQUESTS = 50
+RECENT_BATCHES = 20
+
+
+class BudgetChange(Struct, forbid_unknown_fields=True, kw_only=True):
+    budget_usd: float | None
+    budget_period: str = "total"
+
+
+_budget_decoder = msgspec.json.Decoder(BudgetChange)
+
+
+def _project(keys: KeyStore, name: str) -> Project:
+    project = keys.get_project(name)
+    if project is None:
+        raise NotFound(f"No project named '{name}'.", param="name")
+    return project
+
+
+def _pool(backend: ChatBackend) -> dict[str, Any] | None:
+    """The pool's figures in the dashboard's words: `idle` is the live processes not serving."""
+    stats = backend.health().get("pool")
+    if not isinstance(stats, dict):
+        return None
+    busy = int(stats.get("busy", 0))
+    return {**stats, "idle": max(int(stats.get("processes", 0)) - busy, 0)}
+
+
+@get("/api/overview")
+async def overview(ui_session: UiSession, reports: LedgerReports) -> Response[bytes]:
+    """The overview's figures and its 24-hour and 30-day series per project."""
+    now = time.time()
+    return json_response(
+        {"now": now, "stats": reports.overview(now), "day": reports.last_day(now), "month": reports.last_month(now)}
+    )
+
+
+@get("/api/live")
+async def live(
+    ui_session: UiSession,
+    reports: LedgerReports,
+    keys: KeyStore,
+    guard: BudgetGuard,
+    backend: ChatBackend,
+    batch_store: BatchStore,
+) -> Response[bytes]:
+    """Projects with their keys and budgets, the plan, the pool, batches and recent requests."""
+    now = time.time()
+    activity = reports.activity(now - 30 * DAY)
+    active_keys: dict[str, list[dict[str, Any]]] = {}
+    for key in keys.list_keys():
+        if key.revoked_at is None:
+            active_keys.setdefault(key.project, []).append({"id": key.id, "prefix": key.prefix})
+    projects = []
+    for project in keys.list_projects():
+        used = activity.get(project.name)
+        projects.append(
+            {
+                **(await project_view(guard, project)),
+                "requests": used.requests if used else 0,
+                "tokens": used.tokens if used else 0,
+                "keys": active_keys.get(project.name, []),
+            }
+        )
+    batches = [
+        {"project": project, **msgspec.to_builtins(batch)}
+        for project, batch in batch_store.recent_batches(RECENT_BATCHES)
+    ]
+    return json_response(
+        {
+            "now": now,
+            "projects": projects,
+            "accounts": backend.accounts(),
+            "pool": _pool(backend),
+            "batches": batches,
+            "recent": reports.recent(RECENT_REQUESTS),
+        }
+    )
+
+
+@post("/api/projects/{name:str}/keys", status_code=200)
+async def create_key(ui_action: UiSession, name: str, keys: KeyStore) -> Response[bytes]:
+    """A new key for the project; its secret is in this answer only."""
+    _project(keys, name)
+    secret, key = keys.create_key(name)
+    return json_response({"key": secret, "id": key.id, "prefix": key.prefix, "project": key.project})
+
+
+@post("/api/keys/{key_id:int}/revoke", status_code=200)
+async def revoke_key(ui_action: UiSession, key_id: int, keys: KeyStore) -> Response[bytes]:
+    revoked = keys.revoke(str(key_id))
+    if not revoked:
+        raise NotFound(f"No active key with id {key_id}.", param="key_id")
+    return json_response({"revoked": revoked})
+
+
+@post("/api/projects/{name:str}/budget", status_code=200)
+async def set_budget(
+    request: Request[Any, Any, Any], ui_action: UiSession, name: str, keys: KeyStore, guard: BudgetGuard
+) -> Response[bytes]:
+    """Sets (or with `null`, removes) the project's budget and its period."""
+    change = decode_json(await request.body(), _budget_decoder)
+    project = _project(keys, name)
+    project.budget_usd = change.budget_usd
+    project.budget_period = change.budget_period  # checked next
+    check_project(project)
+    return json_response(await project_view(guard, keys.upsert_project(project)))
+
+
+@post("/api/batches/{batch_id:str}/cancel", status_code=200)
+async def cancel_batch(
+    ui_action: UiSession, batch_id: str, batch_store: BatchStore, batch_runner: BatchRunner
+) -> Response[bytes]:
+    row = batch_store.batch_row(batch_id)
+    if row is None:
+        raise NotFound(f"No such Batch object: {batch_id}", param="id")
+    return json_response(cancel(batch_store, batch_runner, row["project"], batch_id))
+
+
+routes = [overview, live, create_key, revoke_key, set_budget, cancel_batch]

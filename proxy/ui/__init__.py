@@ -12,6 +12,8 @@ from proxy.ui import api, pages
 from proxy.ui.session import UiSession, UiSessions, require_action, require_session
 
 # No inline script or style, nothing from another origin, no framing, forms post only here.
+# The referrer policy is same-origin, not no-referrer: with no-referrer a form post carries
+# `Origin: null`, which the CSRF check must refuse.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -19,7 +21,7 @@ CONTENT_SECURITY_POLICY = (
 _HEADERS = [
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
     (b"cache-control", b"no-store"),
 ]

@@ -153,8 +153,8 @@ def dashboard_page(csrf_token: str) -> str:
     )
 
 
-def _html(content: str, status: int = 200) -> Response[str]:
-    return Response(content=content, status_code=status, media_type=_HTML)
+def _html(content: str) -> Response[str]:
+    return Response(content=content, status_code=200, media_type=_HTML)
 
 
 @get("/")
@@ -176,12 +176,14 @@ async def login(
     try:
         auth_failures.check(client)
     except RateLimited:
-        return _html(login_page("Too many wrong keys from this address; wait a minute."), 429)
+        return _html(login_page("Too many wrong keys from this address; wait a minute."))
     form = await request.form()
     key = form.get("key")
     if not isinstance(key, str) or not ui_sessions.key_matches(key):
         auth_failures.failed(client)
-        return _html(login_page("That is not the admin key."), 401)
+        # 200, not 401: the answer is a page for a person, and browsers report every 4xx page
+        # load as an error in the console.
+        return _html(login_page("That is not the admin key."))
     value, _ = ui_sessions.issue()
     cookie = Cookie(
         key=COOKIE_NAME,

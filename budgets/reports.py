@@ -169,9 +169,9 @@ class LedgerReports:
     def recent(self, limit: int = 50) -> list[RecentRequest]:
         """The latest requests, newest first: figures only (the ledger holds no text)."""
         rows = self.db.execute(
-            """select created_at, project, key_prefix, requested_model, resolved_model, prompt_tokens,
+            f"""select created_at, project, key_prefix, requested_model, resolved_model, prompt_tokens,
                       completion_tokens, cost_usd, status, latency_ms
-               from usage order by id desc limit ?""",
+               from usage indexed by {_INDEX} order by created_at desc limit ?""",
             [limit],
         ).fetchall()
         return [

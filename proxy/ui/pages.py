@@ -129,10 +129,10 @@ def dashboard_page(csrf_token: str) -> str:
         "plan": '<p id="plan-none">No plan windows reported yet (they arrive with Claude subscription answers).</p>'
         + _table("plan", "Claude plan windows", ["Account", "Window", "Utilization", "Resets in", "Status"]),
         "pool": pool,
-        "batches": _table("batches", "Batches", ["Batch", "Project", "Status", "Progress", "Created", ""]),
-        "recent": _table(
-            "recent", "Recent requests", ["Time", "Project", "Model", "Tokens", "Cost", "Status", "Latency"]
-        ),
+        "batches": '<p id="batches-none">No batches yet.</p>'
+        + _table("batches", "Batches", ["Batch", "Project", "Status", "Progress", "Created", "Action"]),
+        "recent": '<p id="recent-none">No requests yet.</p>'
+        + _table("recent", "Recent requests", ["Time", "Project", "Model", "Tokens", "Cost", "Status", "Latency"]),
     }
     main = "".join(
         f'<section id="{sid}" aria-labelledby="{sid}-title"><h2 id="{sid}-title">{html.escape(title)}</h2>'

@@ -256,16 +256,6 @@ def test_traffic_shows_in_the_overview_projects_and_recent_requests_without_a_re
     # The recent requests never carry what was asked or answered.
     assert "Hello world" not in browser.page_source
 
-    screenshot(browser, "dashboard")
-    for section in ("overview", "projects", "plan", "pool", "batches", "recent"):
-        screenshot(browser, f"section-{section}", browser.find_element(By.ID, section))
-    browser.execute_cdp_cmd(
-        "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
-    )
-    browser.execute_script("window.scrollTo(0, 0)")
-    screenshot(browser, "dashboard-dark")
-    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
-
 
 def test_a_key_created_on_the_page_works_until_it_is_revoked_there(browser: Chrome, dashboard: Dashboard):
     dashboard.key_for("keys-demo")
@@ -361,6 +351,44 @@ def test_plan_windows_pool_and_batches_are_shown(browser: Chrome, dashboard: Das
     assert float(bar.get_property("value")) == float(bar.get_property("max")) == 3
     assert "3 of 3" in row.text
     assert not row.find_element(By.CSS_SELECTOR, "button.cancel").is_displayed()
+
+
+def test_screenshots_of_every_section_in_light_and_dark(browser: Chrome, dashboard: Dashboard):
+    """Runs after the tests above have filled every section (pytest keeps the file's order)."""
+    log_in(browser, dashboard)
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#batches-rows tr"))
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#recent-rows tr"))
+    screenshot(browser, "dashboard")
+    for section in ("overview", "projects", "plan", "pool", "batches", "recent"):
+        screenshot(browser, f"section-{section}", browser.find_element(By.ID, section))
+    browser.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+    )
+    try:
+        browser.execute_script("window.scrollTo(0, 0)")
+        background = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(24, 23, 22)"  # the dark palette's --bg
+        screenshot(browser, "dashboard-dark")
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
+def test_the_page_can_be_used_from_the_keyboard(browser: Chrome, dashboard: Dashboard):
+    log_in(browser, dashboard)
+    wait_for(lambda: project_row(browser, "acme"))
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.text == "Skip to content"
+    body = browser.switch_to.active_element
+    body.send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.text == "Overview"
+    browser.switch_to.active_element.send_keys(Keys.TAB, Keys.TAB, Keys.ENTER)  # the "Claude plan" link
+    assert browser.current_url.endswith("#plan")
+    # Every control of a project row is reachable with Tab: they are buttons and inputs, not divs.
+    row = project_row(browser, "acme")
+    assert row is not None
+    controls = row.find_elements(By.CSS_SELECTOR, "button, input, select")
+    assert controls and all(c.get_property("tabIndex") == 0 for c in controls)
 
 
 def test_every_ui_response_has_the_csp_and_actions_need_the_csrf_token_and_origin(dashboard: Dashboard):

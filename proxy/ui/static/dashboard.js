@@ -318,8 +318,7 @@
         );
       }
     }
-    document.getElementById("plan-none").hidden = rows.length > 0;
-    document.getElementById("plan-table").hidden = rows.length === 0;
+    showEmpty("plan", rows.length === 0);
     document.getElementById("plan-rows").replaceChildren(...rows);
     tickCountdowns();
   }
@@ -340,7 +339,13 @@
     setStat(stats, "queued", fmt.int((pool.queued || 0) + (pool.queued_batch || 0)));
   }
 
+  function showEmpty(section, empty) {
+    document.getElementById(`${section}-none`).hidden = !empty;
+    document.getElementById(`${section}-table`).hidden = empty;
+  }
+
   function renderBatches(batches) {
+    showEmpty("batches", batches.length === 0);
     syncRows(
       document.getElementById("batches-rows"),
       batches,
@@ -385,6 +390,7 @@
   }
 
   function renderRecent(requests) {
+    showEmpty("recent", requests.length === 0);
     const rows = requests.map((r) => {
       const model = el("td", {}, r.model);
       if (r.resolved_model && r.resolved_model !== r.model) model.title = r.resolved_model;

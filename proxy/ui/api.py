@@ -16,7 +16,7 @@ from msgspec import Struct
 from adapters.protocol import ChatBackend
 from budgets.guard import BudgetGuard
 from budgets.keys import KeyStore, Project
-from budgets.reports import DAY, LedgerReports
+from budgets.reports import DAY, HOUR, LedgerReports, ProjectActivity
 from core.errors import NotFound
 from proxy.batches.runner import BatchRunner
 from proxy.batches.store import BatchStore
@@ -51,6 +51,17 @@ def _pool(backend: ChatBackend) -> dict[str, Any] | None:
         return None
     busy = int(stats.get("busy", 0))
     return {**stats, "idle": max(int(stats.get("processes", 0)) - busy, 0)}
+
+
+def _shares(activity: dict[str, ProjectActivity]) -> list[dict[str, Any]]:
+    """Each project's fraction of the spend in a window, largest first. The plan meters an
+    account's usage, not a project's, so a project's share of the cost in the same window is
+    the nearest measure the proxy has of how much of the plan it used."""
+    total = sum(item.spend_usd for item in activity.values())
+    if total <= 0:
+        return []
+    ranked = sorted(activity.values(), key=lambda item: -item.spend_usd)
+    return [{"project": item.project, "share": item.spend_usd / total} for item in ranked if item.spend_usd > 0]
 
 
 @get("/api/overview")
@@ -98,6 +109,10 @@ async def live(
             "now": now,
             "projects": projects,
             "accounts": backend.accounts(),
+            "plan_shares": {
+                "five_hour": _shares(reports.activity(now - 5 * HOUR)),
+                "seven_day": _shares(reports.activity(now - 7 * DAY)),
+            },
             "pool": _pool(backend),
             "batches": batches,
             "recent": reports.recent(RECENT_REQUESTS),

@@ -127,7 +127,10 @@ def dashboard_page(csrf_token: str) -> str:
         "overview": overview,
         "projects": projects,
         "plan": '<p id="plan-none">No plan windows reported yet (they arrive with Claude subscription answers).</p>'
-        + _table("plan", "Claude plan windows", ["Account", "Window", "Utilization", "Resets in", "Status"]),
+        + _table("plan", "Claude plan windows", ["Account", "Window", "Utilization", "Resets in", "Status"])
+        + '<h3>Each project\'s share of the spend</h3><dl class="shares" id="plan-shares">'
+        '<div><dt>Last 5 hours</dt><dd data-share="five_hour">&ndash;</dd></div>'
+        '<div><dt>Last 7 days</dt><dd data-share="seven_day">&ndash;</dd></div></dl>',
         "pool": pool,
         "batches": '<p id="batches-none">No batches yet.</p>'
         + _table("batches", "Batches", ["Batch", "Project", "Status", "Progress", "Created", "Action"]),

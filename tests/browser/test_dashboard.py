@@ -7,10 +7,12 @@ Each page and section is saved as a screenshot under .cache/screenshots/.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -25,6 +27,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from budgets.database import open_database
 from budgets.keys import KeyStore, Project
 from budgets.ledger import LedgerEntry, UsageLedger
+from core.types import BackendEvent, CompletionJob
 from proxy.app import create_app
 from proxy.settings import load_settings
 from proxy.ui.session import COOKIE_NAME
@@ -55,15 +58,32 @@ POOL = {
 
 
 class PoolBackend(FakeBackend):
-    """The scripted backend, reporting a CLI pool's figures and a plan's windows."""
+    """The scripted backend, reporting a CLI pool's figures and a plan's windows; jobs of the
+    project `held` wait until `release` is set, so a batch can be seen (and cancelled) running."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "pool": POOL}
 
+    def stream(self, job: CompletionJob) -> AsyncIterator[BackendEvent]:
+        if job.owner == "held":
+            return self._held(job)
+        return super().stream(job)
+
+    async def _held(self, job: CompletionJob) -> AsyncIterator[BackendEvent]:
+        while not self.release.is_set():
+            await asyncio.sleep(0.05)
+        async for event in super().stream(job):
+            yield event
+
 
 class Dashboard:
-    def __init__(self, server: InProcessServer, storage: str) -> None:
+    def __init__(self, server: InProcessServer, storage: str, backend: PoolBackend) -> None:
         self.server = server
+        self.backend = backend
         self.url = server.url
         self.storage = storage
         self.http = httpx.Client(base_url=server.url, timeout=10)
@@ -137,8 +157,9 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     _insert_hostile_names(storage)
     server = InProcessServer(settings, backend).start()
     try:
-        yield Dashboard(server, storage)
+        yield Dashboard(server, storage, backend)
     finally:
+        backend.release.set()
         server.stop()
 
 
@@ -306,9 +327,10 @@ def test_names_that_look_like_html_show_as_text_and_run_nothing(browser: Chrome,
     screenshot(browser, "xss-as-text", browser.find_element(By.ID, "projects"))
 
 
-def test_plan_windows_pool_and_batches_are_shown(browser: Chrome, dashboard: Dashboard):
-    key = dashboard.key_for("batcher")
-    lines = "".join(
+def start_batch(dashboard: Dashboard, project: str, lines: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """A batch of `lines` chat requests of a new key of `project`; the batch and that key's headers."""
+    key = dashboard.key_for(project)
+    body = "".join(
         json.dumps(
             {
                 "custom_id": f"line-{i}",
@@ -318,18 +340,31 @@ def test_plan_windows_pool_and_batches_are_shown(browser: Chrome, dashboard: Das
             }
         )
         + "\n"
-        for i in range(3)
+        for i in range(lines)
     )
     headers = {"Authorization": f"Bearer {key}"}
     uploaded = dashboard.http.post(
-        "/v1/files", headers=headers, data={"purpose": "batch"}, files={"file": ("in.jsonl", lines.encode())}
+        "/v1/files", headers=headers, data={"purpose": "batch"}, files={"file": ("in.jsonl", body.encode())}
     )
     assert uploaded.status_code == 200, uploaded.text
     batch = dashboard.http.post(
         "/v1/batches",
         headers=headers,
         json={"input_file_id": uploaded.json()["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"},
-    ).json()
+    )
+    assert batch.status_code == 200, batch.text
+    return batch.json(), headers
+
+
+def batch_row(driver: Chrome, batch_id: str, status: str) -> WebElement | None:
+    for row in driver.find_elements(By.CSS_SELECTOR, "#batches-rows tr"):
+        if batch_id in row.text and status in row.text:
+            return row
+    return None
+
+
+def test_plan_windows_pool_and_batches_are_shown(browser: Chrome, dashboard: Dashboard):
+    batch, _ = start_batch(dashboard, "batcher", 3)
     log_in(browser, dashboard)
 
     plan = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#plan-rows tr"))
@@ -340,17 +375,28 @@ def test_plan_windows_pool_and_batches_are_shown(browser: Chrome, dashboard: Das
     for words in ("Busy\n1", "Idle\n3", "Warm\n2", "Spare\n1", "Queued\n3", "Warm hits\n7", "Reuse hits\n3"):
         assert words in pool
 
-    def finished_row() -> WebElement | None:
-        for row in browser.find_elements(By.CSS_SELECTOR, "#batches-rows tr"):
-            if batch["id"] in row.text and "completed" in row.text:
-                return row
-        return None
-
-    row = wait_for(finished_row)
+    shares = browser.find_element(By.ID, "plan-shares").text
+    assert re.search(r"Last 7 days\n.*traffic \d+%", shares)
+    row = wait_for(lambda: batch_row(browser, batch["id"], "completed"))
     bar = row.find_element(By.TAG_NAME, "progress")
     assert float(bar.get_property("value")) == float(bar.get_property("max")) == 3
     assert "3 of 3" in row.text
     assert not row.find_element(By.CSS_SELECTOR, "button.cancel").is_displayed()
+
+
+def test_a_running_batch_is_cancelled_from_the_page(browser: Chrome, dashboard: Dashboard):
+    batch, headers = start_batch(dashboard, "held", 2)
+    log_in(browser, dashboard)
+    row = wait_for(lambda: batch_row(browser, batch["id"], "in progress"))
+    cancel = row.find_element(By.CSS_SELECTOR, "button.cancel")
+    assert cancel.get_attribute("aria-label") == f"Cancel batch {batch['id']}"
+    cancel.click()
+    wait_for(lambda: batch_row(browser, batch["id"], "cancelling"))
+    dashboard.backend.release.set()  # the running lines finish; the batch ends cancelled
+    row = wait_for(lambda: batch_row(browser, batch["id"], "cancelled"))
+    assert not row.find_element(By.CSS_SELECTOR, "button.cancel").is_displayed()
+    retrieved = dashboard.http.get(f"/v1/batches/{batch['id']}", headers=headers).json()
+    assert retrieved["status"] == "cancelled"
 
 
 def test_screenshots_of_every_section_in_light_and_dark(browser: Chrome, dashboard: Dashboard):

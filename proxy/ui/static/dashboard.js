@@ -323,6 +323,14 @@
     tickCountdowns();
   }
 
+  function renderShares(shares) {
+    for (const [window, ranked] of Object.entries(shares)) {
+      const node = document.querySelector(`[data-share="${window}"]`);
+      const text = ranked.map((item) => `${item.project} ${fmt.pct(item.share)}`).join(" · ");
+      setText(node, text || "no spend");
+    }
+  }
+
   function tickCountdowns() {
     const now = Date.now() / 1000 + serverSkewS;
     for (const cell of document.querySelectorAll("[data-resets-at]")) {
@@ -413,6 +421,7 @@
     serverSkewS = data.now - Date.now() / 1000;
     syncRows(document.getElementById("projects-rows"), data.projects, (p) => p.name, createProjectRow, updateProjectRow);
     renderPlan(data.accounts);
+    renderShares(data.plan_shares);
     renderPool(data.pool);
     renderBatches(data.batches);
     renderRecent(data.recent);

@@ -74,8 +74,7 @@ class PoolBackend(FakeBackend):
         return super().stream(job)
 
     async def _held(self, job: CompletionJob) -> AsyncIterator[BackendEvent]:
-        while not self.release.is_set():
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(self.release.wait)
         async for event in super().stream(job):
             yield event
 

@@ -24,6 +24,7 @@ from bench.measure import percentiles
 from budgets.database import open_database
 from budgets.keys import KeyStore, Project
 from budgets.ledger import _COLUMNS, _INSERT, LedgerEntry, UsageLedger
+from budgets.periods import period_start
 from budgets.reports import LedgerReports
 from proxy.app import create_app
 from proxy.settings import load_settings
@@ -83,8 +84,11 @@ def main(rows: int = 100_000) -> dict[str, Any]:
     db = open_database(storage)
     reports = LedgerReports(db)
     now = time.time()
+    month_start = period_start("monthly", now)
     queries = {
         "overview": lambda: reports.overview(now),
+        # The same a second before this month began: the month's scan then covers a whole month.
+        "overview_month_end": lambda: reports.overview(month_start - 1),
         "last_day": lambda: reports.last_day(now),
         "last_month": lambda: reports.last_month(now),
         "activity_30d": lambda: reports.activity(now - 30 * 86_400),

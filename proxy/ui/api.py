@@ -14,12 +14,13 @@ from litestar import Request, Response, get, post
 from msgspec import Struct
 
 from adapters.protocol import ChatBackend
-from budgets.guard import BudgetGuard
+from budgets.guard import BudgetGuard, BudgetStatus
 from budgets.keys import KeyStore, Project
-from budgets.reports import DAY, HOUR, LedgerReports, ProjectActivity
+from budgets.reports import DAY, HOUR, LedgerReports, Overview, ProjectActivity, RecentRequest, Series
 from core.errors import NotFound
 from proxy.batches.runner import BatchRunner
 from proxy.batches.store import BatchStore
+from proxy.batches.wire import BatchObject
 from proxy.routes._http import decode_json, json_response
 from proxy.routes.admin import check_project, project_view
 from proxy.routes.batches import cancel
@@ -32,6 +33,50 @@ RECENT_BATCHES = 20
 class BudgetChange(Struct, forbid_unknown_fields=True, kw_only=True):
     budget_usd: float | None
     budget_period: str = "total"
+
+
+class OverviewView(Struct, kw_only=True):
+    now: float
+    stats: Overview
+    day: Series
+    month: Series
+
+
+class KeyRef(Struct, kw_only=True):
+    id: int
+    prefix: str
+
+
+class ProjectRow(Struct, kw_only=True):
+    name: str
+    budget_usd: float | None
+    budget_period: str
+    rpm: int | None
+    tpm: int | None
+    budget: BudgetStatus
+    requests: int  # over the last 30 days, as are tokens
+    tokens: int
+    keys: list[KeyRef]
+
+
+class PlanShare(Struct, kw_only=True):
+    project: str
+    share: float
+
+
+class BatchRow(Struct, kw_only=True):
+    project: str
+    batch: BatchObject
+
+
+class LiveView(Struct, kw_only=True):
+    now: float
+    projects: list[ProjectRow]
+    accounts: list[dict[str, Any]]
+    plan_shares: dict[str, list[PlanShare]]
+    pool: dict[str, Any] | None
+    batches: list[BatchRow]
+    recent: list[RecentRequest]
 
 
 _budget_decoder = msgspec.json.Decoder(BudgetChange)
@@ -53,7 +98,7 @@ def _pool(backend: ChatBackend) -> dict[str, Any] | None:
     return {**stats, "idle": max(int(stats.get("processes", 0)) - busy, 0)}
 
 
-def _shares(activity: dict[str, ProjectActivity]) -> list[dict[str, Any]]:
+def _shares(activity: dict[str, ProjectActivity]) -> list[PlanShare]:
     """Each project's fraction of the spend in a window, largest first. The plan meters an
     account's usage, not a project's, so a project's share of the cost in the same window is
     the nearest measure the proxy has of how much of the plan it used."""
@@ -61,7 +106,7 @@ def _shares(activity: dict[str, ProjectActivity]) -> list[dict[str, Any]]:
     if total <= 0:
         return []
     ranked = sorted(activity.values(), key=lambda item: -item.spend_usd)
-    return [{"project": item.project, "share": item.spend_usd / total} for item in ranked if item.spend_usd > 0]
+    return [PlanShare(project=item.project, share=item.spend_usd / total) for item in ranked if item.spend_usd > 0]
 
 
 @get("/api/overview")
@@ -69,7 +114,7 @@ async def overview(ui_session: UiSession, reports: LedgerReports) -> Response[by
     """The overview's figures and its 24-hour and 30-day series per project."""
     now = time.time()
     return json_response(
-        {"now": now, "stats": reports.overview(now), "day": reports.last_day(now), "month": reports.last_month(now)}
+        OverviewView(now=now, stats=reports.overview(now), day=reports.last_day(now), month=reports.last_month(now))
     )
 
 
@@ -85,38 +130,39 @@ async def live(
     """Projects with their keys and budgets, the plan, the pool, batches and recent requests."""
     now = time.time()
     activity = reports.activity(now - 30 * DAY)
-    active_keys: dict[str, list[dict[str, Any]]] = {}
+    active_keys: dict[str, list[KeyRef]] = {}
     for key in keys.list_keys():
         if key.revoked_at is None:
-            active_keys.setdefault(key.project, []).append({"id": key.id, "prefix": key.prefix})
+            active_keys.setdefault(key.project, []).append(KeyRef(id=key.id, prefix=key.prefix))
     projects = []
     for project in keys.list_projects():
         used = activity.get(project.name)
         projects.append(
-            {
-                **(await project_view(guard, project)),
-                "requests": used.requests if used else 0,
-                "tokens": used.tokens if used else 0,
-                "keys": active_keys.get(project.name, []),
-            }
+            ProjectRow(
+                name=project.name,
+                budget_usd=project.budget_usd,
+                budget_period=project.budget_period,
+                rpm=project.rpm,
+                tpm=project.tpm,
+                budget=await guard.status(project),
+                requests=used.requests if used else 0,
+                tokens=used.tokens if used else 0,
+                keys=active_keys.get(project.name, []),
+            )
         )
-    batches = [
-        {"project": project, **msgspec.to_builtins(batch)}
-        for project, batch in batch_store.recent_batches(RECENT_BATCHES)
-    ]
     return json_response(
-        {
-            "now": now,
-            "projects": projects,
-            "accounts": backend.accounts(),
-            "plan_shares": {
+        LiveView(
+            now=now,
+            projects=projects,
+            accounts=backend.accounts(),
+            plan_shares={
                 "five_hour": _shares(reports.activity(now - 5 * HOUR)),
                 "seven_day": _shares(reports.activity(now - 7 * DAY)),
             },
-            "pool": _pool(backend),
-            "batches": batches,
-            "recent": reports.recent(RECENT_REQUESTS),
-        }
+            pool=_pool(backend),
+            batches=[BatchRow(project=p, batch=b) for p, b in batch_store.recent_batches(RECENT_BATCHES)],
+            recent=reports.recent(RECENT_REQUESTS),
+        )
     )
 
 

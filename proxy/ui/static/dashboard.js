@@ -356,7 +356,7 @@
     showEmpty("batches", batches.length === 0);
     syncRows(
       document.getElementById("batches-rows"),
-      batches,
+      batches.map((row) => ({ ...row.batch, project: row.project })),
       (batch) => batch.id,
       (batch) => {
         const cancel = el("button", { type: "button", className: "cancel" }, "Cancel");

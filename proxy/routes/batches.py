@@ -10,7 +10,7 @@ from core.errors import InvalidRequest, NotFound, ProxyError
 from proxy.batches.runner import BatchRunner
 from proxy.batches.store import BatchStore
 from proxy.batches.validate import SUPPORTED_ENDPOINTS
-from proxy.batches.wire import TERMINAL, BatchList, CreateBatch
+from proxy.batches.wire import TERMINAL, BatchList, BatchObject, CreateBatch
 from proxy.routes._http import decode_json, json_response, page_limit
 from proxy.settings import Settings, parse_window
 
@@ -73,7 +73,13 @@ async def retrieve_batch(
 async def cancel_batch(
     request: Request, principal: Principal, batch_id: str, batch_store: BatchStore, batch_runner: BatchRunner
 ) -> Response[bytes]:
-    batch = batch_store.get_batch(principal.project.name, batch_id)
+    return json_response(cancel(batch_store, batch_runner, principal.project.name, batch_id))
+
+
+def cancel(batch_store: BatchStore, batch_runner: BatchRunner, project: str, batch_id: str) -> BatchObject:
+    """Asks the runner to cancel a batch of `project` (404 when it has none by that id, 409 when
+    the batch is past cancelling); the batch as it is now."""
+    batch = batch_store.get_batch(project, batch_id)
     if batch is None:
         raise _not_found(batch_id)
     if batch.status in TERMINAL or batch.status == "finalizing":
@@ -81,8 +87,8 @@ async def cancel_batch(
     if batch.status != "cancelling":
         batch_store.set_status(batch_id, "cancelling")
         batch_runner.wake()
-    current = batch_store.get_batch(principal.project.name, batch_id)
-    return json_response(batch_runner.shown(current) if current is not None else None)
+    current = batch_store.get_batch(project, batch_id)
+    return batch_runner.shown(current if current is not None else batch)
 
 
 @get("/v1/batches")

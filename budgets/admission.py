@@ -21,7 +21,17 @@ from budgets.ratelimit import RateLimiter, RateTicket
 from budgets.settings import BudgetSettings
 from core.errors import ProxyError
 from core.tokens import count_tokens
-from core.types import CompletionJob, ModelChoice, TextBlock, TokenUsage, ToolResultBlock, ToolUseBlock
+from core.types import (
+    CompletionJob,
+    ImageBlock,
+    ModelChoice,
+    RedactedThinkingBlock,
+    TextBlock,
+    ThinkingBlock,
+    TokenUsage,
+    ToolResultBlock,
+    ToolUseBlock,
+)
 
 log = logging.getLogger("claude_proxy.admission")
 
@@ -42,7 +52,11 @@ def estimate_prompt_tokens(job: CompletionJob, overhead: int) -> int:
             texts.append(block.name + _json.encode(block.input).decode())
         elif isinstance(block, ToolResultBlock):
             texts.extend(part.text for part in block.content)
-        else:
+        elif isinstance(block, ThinkingBlock):
+            texts.append(block.thinking)
+        elif isinstance(block, RedactedThinkingBlock):
+            texts.append(block.data)  # encrypted: its length is all there is to go by
+        elif isinstance(block, ImageBlock):
             images += 1
     return count_tokens("\n".join(texts)) + images * IMAGE_TOKENS + overhead
 

@@ -22,7 +22,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from adapters.claude_cli._slots import Slots
 from adapters.claude_cli._warm import WarmSet
-from adapters.claude_cli.command import LaunchSpec
+from adapters.claude_cli.command import LaunchSpec, TurnSetup
 from adapters.claude_cli.leftovers import Run
 from adapters.claude_cli.process import CliProcess
 from adapters.claude_cli.settings import PoolSettings
@@ -70,7 +70,7 @@ class ProcessFactory(Protocol[P_co]):
         model: str,
         workroot: Path,
         history: list[Turn] | None,
-        resume_turn: tuple[str, int | None] | None,
+        resume_turn: TurnSetup | None,
     ) -> P_co: ...
 
 
@@ -82,7 +82,7 @@ def spawner(spec: LaunchSpec, config_dir: Path) -> ProcessFactory[CliProcess]:
         model: str,
         workroot: Path,
         history: list[Turn] | None,
-        resume_turn: tuple[str, int | None] | None,
+        resume_turn: TurnSetup | None,
     ) -> CliProcess:
         return await CliProcess.spawn(
             spec, model=model, workroot=workroot, config_dir=config_dir, history=history, resume_turn=resume_turn
@@ -199,7 +199,7 @@ class CliPool(Generic[P]):
         history: list[Turn] | None = None,
         priority: int = Priority.INTERACTIVE,
         warm_key: str | None = None,
-        resume_turn: tuple[str, int | None] | None = None,
+        resume_turn: TurnSetup | None = None,
         profile: str | None = None,
     ) -> AsyncIterator[P]:
         """A process for one request: the warm process holding this conversation if there is
@@ -343,7 +343,11 @@ class CliPool(Generic[P]):
             await self._retire(proc)
 
     async def _spawn(
-        self, *, model: str, history: list[Turn] | None, resume_turn: tuple[str, int | None] | None = None
+        self,
+        *,
+        model: str,
+        history: list[Turn] | None,
+        resume_turn: TurnSetup | None = None,
     ) -> P:
         if self.workroot is None:
             raise ShuttingDown("the pool is not running")

@@ -10,6 +10,7 @@ from core.types import Block, TextBlock, Turn
 from proxy.chat.images import fetch_images, image_block
 from proxy.chat.tools import ToolTurns, tool_setup
 from proxy.pipeline import Submission
+from proxy.reasoning import reasoning_effort
 from proxy.selection import features
 from proxy.settings import ImageSettings
 from proxy.wire.chat_request import (
@@ -196,6 +197,7 @@ def to_submission(
         tools=tools.specs,
         tool_choice=tools.choice,
         parallel_tool_calls=request.parallel_tool_calls is not False,
+        effort=reasoning_effort(request.reasoning_effort, "reasoning_effort"),
         n=request.n or 1,
         stops=stops,
         stream=bool(request.stream),

@@ -90,18 +90,7 @@ class ChoiceTally:
         self.thinking: list[ThinkingBlock | RedactedThinkingBlock] = []  # as the upstream sent them
 
     def think(self, part: ThinkingEvent) -> None:
-        """Adds a piece of thinking to the blocks it belongs to."""
-        if isinstance(part, RedactedThinking):
-            self.thinking.append(RedactedThinkingBlock(part.data))
-            return
-        last = self.thinking[-1] if self.thinking else None
-        if not isinstance(last, ThinkingBlock) or (isinstance(part, ThinkingDelta) and part.first):
-            last = ThinkingBlock(thinking="", signature="")
-            self.thinking.append(last)
-        if isinstance(part, ThinkingSigned):
-            last.signature += part.signature
-        else:
-            last.thinking += part.text
+        add_thinking(self.thinking, part)
 
     @property
     def reasoning(self) -> str:
@@ -114,6 +103,21 @@ class ChoiceTally:
             return TokenUsage()
         # Cut off before the upstream reported its count: estimate what it generated.
         return msgspec.structs.replace(self.started, output_tokens=count_tokens("".join(self.produced)))
+
+
+def add_thinking(blocks: list[ThinkingBlock | RedactedThinkingBlock], part: ThinkingEvent) -> None:
+    """Adds a piece of thinking to the blocks it belongs to."""
+    if isinstance(part, RedactedThinking):
+        blocks.append(RedactedThinkingBlock(part.data))
+        return
+    last = blocks[-1] if blocks else None
+    if not isinstance(last, ThinkingBlock) or (isinstance(part, ThinkingDelta) and part.first):
+        last = ThinkingBlock(thinking="", signature="")
+        blocks.append(last)
+    if isinstance(part, ThinkingSigned):
+        last.signature += part.signature
+    else:
+        last.thinking += part.text
 
 
 def readable_thinking(blocks: list[ThinkingBlock | RedactedThinkingBlock]) -> str:

@@ -61,7 +61,7 @@ class BackgroundResponses:
             outcome = await self._pipeline.run(translated.submission, principal, request_id=request_id)
             if outcome.result is None:  # background responses are never streamed
                 raise RuntimeError("a background response got a stream")
-            finished = render_response(outcome.result, template, translated.names)
+            finished = render_response(outcome.result, template, translated.names, translated.shown)
         except asyncio.CancelledError:
             if self._closing:
                 self._save(project, msgspec.structs.replace(template, status="failed", error=SHUT_DOWN))

@@ -21,7 +21,9 @@ from proxy.chat.images import fetch_image_urls, image_block
 from proxy.chat.tools import ToolTurns
 from proxy.chat.translate import ANY_JSON_OBJECT, MAX_IMAGE_BYTES
 from proxy.pipeline import Submission
+from proxy.reasoning import reasoning_effort
 from proxy.responses.items import Resolver, input_items
+from proxy.responses.reasoning import ReasoningOutput, decode_thinking, reasoning_output
 from proxy.responses.tools import ToolNames, custom_arguments, offered_tools, tool_setup
 from proxy.selection import text_features
 from proxy.settings import ImageSettings
@@ -66,6 +68,7 @@ class Translated(Struct, kw_only=True):
     template: Response
     omitted_tools: list[str]
     names: ToolNames
+    shown: ReasoningOutput = ReasoningOutput()
 
 
 def _unsupported(message: str, param: str) -> InvalidRequest:
@@ -200,7 +203,10 @@ class _Conversation:
             )
             self._add("assistant", [call])
         elif isinstance(item, ReasoningItem):
-            pass  # reasoning this server never produced: its content is opaque (encrypted) to it
+            # Thinking this server returned goes back to the upstream with the calls or text
+            # that follow it; anyone else's reasoning is opaque to it and left out.
+            encrypted = item.encrypted_content if isinstance(item.encrypted_content, str) else None
+            self._add("assistant", list(decode_thinking(encrypted)))
         else:
             self._add("user", [self._result(item, param)])
 
@@ -287,6 +293,7 @@ def to_submission(
         tools=setup.specs,
         tool_choice=setup.choice,
         parallel_tool_calls=request.parallel_tool_calls is not False,
+        effort=reasoning_effort(_effort(request), "reasoning.effort"),
         stream=bool(request.stream),
         sampling={"temperature": request.temperature, "top_p": request.top_p, "text": _format_key(request.text)},
         features=lambda: text_features(
@@ -303,7 +310,15 @@ def to_submission(
         template=_template(request, tools.echoed, echoed_choice),
         omitted_tools=tools.omitted,
         names=tools.names,
+        shown=reasoning_output(request),
     )
+
+
+def _effort(request: ResponsesRequest) -> str | None:
+    effort = (request.reasoning or {}).get("effort")
+    if effort is not None and not isinstance(effort, str):
+        raise InvalidRequest("'reasoning.effort' must be a string.", param="reasoning.effort")
+    return effort
 
 
 def _format_key(text: TextParam | None) -> Any:
@@ -318,6 +333,7 @@ def _template(
 ) -> Response:
     """The response object as created: in progress, nothing produced yet."""
     effort = (request.reasoning or {}).get("effort")
+    summary = (request.reasoning or {}).get("summary")
     return Response(
         id="resp_" + secrets.token_hex(24),
         created_at=int(time.time()),
@@ -329,7 +345,10 @@ def _template(
         parallel_tool_calls=request.parallel_tool_calls is not False,
         previous_response_id=request.previous_response_id,
         prompt_cache_key=request.prompt_cache_key,
-        reasoning=Reasoning(effort=effort if isinstance(effort, str) else None),
+        reasoning=Reasoning(
+            effort=effort if isinstance(effort, str) else None,
+            summary=summary if isinstance(summary, str) else None,
+        ),
         safety_identifier=request.safety_identifier,
         store=request.store is not False,
         temperature=request.temperature if request.temperature is not None else 1.0,

@@ -89,8 +89,10 @@ async def create_response(
             log.warning("could not store response %s: %s", response.id, exc)
 
     if outcome.result is None:
-        return sse_response(stream_response(outcome, translated.template, translated.names, finished), headers)
-    response = render_response(outcome.result, translated.template, translated.names)
+        return sse_response(
+            stream_response(outcome, translated.template, translated.names, finished, translated.shown), headers
+        )
+    response = render_response(outcome.result, translated.template, translated.names, translated.shown)
     finished(response)
     return json_response(response, headers)
 

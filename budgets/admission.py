@@ -7,6 +7,7 @@ whatever the outcome, with a plain summary of what the upstream consumed.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 
@@ -19,10 +20,12 @@ from budgets.ledger import LedgerEntry, UsageLedger
 from budgets.pricing import Price, cost_of, price_for, worst_case_cost
 from budgets.ratelimit import RateLimiter, RateTicket
 from budgets.settings import BudgetSettings
+from core.documents import pdf_pages
 from core.errors import ProxyError
 from core.tokens import count_tokens
 from core.types import (
     CompletionJob,
+    DocumentBlock,
     ImageBlock,
     ModelChoice,
     RedactedThinkingBlock,
@@ -37,12 +40,15 @@ log = logging.getLogger("claude_proxy.admission")
 
 _json = msgspec.json.Encoder()
 IMAGE_TOKENS = 1600  # the most a 1.15-megapixel image costs; larger ones are scaled down upstream
+# A PDF page is sent as its text and as an image: Anthropic puts it at 1,500 to 3,000 tokens.
+PDF_PAGE_TOKENS = 3000
 
 
 def estimate_prompt_tokens(job: CompletionJob, overhead: int) -> int:
     """What the job's prompt may cost in input tokens, counted before it runs."""
     texts = [job.system]
     images = 0
+    pdf_tokens = 0
     for tool in job.tools:
         texts.append(_json.encode(tool).decode())
     for block in [block for turn in job.history for block in turn.content] + job.prompt:
@@ -58,7 +64,12 @@ def estimate_prompt_tokens(job: CompletionJob, overhead: int) -> int:
             texts.append(block.data)  # encrypted: its length is all there is to go by
         elif isinstance(block, ImageBlock):
             images += 1
-    return count_tokens("\n".join(texts)) + images * IMAGE_TOKENS + overhead
+        elif isinstance(block, DocumentBlock):
+            if block.source.type == "text":
+                texts.append(block.source.data)
+            else:
+                pdf_tokens += PDF_PAGE_TOKENS * (pdf_pages(base64.b64decode(block.source.data)) or 1)
+    return count_tokens("\n".join(texts)) + images * IMAGE_TOKENS + pdf_tokens + overhead
 
 
 class Spent(Struct, kw_only=True):

@@ -22,6 +22,22 @@ class ImageBlock(Struct, tag="image", tag_field="type"):
     source: ImageSource
 
 
+class DocumentSource(Struct):
+    """A PDF as base64 (`type` base64, media_type application/pdf), or plain text (`type` text,
+    media_type text/plain, `data` the text itself)."""
+
+    type: Literal["base64", "text"]
+    media_type: str
+    data: str
+
+
+class DocumentBlock(Struct, tag="document", tag_field="type", kw_only=True, omit_defaults=True):
+    """A document the caller attached, sent to the model as Anthropic's document block."""
+
+    source: DocumentSource
+    title: str | None = None
+
+
 class ToolUseBlock(Struct, tag="tool_use", tag_field="type"):
     """A call the model made to one of the caller's tools; `name` is the caller's own name."""
 
@@ -51,7 +67,7 @@ class RedactedThinkingBlock(Struct, tag="redacted_thinking", tag_field="type"):
     data: str
 
 
-Block = TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock
+Block = TextBlock | ImageBlock | DocumentBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock
 
 # How hard the model thinks. OpenAI's `reasoning_effort` values; the backend maps them onto
 # the CLI's effort levels and thinking budget (docs/api.md, "Reasoning").

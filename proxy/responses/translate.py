@@ -20,6 +20,7 @@ from core.types import Block, ImageBlock, TextBlock, Turn
 from proxy.chat.images import fetch_image_urls, image_block
 from proxy.chat.tools import ToolTurns
 from proxy.chat.translate import ANY_JSON_OBJECT, MAX_IMAGE_BYTES
+from proxy.documents import Documents, FileReader, StoredFile, load_files
 from proxy.pipeline import Submission
 from proxy.reasoning import reasoning_effort
 from proxy.responses.items import Resolver, input_items
@@ -130,8 +131,11 @@ def _schema(text: TextParam | None) -> dict[str, Any] | None:
 class _Conversation:
     """Turns and system texts from items, checked as OpenAI checks them."""
 
-    def __init__(self, fetched: Mapping[str, str], max_image_bytes: int, names: ToolNames) -> None:
+    def __init__(
+        self, fetched: Mapping[str, str], max_image_bytes: int, names: ToolNames, documents: Documents
+    ) -> None:
         self.system: list[str] = []
+        self._documents = documents
         self.turns: list[Turn] = []
         self.tools = ToolTurns()
         self.texts: list[str] = []  # every message text, for the `auto` model's features
@@ -166,8 +170,21 @@ class _Conversation:
                 url = self._fetched.get(part.image_url, part.image_url)
                 blocks.append(image_block(url, f"{where}.image_url", max_bytes=self._max_image_bytes))
             elif isinstance(part, InputFile):
-                raise _unsupported("File inputs are not supported.", where)
+                if not images:
+                    raise InvalidRequest("Only user messages may carry files.", param=where)
+                blocks.append(self._document(part, where))
         return blocks
+
+    def _document(self, part: InputFile, where: str) -> Block:
+        if part.file_id:
+            return self._documents.from_file_id(part.file_id, f"{where}.file_id")
+        if part.file_data:
+            return self._documents.from_data(part.file_data, part.filename, f"{where}.file_data")
+        if part.file_url:
+            raise _unsupported(
+                "Files by 'file_url' are not fetched; send 'file_data' or 'file_id'.", f"{where}.file_url"
+            )
+        raise InvalidRequest("An input_file needs 'file_data' or 'file_id'.", param=where)
 
     def add(self, item: Item, param: str) -> None:
         if isinstance(item, MessageItem):
@@ -243,15 +260,35 @@ def image_urls(items: list[Item]) -> list[tuple[str, str]]:
 
 
 async def responses_submission(
-    request: ResponsesRequest, *, history: list[Item], images: ImageSettings, resolve: Resolver | None = None
+    request: ResponsesRequest,
+    *,
+    history: list[Item],
+    images: ImageSettings,
+    resolve: Resolver | None = None,
+    files: FileReader | None = None,
 ) -> Translated:
     """The translation of a request whose earlier conversation is `history`, its item
-    references found by `resolve`; its http(s) images are fetched first when the operator
+    references found by `resolve` and its files given by id read from `files`; its http(s)
+    images are fetched first when the operator
     allows."""
     validate(request)
     items = input_items(request.input, resolve)
     fetched = await fetch_image_urls(image_urls(items), images)
-    return to_submission(request, items, history=history, fetched=fetched, max_image_bytes=images.max_bytes)
+    loaded = await load_files(file_ids(items), files)
+    return to_submission(
+        request, items, history=history, fetched=fetched, max_image_bytes=images.max_bytes, files=loaded
+    )
+
+
+def file_ids(items: list[Item]) -> list[tuple[str, str]]:
+    """(file_id, param) of every input_file given by id."""
+    wanted = []
+    for i, item in enumerate(items):
+        if isinstance(item, MessageItem) and isinstance(item.content, list):
+            for j, part in enumerate(item.content):
+                if isinstance(part, InputFile) and part.file_id:
+                    wanted.append((part.file_id, f"input[{i}].content[{j}].file_id"))
+    return wanted
 
 
 def to_submission(
@@ -261,10 +298,11 @@ def to_submission(
     history: list[Item],
     fetched: Mapping[str, str] | None = None,
     max_image_bytes: int = MAX_IMAGE_BYTES,
+    files: dict[str, StoredFile] | None = None,
 ) -> Translated:
     """`items` (the request's normalised input) after `history`, as a submission."""
     tools = offered_tools(request)
-    conversation = _Conversation(fetched or {}, max_image_bytes, tools.names)
+    conversation = _Conversation(fetched or {}, max_image_bytes, tools.names, Documents(files))
     for item in history:
         conversation.add(item, "previous_response_id")
     for i, item in enumerate(items):

@@ -7,6 +7,7 @@ whatever the outcome, with a plain summary of what the upstream consumed.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 
@@ -20,14 +21,28 @@ from budgets.overhead import OverheadCalibration
 from budgets.pricing import Price, cost_of, price_for, worst_case_cost
 from budgets.ratelimit import RateLimiter, RateTicket
 from budgets.settings import BudgetSettings
+from core.documents import pdf_pages
 from core.errors import ProxyError
 from core.tokens import count_tokens
-from core.types import CompletionJob, ModelChoice, TextBlock, TokenUsage, ToolResultBlock, ToolUseBlock
+from core.types import (
+    CompletionJob,
+    DocumentBlock,
+    ImageBlock,
+    ModelChoice,
+    RedactedThinkingBlock,
+    TextBlock,
+    ThinkingBlock,
+    TokenUsage,
+    ToolResultBlock,
+    ToolUseBlock,
+)
 
 log = logging.getLogger("claude_proxy.admission")
 
 _json = msgspec.json.Encoder()
 IMAGE_TOKENS = 1600  # the most a 1.15-megapixel image costs; larger ones are scaled down upstream
+# A PDF page is sent as its text and as an image: Anthropic puts it at 1,500 to 3,000 tokens.
+PDF_PAGE_TOKENS = 3000
 
 
 def estimate_prompt_tokens(job: CompletionJob, overhead: int) -> int:
@@ -40,6 +55,7 @@ def counted_prompt_tokens(job: CompletionJob) -> int:
     what the CLI adds."""
     texts = [job.system]
     images = 0
+    pdf_tokens = 0
     for tool in job.tools:
         texts.append(_json.encode(tool).decode())
     for block in [block for turn in job.history for block in turn.content] + job.prompt:
@@ -49,9 +65,18 @@ def counted_prompt_tokens(job: CompletionJob) -> int:
             texts.append(block.name + _json.encode(block.input).decode())
         elif isinstance(block, ToolResultBlock):
             texts.extend(part.text for part in block.content)
-        else:
+        elif isinstance(block, ThinkingBlock):
+            texts.append(block.thinking)
+        elif isinstance(block, RedactedThinkingBlock):
+            texts.append(block.data)  # encrypted: its length is all there is to go by
+        elif isinstance(block, ImageBlock):
             images += 1
-    return count_tokens("\n".join(texts)) + images * IMAGE_TOKENS
+        elif isinstance(block, DocumentBlock):
+            if block.source.type == "text":
+                texts.append(block.source.data)
+            else:
+                pdf_tokens += PDF_PAGE_TOKENS * (pdf_pages(base64.b64decode(block.source.data)) or 1)
+    return count_tokens("\n".join(texts)) + images * IMAGE_TOKENS + pdf_tokens
 
 
 class Spent(Struct, kw_only=True):

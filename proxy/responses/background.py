@@ -90,7 +90,7 @@ class BackgroundResponses:
                 outcome = await self._pipeline.run(translated.submission, principal, request_id=request_id)
                 if outcome.result is None:  # only a streamed submission gets a stream
                     raise RuntimeError("a plain background response got a stream")
-                finished = render_response(outcome.result, template, translated.names)
+                finished = render_response(outcome.result, template, translated.names, translated.shown)
             else:
                 finished = await self._streamed(project, template, translated, principal, request_id, events)
         except asyncio.CancelledError:
@@ -129,7 +129,7 @@ class BackgroundResponses:
             ended.append(response)
 
         start = self._pipeline.run(translated.submission, principal, request_id=request_id)
-        async for frame in stream_started(start, template, translated.names, finished):
+        async for frame in stream_started(start, template, translated.names, finished, translated.shown):
             events.append(frame)
         if not ended:
             raise RuntimeError("a background stream ended without a last event")

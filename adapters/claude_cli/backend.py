@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from adapters.claude_cli._interrupt import stop_turn
 from adapters.claude_cli.answer import Answer
 from adapters.claude_cli.command import OUTPUT_LIMIT_ENV, LaunchSpec, build_env, decide_bare
 from adapters.claude_cli.discovery import CliInfo, find_cli
@@ -125,10 +126,35 @@ class ClaudeCliBackend:
                 else:
                     await proc.send_user(_stdin_content(job.prompt), before=key)
             answer = Answer(proc, job, bridge, plan=self.plan)
-            async for event in answer.events():
-                if isinstance(event, Completed) and proc.exact:
-                    _park(pool, proc, job, answer, event)
-                yield event
+            try:
+                async for event in answer.events():
+                    if isinstance(event, Completed) and proc.exact:
+                        _park(pool, proc, job, answer, event)
+                    yield event
+            except (GeneratorExit, asyncio.CancelledError):
+                # The caller stopped reading (a dropped stream, a deadline): stop the turn
+                # instead of losing the process with it.
+                _hand_over(pool, proc, bridge, answer)
+                raise
+            # An answer ended before the CLI's turn (a call with parallel_tool_calls off, a
+            # max_tokens cut): the rest of the turn is stopped the same way.
+            _hand_over(pool, proc, bridge, answer)
+
+
+def _hand_over(pool: CliPool[CliProcess], proc: CliProcess, bridge: ToolBridge, answer: Answer) -> None:
+    """A process whose turn did not end and that was not kept for its next request: the pool
+    has the turn stopped and cut away in the background, and keeps the process if that works.
+    Only a process holding exactly the caller's conversation so far, before this turn."""
+    if answer.turn_ended or proc.parked_key is not None or not proc.exact or not proc.alive:
+        return
+    if pool.warm_max <= 0 or proc.user_messages == 0:
+        return  # nothing would keep it, or nothing written over stdin to cut back to
+
+    async def recover() -> None:
+        key = await stop_turn(proc, bridge)
+        pool.park(proc, key, turn_ended=True)
+
+    pool.hand_over(proc, recover(), key=proc.before_last_user_message, profile=proc.profile)
 
 
 def _park(

@@ -5,7 +5,9 @@ At most `size` processes are alive at once, spares included. A request first tak
 the first of: the warm process holding its conversation, or one whose conversation went on from
 it, rewound; for a new conversation, an idle process of its profile, emptied by a rewind, or a
 spare; else a freshly started process. A finished process is kept (at most `warm_max`, LRU) when
-it can serve again, and closed otherwise; spares are refilled in the background.
+it can serve again, and closed otherwise; spares are refilled in the background. A request
+that stops before its process's turn ended hands the process over (`hand_over`) to be brought
+back to a state it can be kept in, in the background, with its slot.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import logging
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+from adapters.claude_cli._recovering import Recovering
 from adapters.claude_cli._slots import Slots
 from adapters.claude_cli._warm import WarmSet
 from adapters.claude_cli.command import LaunchSpec
@@ -119,6 +122,11 @@ class CliPool(Generic[P]):
         self.warm_hits = 0
         self.reuse_hits = 0
         self.rewind_hits = 0
+        self.spare_hits = 0
+        self.new_hits = 0
+        self.recovered = 0
+        self.recover_failed = 0
+        self._recovering: Recovering[P] = Recovering()
         self.size = settings.size
         self.target_spares = min(settings.spares, settings.size)
         self.spare_model = settings.spare_model
@@ -179,6 +187,11 @@ class CliPool(Generic[P]):
             "warm_hits": self.warm_hits,
             "reuse_hits": self.reuse_hits,
             "rewind_hits": self.rewind_hits,
+            "spare_hits": self.spare_hits,
+            "new_hits": self.new_hits,
+            "recovering": len(self._recovering),
+            "recovered": self.recovered,
+            "recover_failed": self.recover_failed,
             "starting": self._spawning,
             "queued": self._slots.waiting(Priority.INTERACTIVE),
             "queued_batch": self._slots.waiting(Priority.BATCH),
@@ -205,31 +218,76 @@ class CliPool(Generic[P]):
         """A process for one request: the warm process holding this conversation if there is
         one, or one whose conversation passed through it, cut back; without history, an emptied
         idle process of `profile` or a spare; else a new process. When the block exits it is
-        killed, unless the request parked it (`park`)."""
+        killed, unless the request parked it (`park`) or handed it over (`hand_over`)."""
         await self._acquire_slot(priority)
         proc: P | None = None
         try:
             await self._sweep()
-            proc = self._take_warm(warm_key)
-            if proc is None and history:
-                proc = await self._rewound_to(warm_key)
-            if proc is None and not history:
-                proc = await self._reuse(profile)
+            proc = await self._kept(warm_key, history, profile)
+            recovering = self._recovering.serving(warm_key, new_conversation=not history, profile=profile)
+            if proc is None and recovering:
+                # A process of this conversation or profile is being brought back (a few ms):
+                # waiting for it costs less than a spare's set-up or a new process. The wait
+                # leaves the tasks running if this request is cancelled meanwhile.
+                await asyncio.wait(recovering)
+                proc = await self._kept(warm_key, history, profile)
             if proc is None and not history:
                 proc = self._take_spare()
             if proc is None:
                 await self._make_room()
                 proc = await self._spawn(model=model, history=history, resume_turn=resume_turn)
+                self.new_hits += 1
             yield proc
         finally:
-            try:
-                if proc is not None and proc.parked_key is not None and proc.alive and not self._closed:
-                    self._keep_warm(proc)
-                elif proc is not None:
-                    proc.kill()  # at once, even if the await below is cancelled
-                    await asyncio.shield(self._retire(proc))
-            finally:
-                self._slots.release()
+            if proc is None or proc not in self._recovering:
+                await self._settle(proc)
+
+    async def _settle(self, proc: P | None) -> None:
+        """After a request: keep its process if it was parked, else close it; free the slot."""
+        try:
+            if proc is not None and proc.parked_key is not None and proc.alive and not self._closed:
+                self._keep_warm(proc)
+            elif proc is not None:
+                proc.kill()  # at once, even if the await below is cancelled
+                await asyncio.shield(self._retire(proc))
+        finally:
+            self._slots.release()
+
+    def hand_over(self, proc: P, recovery: Coroutine[Any, Any, None], *, key: str | None, profile: str | None) -> None:
+        """`proc`, leased by a request that stops before its turn ended, is brought back by
+        `recovery` in the background: kept if `recovery` parks it (for `key`, or as an idle
+        process of `profile`), closed otherwise. Its slot is freed only then, so the pool never
+        holds more than `size` processes. Call it inside the `lease` block."""
+        if self._closed:
+            recovery.close()
+            return
+        task = asyncio.get_running_loop().create_task(self._recover(proc, recovery))
+        self._recovering.add(proc, task, key=key, profile=profile)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _recover(self, proc: P, recovery: Coroutine[Any, Any, None]) -> None:
+        try:
+            await recovery
+        except Exception as exc:  # noqa: BLE001 - a process that cannot be brought back is closed
+            log.info("closing cli pid=%s: its stopped turn could not be undone: %s", proc.pid, exc)
+        finally:
+            self._recovering.discard(proc)
+            if proc.parked_key is not None and proc.alive and not self._closed:
+                self.recovered += 1
+            else:
+                self.recover_failed += 1
+            await self._settle(proc)
+
+    async def _kept(self, warm_key: str | None, history: list[Turn] | None, profile: str | None) -> P | None:
+        """A kept process for this request: the warm one holding its conversation, one whose
+        conversation passed through it (cut back), or an idle one of its profile (emptied)."""
+        proc = self._take_warm(warm_key)
+        if proc is None and history:
+            proc = await self._rewound_to(warm_key)
+        if proc is None and not history:
+            proc = await self._reuse(profile)
+        return proc
 
     def park(self, proc: P, key: str | None, *, turn_ended: bool = False) -> None:
         """Keep `proc` after this request: for the request that continues its conversation
@@ -331,6 +389,7 @@ class CliPool(Generic[P]):
             proc = self._spares.popleft()
             if proc.alive:
                 self._refill()
+                self.spare_hits += 1
                 return proc
             self._forget(proc)
         return None

@@ -459,3 +459,93 @@ def test_which_finished_processes_are_kept(tmp_path, settings, key, turn_ended, 
         assert pool.stats()["warm"] == (1 if kept else 0)
 
     run(test, tmp_path, **settings)
+
+
+# Processes handed over by a request that stopped mid-turn
+
+
+async def stop_mid_turn(
+    pool: CliPool[FakeProcess], gate: asyncio.Event, *, ok: bool = True, **lease: Any
+) -> FakeProcess:
+    """A request that stops before its process's turn ended and hands the process over; the
+    recovery parks it as idle once `gate` is set (or fails, with `ok` False)."""
+
+    async def recovery(proc: FakeProcess) -> None:
+        await gate.wait()
+        if not ok:
+            raise CliFailed("the Claude CLI did not answer the interrupt")
+        pool.park(proc, "before", turn_ended=True)
+
+    async with pool.lease(model="sonnet", **lease) as proc:
+        proc.profile = lease.get("profile")
+        pool.hand_over(proc, recovery(proc), key="before", profile=proc.profile)
+        return proc
+
+
+def test_a_handed_over_process_keeps_its_slot_until_it_is_back_then_is_kept(tmp_path):
+    async def test(pool, factory, clock):
+        gate = asyncio.Event()
+        proc = await stop_mid_turn(pool, gate, profile="p")
+        assert pool.stats()["busy"] == 1 and pool.stats()["recovering"] == 1  # its slot is still taken
+        gate.set()
+        await until(lambda: pool.stats()["recovering"] == 0)
+        stats = pool.stats()
+        assert (stats["busy"], stats["warm"], stats["recovered"], stats["recover_failed"]) == (0, 1, 1, 0)
+        assert not proc.closed and proc.parked_key == "before"
+
+    run(test, tmp_path)
+
+
+def test_a_handed_over_process_that_cannot_be_brought_back_is_closed_and_frees_its_slot(tmp_path):
+    async def test(pool, factory, clock):
+        gate = asyncio.Event()
+        gate.set()
+        proc = await stop_mid_turn(pool, gate, ok=False, profile="p")
+        await until(lambda: pool.stats()["busy"] == 0)
+        assert proc.closed
+        stats = pool.stats()
+        assert (stats["busy"], stats["warm"], stats["processes"], stats["recover_failed"]) == (0, 0, 0, 1)
+
+    run(test, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "lease",
+    [{"profile": "p"}, {"warm_key": "before", "history": HISTORY}],
+    ids=["new conversation of its profile", "the conversation it is cut back to"],
+)
+def test_a_request_that_the_returning_process_could_serve_waits_for_it_instead_of_starting_one(tmp_path, lease):
+    async def test(pool, factory, clock):
+        gate = asyncio.Event()
+        proc = await stop_mid_turn(pool, gate, profile="p")
+        waiting = asyncio.create_task(serve(pool, **lease))
+        await until(lambda: pool.stats()["busy"] == 2)
+        gate.set()
+        assert await waiting is proc
+        assert len(factory.made) == 1  # no process was started for it
+
+    run(test, tmp_path)
+
+
+def test_a_request_of_another_profile_does_not_wait_for_a_returning_process(tmp_path):
+    async def test(pool, factory, clock):
+        gate = asyncio.Event()
+        proc = await stop_mid_turn(pool, gate, profile="p")
+        other = await serve(pool, profile="q")
+        assert other is not proc and len(factory.made) == 2
+        gate.set()
+        await until(lambda: pool.stats()["recovered"] == 1)
+
+    run(test, tmp_path)
+
+
+def test_closing_the_pool_during_a_recovery_leaves_no_process(tmp_path):
+    async def main() -> None:
+        factory = Factory()
+        pool = CliPool(PoolSettings(size=2, spares=0, warm_max=4), factory, workroot=tmp_path)
+        await pool.start()
+        proc = await stop_mid_turn(pool, asyncio.Event(), profile="p")
+        await asyncio.wait_for(pool.close(), timeout=5)
+        assert proc.closed and pool.stats()["processes"] == 0
+
+    asyncio.run(main())

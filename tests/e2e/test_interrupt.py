@@ -100,3 +100,16 @@ def test_regenerating_a_dropped_answer_continues_the_conversation_on_the_same_pr
         ("user", "slow second"),
     ]
     assert "alpha" not in json.dumps(regenerated.body) and "interrupted" not in json.dumps(regenerated.body)
+
+
+def test_a_turn_stuck_on_the_upstream_is_interrupted_too(make_server, upstream):
+    server = make_server(POOL)
+    upstream.on("stuck answer", Reply(chunks=["first ", "never"], hang_after=1))
+    assert _drop_after_first_token(server, [SYSTEM, {"role": "user", "content": "stuck answer"}]) == "first "
+    assert server.wait_until(lambda: _pool(server)["recovered"] + _pool(server)["recover_failed"] == 1)
+    pool = _pool(server)
+    assert (pool["recovered"], pool["processes"], pool["busy"]) == (1, 1, 0)
+    started = pool["started_total"]
+    assert _ask(server, [SYSTEM, {"role": "user", "content": "after the stuck one"}]) == "Echo: after the stuck one"
+    assert _pool(server)["started_total"] == started
+    assert "stuck answer" not in json.dumps(upstream.requests_matching("after the stuck one")[0].body)

@@ -51,6 +51,7 @@ class PooledProcess(Protocol):
     @property
     def conversations(self) -> int: ...
     def private_mb(self) -> float | None: ...
+    def rss_mb(self) -> float | None: ...
     def rewind_point(self, key: str) -> int | None: ...
     async def rewind(self, index: int = 0) -> None: ...
     def park(self, key: str, *, turn_ended: bool) -> bool: ...
@@ -116,6 +117,7 @@ class CliPool(Generic[P]):
         self.warm_idle_s = settings.warm_idle_s
         self.reuse_max = settings.reuse_max
         self.max_process_mb = settings.max_process_mb
+        self.max_rss_mb = settings.max_rss_mb
         # Processes that answered and wait for their conversation's next turn (by conversation
         # key), or to be rewound for another request (`turn_ended`), oldest first.
         self._warm: WarmSet[P] = WarmSet()
@@ -126,6 +128,7 @@ class CliPool(Generic[P]):
         self.new_hits = 0
         self.recovered = 0
         self.recover_failed = 0
+        self.memory_closed = 0
         self._recovering: Recovering[P] = Recovering()
         self.size = settings.size
         self.target_spares = min(settings.spares, settings.size)
@@ -192,6 +195,7 @@ class CliPool(Generic[P]):
             "recovering": len(self._recovering),
             "recovered": self.recovered,
             "recover_failed": self.recover_failed,
+            "memory_closed": self.memory_closed,
             "starting": self._spawning,
             "queued": self._slots.waiting(Priority.INTERACTIVE),
             "queued_batch": self._slots.waiting(Priority.BATCH),
@@ -296,8 +300,10 @@ class CliPool(Generic[P]):
         if self.warm_max <= 0 or (key is None and not turn_ended):
             return
         private = proc.private_mb() if self.max_process_mb else None
-        if private is not None and private > self.max_process_mb:
-            log.info("not keeping cli pid=%s: %.0f MB of private memory", proc.pid, private)
+        rss = proc.rss_mb() if self.max_rss_mb else None
+        if (private is not None and private > self.max_process_mb) or (rss is not None and rss > self.max_rss_mb):
+            log.info("not keeping cli pid=%s: %s MB private, %s MB resident", proc.pid, private, rss)
+            self.memory_closed += 1
             return
         proc.park(key if key is not None else f"idle-{proc.pid}", turn_ended=turn_ended)
 

@@ -264,6 +264,10 @@ class CliProcess:
         """Resident memory of its own (the binary's pages, shared by every CLI, left out)."""
         return status_mb(self._pid, "RssAnon")
 
+    def rss_mb(self) -> float | None:
+        """Resident memory, the binary's pages shared with every other CLI included."""
+        return status_mb(self._pid, "VmRSS")
+
     @property
     def alive(self) -> bool:
         return not self._closed and self._proc.returncode is None

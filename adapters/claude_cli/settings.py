@@ -55,4 +55,5 @@ class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     warm_max: int = 4
     warm_idle_s: float = 300.0
     reuse_max: int = 100
-    max_process_mb: int = 300
+    max_process_mb: int = 200
+    max_rss_mb: int = 0

@@ -34,6 +34,7 @@ class FakeProcess:
         self.profile: str | None = None
         self.conversations = 0
         self.memory_mb: float | None = 50.0
+        self.resident_mb: float | None = 120.0
         self.rewind_points: dict[str, int] = {}
         self.rewinds: list[int] = []
         self.fail_rewind = False
@@ -41,6 +42,9 @@ class FakeProcess:
 
     def private_mb(self) -> float | None:
         return self.memory_mb
+
+    def rss_mb(self) -> float | None:
+        return self.resident_mb
 
     def rewind_point(self, key: str) -> int | None:
         return self.rewind_points.get(key)
@@ -448,6 +452,8 @@ def test_a_kept_process_that_fails_to_rewind_is_closed_and_a_new_one_is_started(
         ({"max_process_mb": 100}, "k", True, 150.0, False),
         ({"max_process_mb": 100}, "k", True, None, True),  # /proc cannot tell
         ({"max_process_mb": 0}, "k", True, 5000.0, True),  # no limit
+        ({"max_rss_mb": 100}, "k", True, 50.0, False),  # 120 MB resident
+        ({"max_rss_mb": 150}, "k", True, 50.0, True),
     ],
 )
 def test_which_finished_processes_are_kept(tmp_path, settings, key, turn_ended, memory_mb, kept):

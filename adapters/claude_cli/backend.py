@@ -111,6 +111,7 @@ class ClaudeCliBackend:
             warm_key=key,
             resume_turn=resume_turn,
             profile=profile,
+            project=job.owner,
         ) as proc:
             if continuing and proc.initialized and proc.bridge is not None:
                 # A warm process suspended on exactly these calls (its key says so): answer

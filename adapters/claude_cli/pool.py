@@ -147,6 +147,7 @@ class CliPool(Generic[P]):
         self._spawning = 0
         self._spares: deque[P] = deque()
         self._live: set[P] = set()
+        self._projects: dict[P, str | None] = {}  # whose requests each process served last
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self.started_total = 0
@@ -218,6 +219,7 @@ class CliPool(Generic[P]):
         warm_key: str | None = None,
         resume_turn: tuple[str, int | None] | None = None,
         profile: str | None = None,
+        project: str | None = None,
     ) -> AsyncIterator[P]:
         """A process for one request: the warm process holding this conversation if there is
         one, or one whose conversation passed through it, cut back; without history, an emptied
@@ -241,6 +243,7 @@ class CliPool(Generic[P]):
                 await self._make_room()
                 proc = await self._spawn(model=model, history=history, resume_turn=resume_turn)
                 self.new_hits += 1
+            self._projects[proc] = project
             yield proc
         finally:
             if proc is None or proc not in self._recovering:
@@ -372,7 +375,7 @@ class CliPool(Generic[P]):
         if previous is not None:
             self._schedule_retire(previous)
         while len(self._warm) > self.warm_max:
-            self._schedule_retire(self._warm.pop_oldest())
+            self._schedule_retire(self._warm.pop_fair(self._projects.get))
 
     async def _sweep(self) -> None:
         """Warm processes idle past `warm_idle_s` are closed."""
@@ -402,9 +405,9 @@ class CliPool(Generic[P]):
 
     async def _make_room(self) -> None:
         # Spares and warm processes count toward `size`; a request that needs a new process
-        # evicts a spare first, then the warm process idle longest.
+        # evicts a spare first, then the warm process idle longest of the project keeping most.
         while len(self._live) + self._spawning >= self.size and (self._spares or self._warm):
-            proc = self._spares.pop() if self._spares else self._warm.pop_oldest()
+            proc = self._spares.pop() if self._spares else self._warm.pop_fair(self._projects.get)
             await self._retire(proc)
 
     async def _spawn(
@@ -434,6 +437,7 @@ class CliPool(Generic[P]):
 
     def _forget(self, proc: P) -> None:
         self._live.discard(proc)
+        self._projects.pop(proc, None)
 
     def _refill(self) -> None:
         if self._closed:

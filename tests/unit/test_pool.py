@@ -555,3 +555,31 @@ def test_closing_the_pool_during_a_recovery_leaves_no_process(tmp_path):
         assert proc.closed and pool.stats()["processes"] == 0
 
     asyncio.run(main())
+
+
+# Fairness between projects
+
+
+def test_one_busy_project_cannot_push_out_another_projects_kept_process(tmp_path):
+    async def test(pool, factory, clock):
+        quiet = await serve_and_park(pool, "b1", history=HISTORY, project="quiet")
+        busy = []
+        for n in range(3):
+            clock.now += 1
+            busy.append(await serve_and_park(pool, f"a{n}", history=HISTORY, project="busy"))
+        await until(lambda: busy[0].closed)
+        assert not quiet.closed and not any(proc.closed for proc in busy[1:])
+        assert pool.stats()["warm"] == 3
+
+    run(test, tmp_path, size=4, warm_max=3)
+
+
+def test_a_new_process_makes_room_in_the_project_keeping_the_most(tmp_path):
+    async def test(pool, factory, clock):
+        quiet = await serve_and_park(pool, "b1", history=HISTORY, project="quiet")
+        first = await serve_and_park(pool, "a1", history=HISTORY, project="busy")
+        second = await serve_and_park(pool, "a2", history=HISTORY, project="busy")
+        await serve(pool, history=HISTORY, project="busy")  # the pool is full: one must go
+        assert first.closed and not second.closed and not quiet.closed
+
+    run(test, tmp_path, size=3, warm_max=3)

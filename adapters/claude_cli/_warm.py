@@ -19,6 +19,9 @@ class WarmSet(Generic[P]):
     def __len__(self) -> int:
         return len(self._kept)
 
+    def processes(self) -> list[P]:
+        return [proc for proc, _ in self._kept.values()]
+
     def take(self, key: str | None) -> P | None:
         """The process kept under `key`, no longer kept."""
         if key is None or key not in self._kept:

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,7 @@ class ClaudeCliBackend:
             resume_turn=resume_turn,
             profile=profile,
             project=job.owner,
+            prime=None if profile is None else _primer(job, profile),
         ) as proc:
             if continuing and proc.initialized and proc.bridge is not None:
                 # A warm process suspended on exactly these calls (its key says so): answer
@@ -140,6 +141,17 @@ class ClaudeCliBackend:
             # An answer ended before the CLI's turn (a call with parallel_tool_calls off, a
             # max_tokens cut): the rest of the turn is stopped the same way.
             _hand_over(pool, proc, bridge, answer)
+
+
+def _primer(job: CompletionJob, profile: str) -> Callable[[CliProcess], Awaitable[None]]:
+    """How a spare is made ready for this job's set-up: what `_prepare` would send it, without
+    the caller's conversation."""
+    setup = msgspec.structs.replace(job, history=[], prompt=[])
+
+    async def prime(proc: CliProcess) -> None:
+        await _prepare(proc, setup, ToolBridge(setup.tools), profile)
+
+    return prime
 
 
 def _hand_over(pool: CliPool[CliProcess], proc: CliProcess, bridge: ToolBridge, answer: Answer) -> None:

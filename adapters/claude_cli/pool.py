@@ -17,12 +17,13 @@ import logging
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from adapters.claude_cli._recovering import Recovering
+from adapters.claude_cli._setups import RecentSetups, Setup
 from adapters.claude_cli._slots import Slots
 from adapters.claude_cli._warm import WarmSet
 from adapters.claude_cli.command import LaunchSpec
@@ -133,6 +134,12 @@ class CliPool(Generic[P]):
         self.size = settings.size
         self.target_spares = min(settings.spares, settings.size)
         self.spare_model = settings.spare_model
+        # Of the spares, how many are made ready (initialized) for recently used set-ups.
+        self.spare_setups = min(settings.spare_setups, max(self.target_spares - 1, 0))
+        self._recent: RecentSetups[P] = RecentSetups(max(settings.size * 4, 8))
+        self._primed: set[P] = set()  # kept idle, made ready for a set-up, not yet used
+        self._priming: set[str] = set()  # profiles a spare is being made ready for
+        self.primed_hits = 0
         self._slots = Slots(
             settings.size,
             max_queue=settings.max_queue,
@@ -192,6 +199,8 @@ class CliPool(Generic[P]):
             "reuse_hits": self.reuse_hits,
             "rewind_hits": self.rewind_hits,
             "spare_hits": self.spare_hits,
+            "primed_hits": self.primed_hits,
+            "primed": len(self._primed),
             "new_hits": self.new_hits,
             "recovering": len(self._recovering),
             "recovered": self.recovered,
@@ -220,12 +229,15 @@ class CliPool(Generic[P]):
         resume_turn: tuple[str, int | None] | None = None,
         profile: str | None = None,
         project: str | None = None,
+        prime: Callable[[P], Awaitable[None]] | None = None,
     ) -> AsyncIterator[P]:
         """A process for one request: the warm process holding this conversation if there is
         one, or one whose conversation passed through it, cut back; without history, an emptied
         idle process of `profile` or a spare; else a new process. When the block exits it is
         killed, unless the request parked it (`park`) or handed it over (`hand_over`)."""
         await self._acquire_slot(priority)
+        if profile is not None and prime is not None:
+            self._recent.used(Setup(profile, project, prime))
         proc: P | None = None
         try:
             await self._sweep()
@@ -343,10 +355,17 @@ class CliPool(Generic[P]):
         if found is None:
             return None
         proc, _ = found
+        primed = proc in self._primed
+        self._primed.discard(proc)
         if not await self._rewind(proc, 0):
             return None
         proc.note_new_conversation()
-        self.reuse_hits += 1
+        if primed:
+            self.primed_hits += 1
+            self.spare_hits += 1
+            self._refill()
+        else:
+            self.reuse_hits += 1
         return proc
 
     def _reusable(self, proc: P, profile: str) -> bool:
@@ -437,12 +456,13 @@ class CliPool(Generic[P]):
 
     def _forget(self, proc: P) -> None:
         self._live.discard(proc)
+        self._primed.discard(proc)
         self._projects.pop(proc, None)
 
     def _refill(self) -> None:
         if self._closed:
             return
-        while len(self._spares) + self._spawning < self.target_spares:
+        while len(self._spares) + self._spawning + len(self._priming) + len(self._primed) < self.target_spares:
             if self._slots.serving + len(self._spares) + len(self._warm) + self._spawning >= self.size:
                 # A spare serves any new set-up, so a kept process idle for a while makes room
                 # for it. One parked a moment ago stays: under load it is what the next request
@@ -456,6 +476,21 @@ class CliPool(Generic[P]):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def _setup_to_prime(self) -> Setup[P] | None:
+        """The set-up used most recently that has no idle process ready, when a spare made
+        ready for it may be started: one plain spare is always kept first, for new set-ups."""
+        if len(self._primed) + len(self._priming) >= self.spare_setups or not self._spares:
+            return None
+        ready = {proc.profile for proc in self._warm.processes() if proc.turn_ended}
+        return next(
+            (
+                setup
+                for setup in self._recent.most_recent_first()
+                if setup.profile not in ready and setup.profile not in self._priming
+            ),
+            None,
+        )
+
     async def _spawn_spare(self) -> None:
         self._spawning -= 1
         try:
@@ -463,7 +498,28 @@ class CliPool(Generic[P]):
         except Exception as exc:  # noqa: BLE001 - a failed spare must not kill the server
             log.warning("could not start a spare Claude process: %s", exc)
             return
+        # Chosen once it has started: the request that took the last spare may have kept its
+        # process for its set-up meanwhile.
+        setup = None if self._closed else self._setup_to_prime()
+        if setup is not None:
+            self._priming.add(setup.profile)
+            try:
+                await setup.prime(proc)
+            except Exception as exc:  # noqa: BLE001 - as above
+                log.warning("could not make a spare Claude process ready: %s", exc)
+                await self._retire(proc)
+                return
+            finally:
+                self._priming.discard(setup.profile)
         if self._closed:
             await self._retire(proc)
-            return
-        self._spares.append(proc)
+        elif setup is None:
+            self._spares.append(proc)
+        elif proc.park(f"idle-{proc.pid}", turn_ended=True):
+            # Kept as an idle process of its profile: a new conversation of it takes it as it
+            # takes any idle one (the rewind of an empty conversation sends nothing).
+            self._projects[proc] = setup.project
+            self._primed.add(proc)
+            self._keep_warm(proc)
+        else:
+            await self._retire(proc)

@@ -583,3 +583,57 @@ def test_a_new_process_makes_room_in_the_project_keeping_the_most(tmp_path):
         assert first.closed and not second.closed and not quiet.closed
 
     run(test, tmp_path, size=3, warm_max=3)
+
+
+# Spares made ready for recent set-ups
+
+
+class Primer:
+    """A set-up's `prime`: records which processes it made ready."""
+
+    def __init__(self, profile: str) -> None:
+        self.profile = profile
+        self.made_ready: list[FakeProcess] = []
+
+    async def __call__(self, proc: FakeProcess) -> None:
+        proc.profile = self.profile
+        self.made_ready.append(proc)
+
+
+def test_a_spare_is_made_ready_for_the_set_up_used_last_and_serves_its_next_conversation(tmp_path):
+    async def test(pool, factory, clock):
+        await until(lambda: pool.stats()["spares"] == 2)
+        prime = Primer("p")
+        first = await serve(pool, profile="p", prime=prime)  # takes a plain spare, closed after
+        await until(lambda: pool.stats()["primed"] == 1)
+        (ready,) = prime.made_ready
+        assert ready is not first and pool.stats()["spares"] == 1  # one plain spare stays
+        assert await serve(pool, profile="p", prime=prime) is ready
+        assert (pool.stats()["primed_hits"], pool.stats()["reuse_hits"]) == (1, 0)
+
+    run(test, tmp_path, size=4, spares=2, spare_setups=1)
+
+
+def test_no_spare_is_made_ready_for_a_set_up_with_an_idle_process(tmp_path):
+    async def test(pool, factory, clock):
+        await until(lambda: pool.stats()["spares"] == 2)
+        prime = Primer("p")
+        async with pool.lease(model="sonnet", profile="p", prime=prime) as proc:
+            proc.profile = "p"
+            pool.park(proc, None, turn_ended=True)
+        await until(lambda: pool.stats()["spares"] + pool.stats()["starting"] == 2)
+        await until(lambda: pool.stats()["starting"] == 0)
+        assert prime.made_ready == [] and pool.stats()["primed"] == 0
+
+    run(test, tmp_path, size=4, spares=2, spare_setups=1)
+
+
+def test_spare_setups_zero_keeps_every_spare_plain(tmp_path):
+    async def test(pool, factory, clock):
+        await until(lambda: pool.stats()["spares"] == 2)
+        prime = Primer("p")
+        await serve(pool, profile="p", prime=prime)
+        await until(lambda: pool.stats()["spares"] == 2)
+        assert prime.made_ready == [] and pool.stats()["primed"] == 0
+
+    run(test, tmp_path, size=4, spares=2, spare_setups=0)

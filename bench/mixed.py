@@ -218,10 +218,14 @@ class ColdCaller:
 
 
 def _dying(pid: int) -> bool:
-    """Killed and not yet gone: a zombie, or a SIGKILL pending (the pool kills before it waits)."""
+    """Killed and not yet gone: a zombie, exiting, or a SIGKILL pending (the pool kills before
+    it waits, and a process of this size takes a while to exit on a loaded machine)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
+        flags = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[6])
+    except (OSError, ValueError, IndexError):
+        return True
+    if flags & 0x4:  # PF_EXITING
         return True
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
     state = fields.get("State", "").strip()[:1]

@@ -136,6 +136,8 @@ class CliPool(Generic[P]):
         self.spare_model = settings.spare_model
         # Of the spares, how many are made ready (initialized) for recently used set-ups.
         self.spare_setups = min(settings.spare_setups, max(self.target_spares - 1, 0))
+        if settings.warm_max <= 0 or settings.reuse_max <= 1:
+            self.spare_setups = 0  # a process made ready could serve nobody
         self._recent: RecentSetups[P] = RecentSetups(max(settings.size * 4, 8))
         self._primed: set[P] = set()  # kept idle, made ready for a set-up, not yet used
         self._priming: set[str] = set()  # profiles a spare is being made ready for
@@ -463,7 +465,10 @@ class CliPool(Generic[P]):
         if self._closed:
             return
         while len(self._spares) + self._spawning + len(self._priming) + len(self._primed) < self.target_spares:
-            if self._slots.serving + len(self._spares) + len(self._warm) + self._spawning >= self.size:
+            if (
+                self._slots.serving + len(self._spares) + len(self._warm) + self._spawning + len(self._priming)
+                >= self.size
+            ):
                 # A spare serves any new set-up, so a kept process idle for a while makes room
                 # for it. One parked a moment ago stays: under load it is what the next request
                 # reuses, and replacing it would start a process per request.

@@ -324,6 +324,31 @@ def run(server: RunningServer, cold: Cold, upstream: ScriptedUpstream, *, script
     }
 
 
+def stop_then_ask(server: RunningServer, rounds: int) -> dict[str, Any]:
+    """The issue's side-by-side: a stream read to its first token (dropped) or to its end, then a
+    one-shot request of the same project and set-up; the one-shot's latency, one after the other."""
+    headers = {**server.headers, "Cache-Control": "no-cache, no-store"}
+    after: dict[str, list[float]] = {"dropped": [], "read_to_end": []}
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=120) as client:
+        for i in range(rounds):
+            for how in after:
+                body = {
+                    "model": "haiku",
+                    "messages": [{"role": "user", "content": f"{how} {i} {LONG}"}],
+                    "stream": True,
+                }
+                with client.stream("POST", "/chat/completions", json=body) as response:
+                    for line in response.iter_lines():
+                        if how == "dropped" and '"content":"word' in line:
+                            break
+                start = time.perf_counter()
+                one_shot = {"model": "haiku", "messages": [{"role": "user", "content": f"after {how} {i}"}]}
+                client.post("/chat/completions", json=one_shot).raise_for_status()
+                after[how].append(time.perf_counter() - start)
+                time.sleep(0.3)  # as between a user's requests
+    return {how: percentiles(samples) for how, samples in after.items()}
+
+
 def orphans(pids: list[int]) -> list[int]:
     """Of the CLI processes seen, those still alive (after the server stopped)."""
     return [pid for pid in pids if os.path.exists(f"/proc/{pid}") and "claude" in " ".join(cmdline(pid)[:1])]
@@ -336,6 +361,7 @@ def main() -> int:
     parser.add_argument("--pool", default="{}", help="JSON merged into the server's pool settings")
     parser.add_argument("--tree", help="run the server from this checkout (a before/after comparison)")
     parser.add_argument("--out", default="mixed.json")
+    parser.add_argument("--stop-rounds", type=int, default=0, help="only the stop-then-ask side-by-side")
     args = parser.parse_args()
     if args.tree:
         server_module.REPO = Path(args.tree).resolve()
@@ -353,6 +379,10 @@ def main() -> int:
         },
     ).start()
     try:
+        if args.stop_rounds:
+            script_upstream(upstream)
+            print(json.dumps(stop_then_ask(server, args.stop_rounds), indent=2))  # noqa: T201
+            return 0
         report = run(
             server, Cold(binary, upstream.url, workdir), upstream, scripts=args.scripts, cold_scripts=args.cold_scripts
         )

@@ -195,6 +195,10 @@ def main() -> int:
             "cold": cold_new_setups,
             "ratio": new_setups / cold_new_setups,
         }
+        # A stream dropped after its first token, then a one-shot request: the dropped stream's
+        # process is interrupted and kept (bench/mixed.py).
+        mixed.script_upstream(upstream)
+        report["stop_then_one_shot_s"] = mixed.stop_then_ask(server, rounds)
         # Real traffic's mix, side by side with the cold baseline at concurrency 8 (bench/mixed.py).
         report["mixed"] = mixed.run(
             server, cold, upstream, scripts=12 if args.quick else 80, cold_scripts=4 if args.quick else 16

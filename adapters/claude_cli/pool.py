@@ -98,6 +98,8 @@ def spawner(spec: LaunchSpec, config_dir: Path) -> ProcessFactory[CliProcess]:
 
 # How long a kept process must have been idle before a missing spare may replace it.
 _GIVES_WAY_TO_SPARE_S = 1.0
+# Longest wait of a request needing a new process for a spare on its way to give way to it.
+_SPARE_LANDING_S = 5.0
 
 
 class CliPool(Generic[P]):
@@ -154,6 +156,8 @@ class CliPool(Generic[P]):
         self._run: Run | None = None
         self.workroot: Path | None = None
         self._spawning = 0
+        self._spares_coming = 0  # spares started and not yet ready (made ready, for some)
+        self._spare_landed = asyncio.Event()
         self._spares: deque[P] = deque()
         self._live: set[P] = set()
         self._projects: dict[P, str | None] = {}  # whose requests each process served last
@@ -254,7 +258,9 @@ class CliPool(Generic[P]):
             if proc is None and not history:
                 proc = self._take_spare()
             if proc is None:
-                await self._make_room()
+                await self._make_room(take_spare=not history)
+                proc = None if history else self._take_spare()
+            if proc is None:
                 proc = await self._spawn(model=model, history=history, resume_turn=resume_turn)
                 self.new_hits += 1
             self._projects[proc] = project
@@ -424,12 +430,24 @@ class CliPool(Generic[P]):
             self._forget(proc)
         return None
 
-    async def _make_room(self) -> None:
-        # Spares and warm processes count toward `size`; a request that needs a new process
-        # evicts a spare first, then the warm process idle longest of the project keeping most.
-        while len(self._live) + self._spawning >= self.size and (self._spares or self._warm):
-            proc = self._spares.pop() if self._spares else self._warm.pop_fair(self._projects.get)
-            await self._retire(proc)
+    async def _make_room(self, *, take_spare: bool) -> None:
+        """Room for one more process. Spares and warm processes count toward `size`: a request
+        that needs a new process evicts a spare first, then the warm process idle longest of the
+        project keeping most; when only a spare on its way could give way, it waits for it
+        (and takes it, with `take_spare`), so the pool never holds more than `size`."""
+        while len(self._live) + self._spawning >= self.size:
+            if self._spares and take_spare:
+                return
+            if self._spares or self._warm:
+                await self._retire(self._spares.pop() if self._spares else self._warm.pop_fair(self._projects.get))
+                continue
+            if not self._spares_coming:
+                return  # the others serve requests or are closing
+            self._spare_landed.clear()
+            try:
+                await asyncio.wait_for(self._spare_landed.wait(), _SPARE_LANDING_S)
+            except TimeoutError:
+                return
 
     async def _spawn(
         self, *, model: str, history: list[Turn] | None, resume_turn: tuple[str, int | None] | None = None
@@ -477,6 +495,7 @@ class CliPool(Generic[P]):
                     break
                 self._schedule_retire(self._warm.pop_oldest())
             self._spawning += 1  # counted now so the loop sees it; _spawn_spare balances it
+            self._spares_coming += 1
             task = asyncio.get_running_loop().create_task(self._spawn_spare())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -497,6 +516,13 @@ class CliPool(Generic[P]):
         )
 
     async def _spawn_spare(self) -> None:
+        try:
+            await self._start_spare()
+        finally:
+            self._spares_coming -= 1
+            self._spare_landed.set()
+
+    async def _start_spare(self) -> None:
         self._spawning -= 1
         try:
             proc = await self._spawn(model=self.spare_model, history=None)

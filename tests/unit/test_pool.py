@@ -637,3 +637,52 @@ def test_spare_setups_zero_keeps_every_spare_plain(tmp_path):
         assert prime.made_ready == [] and pool.stats()["primed"] == 0
 
     run(test, tmp_path, size=4, spares=2, spare_setups=0)
+
+
+# Never more than `size` processes
+
+
+class GatedFactory(Factory):
+    """A Factory whose processes start only when `gate` is set, counting the most alive at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.most_alive = 0
+
+    async def __call__(
+        self, *, model: str, workroot: Path, history: list[Turn] | None, resume_turn: Any
+    ) -> FakeProcess:
+        await self.gate.wait()
+        proc = await super().__call__(model=model, workroot=workroot, history=history, resume_turn=resume_turn)
+        self.most_alive = max(self.most_alive, sum(made.alive for made in self.made))
+        return proc
+
+
+@pytest.mark.parametrize("history", [None, HISTORY], ids=["new conversation", "with history"])
+def test_a_request_needing_a_process_waits_for_a_spare_on_its_way_instead_of_exceeding_size(tmp_path, history):
+    async def main() -> None:
+        factory = GatedFactory()
+        pool = CliPool(PoolSettings(size=2, spares=1, warm_max=2), factory, workroot=tmp_path)
+        await pool.start()  # a spare is on its way, held at the gate
+        try:
+            held = asyncio.Event()
+
+            async def busy() -> None:
+                async with pool.lease(model="sonnet", history=HISTORY):
+                    await held.wait()
+
+            first = asyncio.create_task(busy())
+            second = asyncio.create_task(serve(pool, history=history))
+            await until(lambda: pool.stats()["busy"] == 2)
+            factory.gate.set()
+            proc = await asyncio.wait_for(second, 5)
+            held.set()
+            await first
+            assert factory.most_alive <= 2
+            if history is None:
+                assert proc is factory.made[0] or pool.stats()["spare_hits"] == 1  # it took the spare
+        finally:
+            await pool.close()
+
+    asyncio.run(main())

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from bench import responses
+from bench import mixed, responses
 from bench.measure import (
     cache_load,
     interleaved,
@@ -195,6 +195,14 @@ def main() -> int:
             "cold": cold_new_setups,
             "ratio": new_setups / cold_new_setups,
         }
+        # A stream dropped after its first token, then a one-shot request: the dropped stream's
+        # process is interrupted and kept (bench/mixed.py).
+        mixed.script_upstream(upstream)
+        report["stop_then_one_shot_s"] = mixed.stop_then_ask(server, rounds)
+        # Real traffic's mix, side by side with the cold baseline at concurrency 8 (bench/mixed.py).
+        report["mixed"] = mixed.run(
+            server, cold, upstream, scripts=12 if args.quick else 80, cold_scripts=4 if args.quick else 16
+        )
         report["pool"] = server.health()["pool"]
 
         clis = [
@@ -221,6 +229,8 @@ def main() -> int:
     finally:
         server.stop()
         upstream.stop()
+    if "mixed" in report:
+        report["mixed"]["orphans_after_stop"] = mixed.orphans(report["mixed"].pop("cli_pids_seen"))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))  # noqa: T201 - the benchmark's output

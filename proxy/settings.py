@@ -248,8 +248,11 @@ def _check(settings: Settings) -> None:
     if settings.workers.overflow and not settings.redis.url:
         raise SettingsError("workers.overflow needs redis.url")
     pool = settings.pool
-    if min(pool.spares, pool.max_queue, pool.reuse_max, pool.max_process_mb) < 0:
-        raise SettingsError("pool.spares, pool.max_queue, pool.reuse_max and pool.max_process_mb must not be negative")
+    if min(pool.spares, pool.spare_setups, pool.max_queue, pool.reuse_max, pool.max_process_mb, pool.max_rss_mb) < 0:
+        raise SettingsError(
+            "pool.spares, pool.spare_setups, pool.max_queue, pool.reuse_max, pool.max_process_mb and "
+            "pool.max_rss_mb must not be negative"
+        )
     if not 0 < settings.server.port < 65536:
         raise SettingsError("server.port must be between 1 and 65535")
     for tier in ("haiku", "sonnet", "opus"):

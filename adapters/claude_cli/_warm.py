@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -24,6 +24,9 @@ class WarmSet(Generic[P]):
         if key is None or key not in self._kept:
             return None
         return self._kept[key][0]
+
+    def processes(self) -> list[P]:
+        return [proc for proc, _ in self._kept.values()]
 
     def take(self, key: str | None) -> P | None:
         """The process kept under `key`, no longer kept."""
@@ -52,6 +55,14 @@ class WarmSet(Generic[P]):
 
     def pop_oldest(self) -> P:
         return self._kept.popitem(last=False)[1][0]
+
+    def pop_fair(self, group: Callable[[P], object]) -> P:
+        """The process parked longest among those of the group (project) keeping the most: one
+        busy project cannot push every other project's processes out."""
+        counts = Counter(group(proc) for proc, _ in self._kept.values())
+        most = max(counts.values())
+        key = next(key for key, (proc, _) in self._kept.items() if counts[group(proc)] == most)
+        return self._kept.pop(key)[0]
 
     def take_parked_before(self, limit: float) -> list[P]:
         """Every process parked before `limit`, no longer kept."""

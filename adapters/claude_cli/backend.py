@@ -10,12 +10,13 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from adapters.claude_cli._interrupt import stop_turn
 from adapters.claude_cli.accounts import account_names, launch_specs
 from adapters.claude_cli.answer import Answer
 from adapters.claude_cli.command import OUTPUT_LIMIT_ENV, ThinkingMode, TurnSetup, thinking_setup
@@ -161,6 +162,8 @@ class ClaudeCliBackend:
             resume_turn=resume_turn,
             profile=profile,
             account=account,
+            project=job.owner,
+            prime=None if profile is None else _primer(job, profile),
         ) as proc:
             if continuing and proc.initialized and proc.bridge is not None:
                 # A warm process suspended on exactly these calls (its key says so): answer
@@ -176,12 +179,48 @@ class ClaudeCliBackend:
                 else:
                     await proc.send_user(_stdin_content(job.prompt), before=key)
             answer = Answer(proc, job, bridge, plan=self.plan, account=account)
-            async for event in answer.events():
-                if isinstance(event, Completed):
-                    if proc.exact:
-                        _park(pool, proc, job, answer, event)
-                    event = msgspec.structs.replace(event, account=account)
-                yield event
+            try:
+                async for event in answer.events():
+                    if isinstance(event, Completed):
+                        if proc.exact:
+                            _park(pool, proc, job, answer, event)
+                        event = msgspec.structs.replace(event, account=account)
+                    yield event
+            except (GeneratorExit, asyncio.CancelledError):
+                # The caller stopped reading (a dropped stream, a deadline): stop the turn
+                # instead of losing the process with it.
+                _hand_over(pool, proc, bridge, answer)
+                raise
+            # An answer ended before the CLI's turn (a call with parallel_tool_calls off, a
+            # max_tokens cut): the rest of the turn is stopped the same way.
+            _hand_over(pool, proc, bridge, answer)
+
+
+def _primer(job: CompletionJob, profile: str) -> Callable[[CliProcess], Awaitable[None]]:
+    """How a spare is made ready for this job's set-up: what `_prepare` would send it, without
+    the caller's conversation."""
+    setup = msgspec.structs.replace(job, history=[], prompt=[])
+
+    async def prime(proc: CliProcess) -> None:
+        await _prepare(proc, setup, ToolBridge(setup.tools), profile)
+
+    return prime
+
+
+def _hand_over(pool: CliPool[CliProcess], proc: CliProcess, bridge: ToolBridge, answer: Answer) -> None:
+    """A process whose turn did not end and that was not kept for its next request: the pool
+    has the turn stopped and cut away in the background, and keeps the process if that works.
+    Only a process holding exactly the caller's conversation so far, before this turn."""
+    if answer.turn_ended or proc.parked_key is not None or not proc.exact or not proc.alive:
+        return
+    if pool.warm_max <= 0 or proc.user_messages == 0:
+        return  # nothing would keep it, or nothing written over stdin to cut back to
+
+    async def recover() -> None:
+        key = await stop_turn(proc, bridge)
+        pool.park(proc, key, turn_ended=True)
+
+    pool.hand_over(proc, recover(), key=proc.before_last_user_message, profile=proc.profile)
 
 
 def _park(

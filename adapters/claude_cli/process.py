@@ -298,6 +298,10 @@ class CliProcess:
         """Resident memory of its own (the binary's pages, shared by every CLI, left out)."""
         return status_mb(self._pid, "RssAnon")
 
+    def rss_mb(self) -> float | None:
+        """Resident memory, the binary's pages shared with every other CLI included."""
+        return status_mb(self._pid, "VmRSS")
+
     @property
     def alive(self) -> bool:
         return not self._closed and self._proc.returncode is None
@@ -328,6 +332,16 @@ class CliProcess:
         self._user_messages.append((before, message_uuid))
         await self.send({"type": "user", "uuid": message_uuid, "message": {"role": "user", "content": content}})
 
+    @property
+    def user_messages(self) -> int:
+        """How many user messages it was written over stdin (and holds)."""
+        return len(self._user_messages)
+
+    @property
+    def before_last_user_message(self) -> str | None:
+        """The conversation key of what it held before its last stdin user message."""
+        return self._user_messages[-1][0] if self._user_messages else None
+
     def rewind_point(self, key: str) -> int | None:
         """Which user message a rewind must cut at to leave the conversation `key`."""
         return next((i for i, (before, _) in enumerate(self._user_messages) if before == key), None)
@@ -349,6 +363,17 @@ class CliProcess:
             raise CliFailed(f"the Claude CLI did not rewind its conversation: {body.get('reason') or body}")
         del self._user_messages[index:]
         self._turn_usage = None
+
+    async def forget_last_turn(self) -> str | None:
+        """Cut the conversation back to before the last user message written over stdin (a turn
+        that was interrupted, whatever the CLI added to it); returns the conversation key of what
+        it holds then. Only for a process whose turn has ended."""
+        if not self._user_messages:
+            raise CliFailed("no user message of this process to cut back to")
+        index = len(self._user_messages) - 1
+        before = self._user_messages[index][0]
+        await self.rewind(index)
+        return before
 
     async def read(self) -> CliLine | UnknownLine | None:
         """The next stdout line, or None at end of output."""

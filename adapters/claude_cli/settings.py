@@ -49,13 +49,15 @@ class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     size: int = 4
     spares: int = 1
     spare_model: str = "sonnet"
+    spare_setups: int = 1
     max_queue: int = 32
     queue_timeout_s: float = 30.0
     retry_after_s: int = 2
     warm_max: int = 4
     warm_idle_s: float = 300.0
     reuse_max: int = 100
-    max_process_mb: int = 300
+    max_process_mb: int = 200
+    max_rss_mb: int = 0
 
 
 class AccountSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

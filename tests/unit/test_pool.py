@@ -34,6 +34,7 @@ class FakeProcess:
         self.profile: str | None = None
         self.conversations = 0
         self.memory_mb: float | None = 50.0
+        self.resident_mb: float | None = 120.0
         self.rewind_points: dict[str, int] = {}
         self.rewinds: list[int] = []
         self.fail_rewind = False
@@ -42,6 +43,9 @@ class FakeProcess:
 
     def private_mb(self) -> float | None:
         return self.memory_mb
+
+    def rss_mb(self) -> float | None:
+        return self.resident_mb
 
     def rewind_point(self, key: str) -> int | None:
         return self.rewind_points.get(key)
@@ -450,6 +454,8 @@ def test_a_kept_process_that_fails_to_rewind_is_closed_and_a_new_one_is_started(
         ({"max_process_mb": 100}, "k", True, 150.0, False),
         ({"max_process_mb": 100}, "k", True, None, True),  # /proc cannot tell
         ({"max_process_mb": 0}, "k", True, 5000.0, True),  # no limit
+        ({"max_rss_mb": 100}, "k", True, 50.0, False),  # 120 MB resident
+        ({"max_rss_mb": 150}, "k", True, 50.0, True),
     ],
 )
 def test_which_finished_processes_are_kept(tmp_path, settings, key, turn_ended, memory_mb, kept):
@@ -461,3 +467,224 @@ def test_which_finished_processes_are_kept(tmp_path, settings, key, turn_ended, 
         assert pool.stats()["warm"] == (1 if kept else 0)
 
     run(test, tmp_path, **settings)
+
+
+# Processes handed over by a request that stopped mid-turn
+
+
+async def stop_mid_turn(
+    pool: CliPool[FakeProcess], gate: asyncio.Event, *, ok: bool = True, **lease: Any
+) -> FakeProcess:
+    """A request that stops before its process's turn ended and hands the process over; the
+    recovery parks it as idle once `gate` is set (or fails, with `ok` False)."""
+
+    async def recovery(proc: FakeProcess) -> None:
+        await gate.wait()
+        if not ok:
+            raise CliFailed("the Claude CLI did not answer the interrupt")
+        pool.park(proc, "before", turn_ended=True)
+
+    async with pool.lease(model="sonnet", **lease) as proc:
+        proc.profile = lease.get("profile")
+        pool.hand_over(proc, recovery(proc), key="before", profile=proc.profile)
+        return proc
+
+
+def test_a_handed_over_process_keeps_its_slot_until_it_is_back_then_is_kept(tmp_path):
+    async def test(pool, factory, clock):
+        gate = asyncio.Event()
+        proc = await stop_mid_turn(pool, gate, profile="p")
+        assert pool.stats()["busy"] == 1 and pool.stats()["recovering"] == 1  # its slot is still taken
+        gate.set()
+        await until(lambda: pool.stats()["recovering"] == 0)
+        stats = pool.stats()
+        assert (stats["busy"], stats["warm"], stats["recovered"], stats["recover_failed"]) == (0, 1, 1, 0)
+        assert not proc.closed and proc.parked_key == "before"
+
+    run(test, tmp_path)
+
+
+def test_a_handed_over_process_that_cannot_be_brought_back_is_closed_and_frees_its_slot(tmp_path):
+    async def test(pool, factory, clock):
+        gate = asyncio.Event()
+        gate.set()
+        proc = await stop_mid_turn(pool, gate, ok=False, profile="p")
+        await until(lambda: pool.stats()["busy"] == 0)
+        assert proc.closed
+        stats = pool.stats()
+        assert (stats["busy"], stats["warm"], stats["processes"], stats["recover_failed"]) == (0, 0, 0, 1)
+
+    run(test, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "lease",
+    [{"profile": "p"}, {"warm_key": "before", "history": HISTORY}],
+    ids=["new conversation of its profile", "the conversation it is cut back to"],
+)
+def test_a_request_that_the_returning_process_could_serve_waits_for_it_instead_of_starting_one(tmp_path, lease):
+    async def test(pool, factory, clock):
+        gate = asyncio.Event()
+        proc = await stop_mid_turn(pool, gate, profile="p")
+        waiting = asyncio.create_task(serve(pool, **lease))
+        await until(lambda: pool.stats()["busy"] == 2)
+        gate.set()
+        assert await waiting is proc
+        assert len(factory.made) == 1  # no process was started for it
+
+    run(test, tmp_path)
+
+
+def test_a_request_of_another_profile_does_not_wait_for_a_returning_process(tmp_path):
+    async def test(pool, factory, clock):
+        gate = asyncio.Event()
+        proc = await stop_mid_turn(pool, gate, profile="p")
+        other = await serve(pool, profile="q")
+        assert other is not proc and len(factory.made) == 2
+        gate.set()
+        await until(lambda: pool.stats()["recovered"] == 1)
+
+    run(test, tmp_path)
+
+
+def test_closing_the_pool_during_a_recovery_leaves_no_process(tmp_path):
+    async def main() -> None:
+        factory = Factory()
+        pool = CliPool(PoolSettings(size=2, spares=0, warm_max=4), factory, workroot=tmp_path)
+        await pool.start()
+        proc = await stop_mid_turn(pool, asyncio.Event(), profile="p")
+        await asyncio.wait_for(pool.close(), timeout=5)
+        assert proc.closed and pool.stats()["processes"] == 0
+
+    asyncio.run(main())
+
+
+# Fairness between projects
+
+
+def test_one_busy_project_cannot_push_out_another_projects_kept_process(tmp_path):
+    async def test(pool, factory, clock):
+        quiet = await serve_and_park(pool, "b1", history=HISTORY, project="quiet")
+        busy = []
+        for n in range(3):
+            clock.now += 1
+            busy.append(await serve_and_park(pool, f"a{n}", history=HISTORY, project="busy"))
+        await until(lambda: busy[0].closed)
+        assert not quiet.closed and not any(proc.closed for proc in busy[1:])
+        assert pool.stats()["warm"] == 3
+
+    run(test, tmp_path, size=4, warm_max=3)
+
+
+def test_a_new_process_makes_room_in_the_project_keeping_the_most(tmp_path):
+    async def test(pool, factory, clock):
+        quiet = await serve_and_park(pool, "b1", history=HISTORY, project="quiet")
+        first = await serve_and_park(pool, "a1", history=HISTORY, project="busy")
+        second = await serve_and_park(pool, "a2", history=HISTORY, project="busy")
+        await serve(pool, history=HISTORY, project="busy")  # the pool is full: one must go
+        assert first.closed and not second.closed and not quiet.closed
+
+    run(test, tmp_path, size=3, warm_max=3)
+
+
+# Spares made ready for recent set-ups
+
+
+class Primer:
+    """A set-up's `prime`: records which processes it made ready."""
+
+    def __init__(self, profile: str) -> None:
+        self.profile = profile
+        self.made_ready: list[FakeProcess] = []
+
+    async def __call__(self, proc: FakeProcess) -> None:
+        proc.profile = self.profile
+        self.made_ready.append(proc)
+
+
+def test_a_spare_is_made_ready_for_the_set_up_used_last_and_serves_its_next_conversation(tmp_path):
+    async def test(pool, factory, clock):
+        await until(lambda: pool.stats()["spares"] == 2)
+        prime = Primer("p")
+        first = await serve(pool, profile="p", prime=prime)  # takes a plain spare, closed after
+        await until(lambda: pool.stats()["primed"] == 1)
+        (ready,) = prime.made_ready
+        assert ready is not first and pool.stats()["spares"] == 1  # one plain spare stays
+        assert await serve(pool, profile="p", prime=prime) is ready
+        assert (pool.stats()["primed_hits"], pool.stats()["reuse_hits"]) == (1, 0)
+
+    run(test, tmp_path, size=4, spares=2, spare_setups=1)
+
+
+def test_no_spare_is_made_ready_for_a_set_up_with_an_idle_process(tmp_path):
+    async def test(pool, factory, clock):
+        await until(lambda: pool.stats()["spares"] == 2)
+        prime = Primer("p")
+        async with pool.lease(model="sonnet", profile="p", prime=prime) as proc:
+            proc.profile = "p"
+            pool.park(proc, None, turn_ended=True)
+        await until(lambda: pool.stats()["spares"] + pool.stats()["starting"] == 2)
+        await until(lambda: pool.stats()["starting"] == 0)
+        assert prime.made_ready == [] and pool.stats()["primed"] == 0
+
+    run(test, tmp_path, size=4, spares=2, spare_setups=1)
+
+
+def test_spare_setups_zero_keeps_every_spare_plain(tmp_path):
+    async def test(pool, factory, clock):
+        await until(lambda: pool.stats()["spares"] == 2)
+        prime = Primer("p")
+        await serve(pool, profile="p", prime=prime)
+        await until(lambda: pool.stats()["spares"] == 2)
+        assert prime.made_ready == [] and pool.stats()["primed"] == 0
+
+    run(test, tmp_path, size=4, spares=2, spare_setups=0)
+
+
+# Never more than `size` processes
+
+
+class GatedFactory(Factory):
+    """A Factory whose processes start only when `gate` is set, counting the most alive at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.most_alive = 0
+
+    async def __call__(
+        self, *, model: str, workroot: Path, history: list[Turn] | None, resume_turn: Any
+    ) -> FakeProcess:
+        await self.gate.wait()
+        proc = await super().__call__(model=model, workroot=workroot, history=history, resume_turn=resume_turn)
+        self.most_alive = max(self.most_alive, sum(made.alive for made in self.made))
+        return proc
+
+
+@pytest.mark.parametrize("history", [None, HISTORY], ids=["new conversation", "with history"])
+def test_a_request_needing_a_process_waits_for_a_spare_on_its_way_instead_of_exceeding_size(tmp_path, history):
+    async def main() -> None:
+        factory = GatedFactory()
+        pool = CliPool(PoolSettings(size=2, spares=1, warm_max=2), factory, workroot=tmp_path)
+        await pool.start()  # a spare is on its way, held at the gate
+        try:
+            held = asyncio.Event()
+
+            async def busy() -> None:
+                async with pool.lease(model="sonnet", history=HISTORY):
+                    await held.wait()
+
+            first = asyncio.create_task(busy())
+            second = asyncio.create_task(serve(pool, history=history))
+            await until(lambda: pool.stats()["busy"] == 2)
+            factory.gate.set()
+            proc = await asyncio.wait_for(second, 5)
+            held.set()
+            await first
+            assert factory.most_alive <= 2
+            if history is None:
+                assert proc is factory.made[0] or pool.stats()["spare_hits"] == 1  # it took the spare
+        finally:
+            await pool.close()
+
+    asyncio.run(main())

@@ -1,0 +1,403 @@
+"""Mixed traffic, side by side with the cold baseline: many projects, several tool sets,
+multi-turn conversations, regenerations, tool loops, streams dropped after their first token, a
+batch alongside, at concurrency 8.
+
+`bench.run` runs it as part of `make bench`; `python -m bench.mixed` runs it alone (its own
+upstream and server; `--pool '{"max_rss_mb": 200}'` merges pool settings, `--tree DIR` runs
+the server from another checkout, for a before/after comparison).
+
+Each caller runs scripts, one after another; a script is one of:
+- `one_shot`: a new conversation of one request;
+- `conversation`: a new conversation of four turns, each resending the history with the replies;
+- `regenerate`: three turns, then the third resent without its answer;
+- `tool_loop`: a request that gets a tool call, then the one carrying its result;
+- `stopped`: a streamed request for a long answer, dropped after its first token (the chat UI's
+  stop button), then the same request again (the user asks again).
+Each script has a random project (of `PROJECTS`) and tool set (of three: none, one tool, two
+tools); half of the requests stream, read to the end. About 10% of the streams are dropped ones.
+The baseline gets the same scripts, each request a cold `claude -p` with the history flattened
+into one prompt (a tool loop as two plain requests, a dropped stream read to its first token).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.measure import percentiles, rss_mb
+from bench.sides import Cold, batch_run, flattened
+from tests.support import server as server_module
+from tests.support.cli import ensure_cli
+from tests.support.server import RunningServer, cmdline
+from tests.support.upstream import Reply, ScriptedUpstream
+
+PROJECTS = 20
+CONCURRENCY = 8
+BATCH_LINES = 24
+STREAM_SHARE = 0.5
+KINDS = {"one_shot": 0.25, "conversation": 0.25, "regenerate": 0.15, "tool_loop": 0.2, "stopped": 0.15}
+# Counters of /health's pool section: which path served each request.
+PATHS = ("warm_hits", "rewind_hits", "reuse_hits", "spare_hits", "new_hits")
+COUNTS = (*PATHS, "started_total", "recovered", "recover_failed", "memory_closed")
+LONG = "[long answer]"
+CALL = "[call the tool]"
+SERVER_POOL = {"size": 8, "spares": 2, "warm_max": 8, "spare_model": "haiku", "max_queue": 64}
+
+
+def _tool(name: str) -> dict[str, Any]:
+    parameters = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
+    return {"type": "function", "function": {"name": name, "description": f"{name} a fact", "parameters": parameters}}
+
+
+TOOLSETS: list[list[dict[str, Any]] | None] = [None, [_tool("lookup")], [_tool("search"), _tool("fetch")]]
+
+
+def script_upstream(upstream: ScriptedUpstream) -> None:
+    """Long answers stream slowly enough to be stopped; `CALL` gets a call to the set's first tool."""
+    upstream.on(LONG, Reply(chunks=[f"word{i} " for i in range(12)], chunk_delay=0.03))
+    for tools in TOOLSETS:
+        if tools:
+            name = tools[0]["function"]["name"]
+            upstream.on(
+                f"{CALL} {name}", Reply(chunks=[], tool_use={"name": f"mcp__proxy__{name}", "input": {"q": "x"}})
+            )
+
+
+class Scripts:
+    """The same random scripts for both sides: (kind, project, tool set, number)."""
+
+    def __init__(self, count: int, seed: int) -> None:
+        rng = random.Random(seed)
+        kinds = list(KINDS)
+        self.items = [
+            (rng.choices(kinds, weights=list(KINDS.values()))[0], rng.randrange(PROJECTS), rng.randrange(3), n)
+            for n in range(count)
+        ]
+        self.streams = [rng.random() < STREAM_SHARE for _ in range(count * 8)]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.latencies: dict[str, list[float]] = defaultdict(list)
+        self.requests = 0
+
+    def add(self, kind: str, seconds: float) -> None:
+        with self.lock:
+            self.latencies[kind].append(seconds)
+            self.requests += 1
+
+
+class ProxyCaller:
+    """Runs scripts against the proxy with one key per project."""
+
+    def __init__(self, server: RunningServer, scripts: Scripts, keys: list[str], record: Recorder) -> None:
+        self.server, self.scripts, self.keys, self.record = server, scripts, keys, record
+        self.clients = [
+            httpx.Client(
+                base_url=server.base_url,
+                headers={"Authorization": f"Bearer {key}", "Cache-Control": "no-cache, no-store"},
+                timeout=120,
+            )
+            for key in keys
+        ]
+        self._stream_at = 0
+        self._lock = threading.Lock()
+
+    def _streams(self) -> bool:
+        with self._lock:
+            self._stream_at += 1
+            return self.scripts.streams[self._stream_at % len(self.scripts.streams)]
+
+    def _post(self, project: int, kind: str, messages: list[dict[str, Any]], tools: Any, **how: bool) -> dict:
+        body: dict[str, Any] = {"model": "haiku", "messages": messages}
+        if tools:
+            body["tools"] = tools
+        client = self.clients[project]
+        start = time.perf_counter()
+        if how.get("drop") or (how.get("may_stream", True) and self._streams()):
+            body["stream"] = True
+            text, calls = "", {}
+            with client.stream("POST", "/chat/completions", json=body) as response:
+                response.raise_for_status()
+                for line in response.iter_lines():
+                    if not line.startswith("data: {"):
+                        continue
+                    delta = json.loads(line[6:])["choices"][0]["delta"]
+                    text += delta.get("content") or ""
+                    for call in delta.get("tool_calls") or []:
+                        calls.setdefault(call["index"], call)
+                    if how.get("drop") and text:
+                        self.record.add("stopped_first_token", time.perf_counter() - start)
+                        return {}
+            self.record.add(kind, time.perf_counter() - start)
+            message: dict[str, Any] = {"role": "assistant", "content": text or None}
+            if calls:
+                message["tool_calls"] = [calls[i] | {"type": "function"} for i in sorted(calls)]
+            return message
+        response = client.post("/chat/completions", json=body)
+        response.raise_for_status()
+        self.record.add(kind, time.perf_counter() - start)
+        message = response.json()["choices"][0]["message"]
+        return {key: value for key, value in message.items() if key in ("role", "content", "tool_calls")}
+
+    def run(self, item: tuple[str, int, int, int]) -> None:
+        kind, project, toolset, n = item
+        tools = TOOLSETS[toolset]
+        system = {"role": "system", "content": f"project {project} assistant"}
+        user = f"p{project} s{n}"
+        if kind == "one_shot":
+            self._post(project, kind, [system, {"role": "user", "content": f"{user} one-shot"}], tools)
+        elif kind in ("conversation", "regenerate"):
+            messages: list[dict[str, Any]] = [system]
+            for turn in range(4 if kind == "conversation" else 3):
+                messages.append({"role": "user", "content": f"{user} turn {turn}"})
+                label = "conversation_first_turn" if turn == 0 else "conversation_next_turn"
+                messages.append(self._post(project, label, messages, tools))
+            if kind == "regenerate":
+                self._post(project, "regenerate", messages[:-1], tools)
+        elif kind == "tool_loop":
+            tools = tools or TOOLSETS[1]
+            assert tools is not None
+            ask = [system, {"role": "user", "content": f"{user} {CALL} {tools[0]['function']['name']}"}]
+            called = self._post(project, "tool_call", ask, tools, may_stream=False)
+            (call,) = called["tool_calls"]
+            result = {"role": "tool", "tool_call_id": call["id"], "content": f"{user} result"}
+            self._post(project, "tool_result", [*ask, called, result], tools)
+        else:
+            ask = [system, {"role": "user", "content": f"{user} {LONG}"}]
+            self._post(project, kind, ask, tools, drop=True)
+            self._post(project, "after_stop", ask, tools, may_stream=False)
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
+class ColdCaller:
+    """The same scripts, each request a cold `claude -p`."""
+
+    def __init__(self, cold: Cold, record: Recorder) -> None:
+        self.cold, self.record = cold, record
+
+    def _run(self, kind: str, prompt: str) -> None:
+        self.record.add(kind, self.cold.run(prompt))
+
+    def run(self, item: tuple[str, int, int, int]) -> None:
+        kind, project, _, n = item
+        user = f"cold p{project} s{n}"
+        if kind == "one_shot":
+            self._run(kind, f"{user} one-shot")
+        elif kind in ("conversation", "regenerate"):
+            messages: list[dict[str, str]] = []
+            for turn in range(4 if kind == "conversation" else 3):
+                messages.append({"role": "user", "content": f"{user} turn {turn}"})
+                label = "conversation_first_turn" if turn == 0 else "conversation_next_turn"
+                self._run(label, flattened(messages))
+                messages.append({"role": "assistant", "content": f"Echo: {user} turn {turn}"})
+            if kind == "regenerate":
+                self._run("regenerate", flattened(messages[:-1]))
+        elif kind == "tool_loop":  # it cannot offer tools: two plain requests, its floor
+            self._run("tool_call", f"{user} ask")
+            self._run("tool_result", f"{user} result")
+        else:
+            self.record.add("stopped_first_token", self.cold.first_token(f"{user} stopped"))
+            self._run("after_stop", f"{user} again")
+
+
+def _dying(pid: int) -> bool:
+    """Killed and not yet gone: a zombie, exiting, or a SIGKILL pending (the pool kills before
+    it waits, and a process of this size takes a while to exit on a loaded machine)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        flags = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[6])
+    except (OSError, ValueError, IndexError):
+        return True
+    if flags & 0x4:  # PF_EXITING
+        return True
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    state = fields.get("State", "").strip()[:1]
+    pending = int(fields.get("ShdPnd", "0").strip(), 16) | int(fields.get("SigPnd", "0").strip(), 16)
+    return state in ("Z", "X") or bool(pending & (1 << 8))  # bit 8: signal 9
+
+
+class Watcher:
+    """Samples the server's CLI processes while the load runs: how many at most (those being
+    killed apart), which pids."""
+
+    def __init__(self, server: RunningServer) -> None:
+        self.server = server
+        self.most = 0
+        self.most_with_dying = 0
+        self.seen: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.05):
+            pids = self.server.cli_pids()
+            self.most_with_dying = max(self.most_with_dying, len(pids))
+            self.most = max(self.most, len([pid for pid in pids if not _dying(pid)]))
+            self.seen.update(pids)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _timed(concurrency: int, items: list[Any], one: Callable[[Any], None], record: Recorder) -> dict[str, float]:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(one, items))
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "requests": record.requests, "rps": record.requests / seconds}
+
+
+def run(server: RunningServer, cold: Cold, upstream: ScriptedUpstream, *, scripts: int, cold_scripts: int) -> dict:
+    """The mixed workload on both sides; returns the report section."""
+    script_upstream(upstream)
+    plan = Scripts(scripts, seed=20)
+    keys = [server.create_key(f"mixed-{i}") for i in range(PROJECTS)]
+    before = server.health()["pool"]
+    watcher = Watcher(server)
+    proxy_record = Recorder()
+    caller = ProxyCaller(server, plan, keys, proxy_record)
+    batch: dict[str, float] = {}
+    batch_thread = threading.Thread(target=lambda: batch.update(seconds=batch_run(server, BATCH_LINES)))
+    batch_thread.start()
+    try:
+        proxy_side = _timed(CONCURRENCY, plan.items, caller.run, proxy_record)
+    finally:
+        batch_thread.join()
+        caller.close()
+        watcher.stop()
+    after = server.health()["pool"]
+    counts = {name: after.get(name, 0) - before.get(name, 0) for name in COUNTS}
+    # Batch lines take pool processes too: the paths count them.
+    requests = proxy_record.requests + BATCH_LINES
+    clis = server.cli_pids()
+    cold_record = Recorder()
+    cold_side = _timed(
+        CONCURRENCY, Scripts(cold_scripts, seed=20).items, ColdCaller(cold, cold_record).run, cold_record
+    )
+    return {
+        "scripts": {"proxy": scripts, "cold": cold_scripts},
+        "throughput_rps": {
+            "proxy": proxy_side["rps"],
+            "cold": cold_side["rps"],
+            "ratio": proxy_side["rps"] / cold_side["rps"],
+        },
+        "requests": {"proxy": proxy_record.requests, "batch_lines": BATCH_LINES, "cold": cold_record.requests},
+        "latency_s": {
+            kind: {
+                "proxy": percentiles(proxy_record.latencies[kind]),
+                "cold": percentiles(cold_record.latencies[kind]) if cold_record.latencies[kind] else None,
+                "n": len(proxy_record.latencies[kind]),
+            }
+            for kind in sorted(proxy_record.latencies)
+        },
+        "paths_per_100_requests": {name: 100 * counts[name] / requests for name in PATHS},
+        "started_per_100_requests": 100 * counts["started_total"] / requests,
+        "counts": counts,
+        "batch_seconds_alongside": batch.get("seconds"),
+        "most_cli_processes": watcher.most,
+        "most_cli_processes_with_dying": watcher.most_with_dying,
+        "pool_size": after["size"],
+        "cli_pids_seen": sorted(watcher.seen),
+        "rss_mb_at_end": {
+            "pooled_cli": sorted(round(rss_mb(pid)) for pid in clis),
+            "pooled_cli_private": sorted(round(rss_mb(pid, "RssAnon")) for pid in clis),
+        },
+    }
+
+
+def stop_then_ask(server: RunningServer, rounds: int) -> dict[str, Any]:
+    """The issue's side-by-side: a stream read to its first token (dropped) or to its end, then a
+    one-shot request of the same project and set-up; the one-shot's latency, one after the other."""
+    headers = {**server.headers, "Cache-Control": "no-cache, no-store"}
+    after: dict[str, list[float]] = {"dropped": [], "read_to_end": []}
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=120) as client:
+        for i in range(rounds):
+            for how in after:
+                body = {
+                    "model": "haiku",
+                    "messages": [{"role": "user", "content": f"{how} {i} {LONG}"}],
+                    "stream": True,
+                }
+                with client.stream("POST", "/chat/completions", json=body) as response:
+                    for line in response.iter_lines():
+                        if how == "dropped" and '"content":"word' in line:
+                            break
+                start = time.perf_counter()
+                one_shot = {"model": "haiku", "messages": [{"role": "user", "content": f"after {how} {i}"}]}
+                client.post("/chat/completions", json=one_shot).raise_for_status()
+                after[how].append(time.perf_counter() - start)
+                time.sleep(0.3)  # as between a user's requests
+    return {how: percentiles(samples) for how, samples in after.items()}
+
+
+def orphans(pids: list[int]) -> list[int]:
+    """Of the CLI processes seen, those still alive (after the server stopped)."""
+    return [pid for pid in pids if os.path.exists(f"/proc/{pid}") and "claude" in " ".join(cmdline(pid)[:1])]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scripts", type=int, default=160)
+    parser.add_argument("--cold-scripts", type=int, default=24)
+    parser.add_argument("--pool", default="{}", help="JSON merged into the server's pool settings")
+    parser.add_argument("--tree", help="run the server from this checkout (a before/after comparison)")
+    parser.add_argument("--out", default="mixed.json")
+    parser.add_argument("--stop-rounds", type=int, default=0, help="only the stop-then-ask side-by-side")
+    args = parser.parse_args()
+    if args.tree:
+        server_module.REPO = Path(args.tree).resolve()
+    binary = ensure_cli()
+    upstream = ScriptedUpstream().start()
+    workdir = Path(tempfile.mkdtemp(prefix="claude-proxy-mixed-"))
+    server = RunningServer(
+        workdir / "server",
+        cli=binary,
+        upstream_url=upstream.url,
+        config={
+            "pool": {**SERVER_POOL, **json.loads(args.pool)},
+            "batches": {"concurrency": 4, "poll_s": 0.05},
+            "server": {"log_level": "warning"},
+        },
+    ).start()
+    try:
+        if args.stop_rounds:
+            script_upstream(upstream)
+            print(json.dumps(stop_then_ask(server, args.stop_rounds), indent=2))  # noqa: T201
+            return 0
+        report = run(
+            server, Cold(binary, upstream.url, workdir), upstream, scripts=args.scripts, cold_scripts=args.cold_scripts
+        )
+    finally:
+        server.stop()
+        upstream.stop()
+    report["orphans_after_stop"] = orphans(report.pop("cli_pids_seen"))
+    report["tree"] = args.tree or "this checkout"
+    report["pool_settings"] = {**SERVER_POOL, **json.loads(args.pool)}
+    out = Path(__file__).resolve().parent / "results" / args.out
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))  # noqa: T201 - the benchmark's output
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

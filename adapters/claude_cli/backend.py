@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +109,11 @@ class ClaudeCliBackend:
             account = self._choose(job, pool, tried)
             started = False
             try:
-                async for event in self._run(job, pool, account):
-                    started = True
-                    yield event
+                # Closed here, at once, when the caller goes away: the run's lease is released.
+                async with aclosing(self._run(job, pool, account)) as events:
+                    async for event in events:
+                        started = True
+                        yield event
                 return
             except RateLimited:
                 # Refused by the account's plan before anything reached the caller: another

@@ -22,7 +22,8 @@ from adapters.claude_cli.answer import Answer
 from adapters.claude_cli.command import OUTPUT_LIMIT_ENV
 from adapters.claude_cli.discovery import CliInfo, find_cli
 from adapters.claude_cli.plan import PlanWindows
-from adapters.claude_cli.pool import CliPool, spawner
+from adapters.claude_cli.pool import CliPool
+from adapters.claude_cli.pooled import spawner
 from adapters.claude_cli.process import CliProcess
 from adapters.claude_cli.settings import AccountSettings, ClaudeSettings, PlanSettings, PoolSettings
 from adapters.claude_cli.tool_bridge import SERVER, ToolBridge

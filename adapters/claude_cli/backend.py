@@ -75,8 +75,7 @@ class ClaudeCliBackend:
             self.pool_settings,
             spawner(launch),
             workroot=Path(claude.workdir) if claude.workdir else None,
-            # Leftover sessions are swept from the first account's config dir.
-            config_dir=launch[self.account_names[0]][1],
+            config_dirs=[config for _, config in launch.values()],
             spare_account=self._spare_account,
         )
         await self.pool.start()

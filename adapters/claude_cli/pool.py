@@ -19,7 +19,7 @@ import logging
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Generic
@@ -49,7 +49,7 @@ class CliPool(Generic[P]):
         spawn: ProcessFactory[P],
         *,
         workroot: Path | None = None,
-        config_dir: Path | None = None,
+        config_dirs: Sequence[Path] = (),
         clock: Callable[[], float] = time.monotonic,
         spare_account: Callable[[], str] = lambda: DEFAULT_ACCOUNT,
     ) -> None:
@@ -78,7 +78,7 @@ class CliPool(Generic[P]):
             on_free=self._refill,
         )
         self._workroot_setting = workroot
-        self._config_dir = config_dir  # where the CLI keeps session and status files
+        self._config_dirs = config_dirs  # where the CLI keeps session and status files
         self._run: Run | None = None
         self.workroot: Path | None = None
         self._spawning = 0
@@ -92,7 +92,7 @@ class CliPool(Generic[P]):
     async def start(self) -> None:
         root = self._workroot_setting or Path(tempfile.gettempdir())
         # Removes what dead runs left there first (their caller text included), then marks ours.
-        self._run = await asyncio.to_thread(Run.begin, root, self._config_dir)
+        self._run = await asyncio.to_thread(Run.begin, root, self._config_dirs)
         self.workroot = self._run.workroot
         self._refill()
         if self.warm_max > 0:

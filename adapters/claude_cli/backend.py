@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from adapters.claude_cli.answer import Answer
 from adapters.claude_cli.command import OUTPUT_LIMIT_ENV, ThinkingMode, TurnSetup, thinking_setup
 from adapters.claude_cli.discovery import CliInfo, find_cli
 from adapters.claude_cli.plan import PlanWindows
-from adapters.claude_cli.pool import CliPool, spawner
+from adapters.claude_cli.pool import CliPool
+from adapters.claude_cli.pooled import spawner
 from adapters.claude_cli.process import CliProcess
 from adapters.claude_cli.settings import AccountSettings, ClaudeSettings, PlanSettings, PoolSettings
 from adapters.claude_cli.tool_bridge import SERVER, ToolBridge
@@ -84,8 +86,7 @@ class ClaudeCliBackend:
             self.pool_settings,
             spawner(launch),
             workroot=Path(claude.workdir) if claude.workdir else None,
-            # Leftover sessions are swept from the first account's config dir.
-            config_dir=launch[self.account_names[0]][1],
+            config_dirs=[config for _, config in launch.values()],
             spare_account=self._spare_account,
         )
         await self.pool.start()
@@ -119,9 +120,11 @@ class ClaudeCliBackend:
             account = self._choose(job, pool, tried)
             started = False
             try:
-                async for event in self._run(job, pool, account):
-                    started = True
-                    yield event
+                # Closed here, at once, when the caller goes away: the run's lease is released.
+                async with aclosing(self._run(job, pool, account)) as events:
+                    async for event in events:
+                        started = True
+                        yield event
                 return
             except RateLimited:
                 # Refused by the account's plan before anything reached the caller: another

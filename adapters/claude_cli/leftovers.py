@@ -31,7 +31,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -156,16 +156,18 @@ class Run:
     """The files of one pool run: its workroot and its owner files. `begin` first removes what
     dead runs left; `end` removes everything of this run."""
 
-    def __init__(self, run_id: str, workroot: Path, config_dir: Path | None, locks: list[OwnerLock]) -> None:
+    def __init__(self, run_id: str, workroot: Path, config_dirs: list[Path], locks: list[OwnerLock]) -> None:
         self.id = run_id
         self.workroot = workroot
-        self.config_dir = config_dir
+        self.config_dirs = config_dirs
         self._locks = locks
 
     @classmethod
-    def begin(cls, root: Path, config_dir: Path | None) -> Run:
+    def begin(cls, root: Path, config_dirs: Sequence[Path]) -> Run:
+        """`config_dirs`: every CLI config dir the run's processes use (one per account at most)."""
+        config_dirs = list(dict.fromkeys(config_dirs))
         root.mkdir(parents=True, exist_ok=True)
-        swept = sweep(root, config_dir)
+        swept = sweep(root, config_dirs)
         if swept != Swept():
             log.info(
                 "removed what dead runs left: %d work directories, %d session folders, %d CLI status files",
@@ -176,7 +178,7 @@ class Run:
         run_id = uuid.uuid4().hex
         locks: list[OwnerLock] = []
         try:
-            if config_dir is not None:
+            for config_dir in config_dirs:
                 # Locked before any session file of this run can exist.
                 runs = config_dir / RUNS_DIR
                 runs.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -188,25 +190,25 @@ class Run:
             for lock in locks:
                 lock.release()
             raise
-        return cls(run_id, workroot, config_dir, locks)
+        return cls(run_id, workroot, config_dirs, locks)
 
     def end(self) -> None:
         """After every process of the run was closed: remove what is left of it, then its locks."""
-        if self.config_dir is not None:
-            _remove_session_folders(self.config_dir, lambda run_id: run_id == self.id)
-            remove_stale_status_files(self.config_dir)
+        for config_dir in self.config_dirs:
+            _remove_session_folders(config_dir, lambda run_id: run_id == self.id)
+            remove_stale_status_files(config_dir)
         shutil.rmtree(self.workroot, ignore_errors=True)
         for lock in reversed(self._locks):
             lock.release()
         self._locks = []
 
 
-def sweep(root: Path, config_dir: Path | None) -> Swept:
-    """Remove what dead runs left under `root` and in `config_dir`."""
+def sweep(root: Path, config_dirs: Sequence[Path]) -> Swept:
+    """Remove what dead runs left under `root` and in each of `config_dirs`."""
     swept = Swept(workroots=remove_dead_workroots(root))
-    if config_dir is not None:
-        swept.session_folders = remove_dead_session_folders(config_dir)
-        swept.status_files = remove_stale_status_files(config_dir)
+    for config_dir in config_dirs:
+        swept.session_folders += remove_dead_session_folders(config_dir)
+        swept.status_files += remove_stale_status_files(config_dir)
     return swept
 
 

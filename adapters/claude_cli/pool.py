@@ -21,87 +21,24 @@ import logging
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic
 
 from adapters.claude_cli._recovering import Recovering
 from adapters.claude_cli._setups import RecentSetups, Setup
 from adapters.claude_cli._slots import Slots
 from adapters.claude_cli._warm import WarmSet
-from adapters.claude_cli.command import LaunchSpec, TurnSetup
+from adapters.claude_cli.command import TurnSetup
 from adapters.claude_cli.leftovers import Run
 from adapters.claude_cli.plan import DEFAULT_ACCOUNT
-from adapters.claude_cli.process import CliProcess
+from adapters.claude_cli.pooled import P, ProcessFactory
 from adapters.claude_cli.settings import PoolSettings
 from core.errors import ShuttingDown
 from core.types import Priority, Turn
 
 log = logging.getLogger("claude_proxy.pool")
-
-
-class PooledProcess(Protocol):
-    """What the pool needs of a process: its policy reads these and calls these, nothing more."""
-
-    @property
-    def pid(self) -> int: ...
-    @property
-    def alive(self) -> bool: ...
-    @property
-    def parked_key(self) -> str | None: ...
-    @property
-    def turn_ended(self) -> bool: ...
-    @property
-    def profile(self) -> str | None: ...
-    @property
-    def conversations(self) -> int: ...
-    def private_mb(self) -> float | None: ...
-    def rss_mb(self) -> float | None: ...
-    def rewind_point(self, key: str) -> int | None: ...
-    async def rewind(self, index: int = 0) -> None: ...
-    def park(self, key: str, *, turn_ended: bool) -> bool: ...
-    def unpark(self) -> None: ...
-    def note_new_conversation(self) -> None: ...
-    def kill(self) -> None: ...
-    async def close(self) -> None: ...
-
-
-P = TypeVar("P", bound=PooledProcess)
-P_co = TypeVar("P_co", bound=PooledProcess, covariant=True)
-
-
-class ProcessFactory(Protocol[P_co]):
-    """Starts one CLI process; the pool's only way to make one (tests pass a fake)."""
-
-    async def __call__(
-        self,
-        *,
-        model: str,
-        workroot: Path,
-        history: list[Turn] | None,
-        resume_turn: TurnSetup | None,
-        account: str,
-    ) -> P_co: ...
-
-
-def spawner(launch: dict[str, tuple[LaunchSpec, Path]]) -> ProcessFactory[CliProcess]:
-    """The real factory: `CliProcess.spawn` with the account's launch spec and config dir."""
-
-    async def spawn(
-        *,
-        model: str,
-        workroot: Path,
-        history: list[Turn] | None,
-        resume_turn: TurnSetup | None,
-        account: str,
-    ) -> CliProcess:
-        spec, config_dir = launch[account]
-        return await CliProcess.spawn(
-            spec, model=model, workroot=workroot, config_dir=config_dir, history=history, resume_turn=resume_turn
-        )
-
-    return spawn
 
 
 # How long a kept process must have been idle before a missing spare may replace it.
@@ -119,7 +56,7 @@ class CliPool(Generic[P]):
         spawn: ProcessFactory[P],
         *,
         workroot: Path | None = None,
-        config_dir: Path | None = None,
+        config_dirs: Sequence[Path] = (),
         clock: Callable[[], float] = time.monotonic,
         spare_account: Callable[[], str] = lambda: DEFAULT_ACCOUNT,
     ) -> None:
@@ -163,7 +100,7 @@ class CliPool(Generic[P]):
             on_free=self._refill,
         )
         self._workroot_setting = workroot
-        self._config_dir = config_dir  # where the CLI keeps session and status files
+        self._config_dirs = config_dirs  # where the CLI keeps session and status files
         self._run: Run | None = None
         self.workroot: Path | None = None
         self._spawning = 0
@@ -180,7 +117,7 @@ class CliPool(Generic[P]):
     async def start(self) -> None:
         root = self._workroot_setting or Path(tempfile.gettempdir())
         # Removes what dead runs left there first (their caller text included), then marks ours.
-        self._run = await asyncio.to_thread(Run.begin, root, self._config_dir)
+        self._run = await asyncio.to_thread(Run.begin, root, self._config_dirs)
         self.workroot = self._run.workroot
         self._refill()
         if self.warm_max > 0:

@@ -107,7 +107,7 @@ def _session_folder(config: Path, workroot: Path) -> Path:
 @pytest.mark.skipif(not LINUX, reason="reads /proc")
 def test_begin_removes_only_what_dead_runs_left(tmp_path):
     root, config = tmp_path / "work", tmp_path / "config"
-    live = Run.begin(root, config)
+    live = Run.begin(root, [config])
     live_folder = _session_folder(config, live.workroot)
 
     dead_id = "d" * 32
@@ -130,7 +130,7 @@ def test_begin_removes_only_what_dead_runs_left(tmp_path):
     foreign_folder = config / "projects" / "-home-someone-project"
     foreign_folder.mkdir()
 
-    second = Run.begin(root, config)
+    second = Run.begin(root, [config])
     try:
         assert not dead_root.exists()
         assert not dead_folder.exists() and not orphan_folder.exists()
@@ -151,7 +151,7 @@ def test_begin_removes_only_what_dead_runs_left(tmp_path):
 
 
 def test_end_removes_every_file_of_the_run(tmp_path):
-    run = Run.begin(tmp_path / "work", tmp_path / "config")
+    run = Run.begin(tmp_path / "work", [tmp_path / "config"])
     assert run.workroot.name == f"claude-proxy-{run.id}"
     assert oct(run.workroot.stat().st_mode & 0o777) == "0o700"
     folder = _session_folder(tmp_path / "config", run.workroot)
@@ -162,9 +162,28 @@ def test_end_removes_every_file_of_the_run(tmp_path):
     run.end()  # twice is harmless
 
 
+@pytest.mark.skipif(not LINUX, reason="reads /proc")
+def test_a_run_over_several_accounts_config_dirs_cleans_each_of_them(tmp_path):
+    root, alice, bob = tmp_path / "work", tmp_path / "alice", tmp_path / "bob"
+    dead_id = "f" * 32
+    dead_root = root / f"claude-proxy-{dead_id}"
+    (bob / RUNS_DIR).mkdir(parents=True)
+    _dead_run_lock(bob / RUNS_DIR / f"{dead_id}.lock")
+    dead_folder = _session_folder(bob, dead_root)
+
+    run = Run.begin(root, [alice, bob, alice])  # an account without a config dir of its own shares one
+    assert not dead_folder.exists()  # swept from the second account's dir too
+    assert [lock.name for lock in (alice / RUNS_DIR).iterdir()] == [f"{run.id}.lock"]
+    assert [lock.name for lock in (bob / RUNS_DIR).iterdir()] == [f"{run.id}.lock"]
+    folders = [_session_folder(config, run.workroot) for config in (alice, bob)]
+    run.end()
+    assert not any(folder.exists() for folder in folders)
+    assert list((alice / RUNS_DIR).iterdir()) == [] and list((bob / RUNS_DIR).iterdir()) == []
+
+
 def test_without_a_config_dir_only_workroots_are_handled(tmp_path):
-    run = Run.begin(tmp_path, None)
-    assert sweep(tmp_path, None).workroots == 0  # its own is alive
+    run = Run.begin(tmp_path, [])
+    assert sweep(tmp_path, []).workroots == 0  # its own is alive
     run.end()
     assert list(tmp_path.iterdir()) == []
 

@@ -653,10 +653,12 @@ class GatedFactory(Factory):
         self.most_alive = 0
 
     async def __call__(
-        self, *, model: str, workroot: Path, history: list[Turn] | None, resume_turn: Any
+        self, *, model: str, workroot: Path, history: list[Turn] | None, resume_turn: Any, account: str = "default"
     ) -> FakeProcess:
         await self.gate.wait()
-        proc = await super().__call__(model=model, workroot=workroot, history=history, resume_turn=resume_turn)
+        proc = await super().__call__(
+            model=model, workroot=workroot, history=history, resume_turn=resume_turn, account=account
+        )
         self.most_alive = max(self.most_alive, sum(made.alive for made in self.made))
         return proc
 

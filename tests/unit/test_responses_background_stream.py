@@ -93,9 +93,9 @@ def test_the_creating_request_streams_the_run_and_its_events_are_kept(make_proxy
     proxy = make_proxy()
     events = create_streamed(proxy)
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
-    assert [e["type"] for e in events[:2]] == ["response.created", "response.in_progress"]
+    assert [e["type"] for e in events[:3]] == ["response.created", "response.queued", "response.in_progress"]
     assert events[0]["response"]["status"] == "queued" and events[0]["response"]["background"] is True
-    assert events[1]["response"]["status"] == "in_progress"
+    assert events[1]["response"]["status"] == "queued" and events[2]["response"]["status"] == "in_progress"
     assert [e["delta"] for e in events if e["type"] == "response.output_text.delta"] == ["Hello", " world"]
     final = events[-1]
     assert final["type"] == "response.completed"
@@ -132,12 +132,12 @@ def test_a_second_reader_resumes_the_running_stream_where_it_asks(make_proxy, tm
     created = in_thread(lambda: create_streamed(proxy))
     assert backend.waiting.wait(DEADLINE_S)
     listed = running_response(proxy, tmp_path)
-    # The live stream so far: created, in_progress, the message and its part, the first delta.
-    resumed = in_thread(lambda: resume(proxy, listed["id"], starting_after=4))
+    # The live stream so far: created, queued, in_progress, the message and its part, the first delta.
+    resumed = in_thread(lambda: resume(proxy, listed["id"], starting_after=5))
     backend.gate.set()
     events, rest = created(), resumed()
     assert events[-1]["type"] == "response.completed"
-    assert rest == events[5:]
+    assert rest == events[6:]
     assert [e["delta"] for e in rest if e["type"] == "response.output_text.delta"] == [" world"]
     assert events[-1]["response"]["output"][0]["content"][0]["text"] == "Hello world"
     assert len(backend.jobs) == 1
@@ -151,7 +151,12 @@ def test_a_second_reader_resumes_the_running_stream_where_it_asks(make_proxy, tm
 def test_a_run_that_cannot_start_streams_response_failed(make_proxy):
     proxy = make_proxy(FakeBackend([RateLimited("slow down", retry_after=1)]))
     events = create_streamed(proxy)
-    assert [e["type"] for e in events] == ["response.created", "response.in_progress", "response.failed"]
+    assert [e["type"] for e in events] == [
+        "response.created",
+        "response.queued",
+        "response.in_progress",
+        "response.failed",
+    ]
     assert events[-1]["response"]["error"]["code"] == "rate_limit_exceeded"
     assert retrieve(proxy, events[0]["response"]["id"])["status"] == "failed"
 

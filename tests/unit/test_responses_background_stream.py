@@ -15,6 +15,7 @@ import pytest
 from budgets.database import open_database
 from core.errors import RateLimited
 from core.types import BackendEvent, Completed, CompletionJob, Started, TextDelta, TokenUsage
+from proxy.responses.live import EventLog, frames_after
 from tests.support import openapi
 from tests.support.fake_backend import USAGE, FakeBackend, Step
 from tests.unit import test_app_routes
@@ -175,3 +176,26 @@ def test_cancel_ends_the_live_stream_and_the_response_is_cancelled(make_proxy, t
     assert len(backend.closed_streams) == 1
     assert retrieve(proxy, running["id"])["status"] == "cancelled"
     assert resume(proxy, running["id"]) == events
+
+
+def test_an_event_log_serves_each_reader_from_where_it_asks_and_a_closed_reader_changes_nothing():
+    async def run() -> None:
+        log = EventLog()
+        log.append(b"0")
+        early = log.follow(None)
+        assert await early.__anext__() == b"0"
+        await early.aclose()  # a reader that goes away
+        late = log.follow(0)
+        waiting = asyncio.ensure_future(late.__anext__())
+        await asyncio.sleep(0)
+        assert not waiting.done()  # nothing after 0 yet: it waits for the run
+        log.append(b"1")
+        assert await waiting == b"1"
+        log.append(b"2")
+        log.end()
+        assert [frame async for frame in late] == [b"2"]
+        assert [frame async for frame in log.follow(None)] == [b"0", b"1", b"2"]
+        assert [frame async for frame in log.follow(5)] == []
+        assert frames_after(log.frames, 1) == [b"2"] and frames_after(log.frames, None) == log.frames
+
+    asyncio.run(run())

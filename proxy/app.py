@@ -44,6 +44,7 @@ from proxy.pipeline import Pipeline
 from proxy.plan_gate import PlanGate
 from proxy.request_ids import add_request_headers, request_id
 from proxy.responses.background import BackgroundResponses
+from proxy.responses.retention import ResponseRetention
 from proxy.responses.store import ResponseStore
 from proxy.routes import files_router, routes
 from proxy.selection import ModelSelector
@@ -236,9 +237,16 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
                 )
                 await opened.batch_runner.start()
                 opened.background = BackgroundResponses(opened.response_store, opened.pipeline, gate)
+                retention = ResponseRetention(
+                    opened.response_store,
+                    retention_days=settings.responses.retention_days,
+                    interval_s=settings.responses.sweep_interval_s,
+                )
+                await retention.start()
                 try:
                     yield
                 finally:
+                    await retention.close()
                     await opened.background.close()
                     await opened.batch_runner.close()
             finally:

@@ -150,6 +150,13 @@ class BatchSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retry_backoff_s: float = 2.0
 
 
+class ResponsesSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Stored Responses API objects (`store: true`): how long they are kept."""
+
+    retention_days: float = 30.0
+    sweep_interval_s: float = 3600.0
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Everything the server needs, with defaults that run on a fresh machine."""
 
@@ -166,6 +173,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     images: ImageSettings = msgspec.field(default_factory=ImageSettings)
     files: FilesSettings = msgspec.field(default_factory=FilesSettings)
     batches: BatchSettings = msgspec.field(default_factory=BatchSettings)
+    responses: ResponsesSettings = msgspec.field(default_factory=ResponsesSettings)
     models: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_MODEL_ALIASES))
     # Empty: one account, "default", from the server's own environment.
     accounts: list[AccountSettings] = msgspec.field(default_factory=list)
@@ -263,6 +271,10 @@ def _check(settings: Settings) -> None:
     for window in settings.batches.completion_windows:
         if parse_window(window) is None:
             raise SettingsError(f"batches.completion_windows: {window!r} is not like 24h, 30m or 90s")
+    if settings.responses.retention_days < 0 or settings.responses.sweep_interval_s <= 0:
+        raise SettingsError(
+            "responses.retention_days must not be negative and responses.sweep_interval_s must be above 0"
+        )
     if settings.budgets.default_max_tokens < 1:
         raise SettingsError("budgets.default_max_tokens must be at least 1")
     if settings.plan.batch_max_utilization < 0:

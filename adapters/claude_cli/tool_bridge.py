@@ -11,6 +11,7 @@ a tool "runs" by returning the caller's own result text.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from adapters.claude_cli.events import ControlRequestLine
@@ -120,7 +121,7 @@ class ToolBridge:
             return _mcp(line.request_id, message_id)
         if method == "tools/list":
             tools = [
-                {"name": tool.name, "description": tool.description, "inputSchema": tool.parameters}
+                {"name": tool.name, "description": _listed(tool.description), "inputSchema": tool.parameters}
                 for tool in self.tools
             ]
             return _mcp(line.request_id, message_id, {"tools": tools})
@@ -134,3 +135,13 @@ class ToolBridge:
             content = [{"type": "text", "text": block.text} for block in result]
             return _mcp(line.request_id, message_id, {"content": content})
         return _mcp(line.request_id, message_id, error={"code": -32601, "message": f"unknown method {method}"})
+
+
+_BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*)+")
+
+
+def _listed(description: str) -> str:
+    """A tool's description as the CLI is given it: the CLI (2.1.328) keeps an MCP tool's
+    description only up to its first blank line, so blank lines become single line breaks and
+    the rest (a custom tool's grammar, a function's later paragraphs) still reaches the model."""
+    return _BLANK_LINES.sub("\n", description)

@@ -20,12 +20,12 @@ def load_document() -> bytes:
 
 
 # Where request bodies declare `model` (a Responses request takes it from ResponseProperties).
-_RESPONSES_REQUESTS = ("CreateResponse", "TokenCountsBody")
 _REQUESTS_WITH_A_MODEL = (
     "CreateChatCompletionRequest",
     "CreateCompletionRequest",
     "ResponseProperties",
     "TokenCountsBody",
+    "CompactResponseMethodPublicBody",
 )
 
 
@@ -45,8 +45,8 @@ def _model_properties(node: Any) -> list[dict[str, Any]]:
 
 def served_document(model_ids: list[str]) -> bytes:
     """The document as this server serves it: `model` lists the names it accepts (its aliases,
-    the tiers and `auto`; full `claude-*` ids are accepted too), and Responses requests require
-    `model` and `input`."""
+    the tiers and `auto`; full `claude-*` ids are accepted too), and creating a response requires
+    `model` and `input` (counting tokens takes neither, as with OpenAI)."""
     document = json.loads(load_document())
     schemas = document["components"]["schemas"]
     for name in _REQUESTS_WITH_A_MODEL:
@@ -57,6 +57,5 @@ def served_document(model_ids: list[str]) -> bytes:
                 "description": "A model alias of this server, a tier (haiku, sonnet, opus), auto, or a claude-* id.",
             }
     # OpenAI makes both optional; here the model decides the plan and the input is the prompt.
-    for name in _RESPONSES_REQUESTS:
-        schemas[name]["required"] = ["model", "input"]
+    schemas["CreateResponse"]["required"] = ["model", "input"]
     return json.dumps(document).encode()

@@ -32,6 +32,7 @@ OPENAI_OPERATIONS = [
     ("/batches/{batch_id}/cancel", "post"),
     ("/responses", "post"),
     ("/responses/input_tokens", "post"),
+    ("/responses/compact", "post"),
     ("/responses/{response_id}", "get"),
     ("/responses/{response_id}", "delete"),
     ("/responses/{response_id}/cancel", "post"),

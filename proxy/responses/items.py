@@ -20,6 +20,7 @@ import msgspec
 from core.errors import InvalidRequest, NotFound
 from proxy.wire.responses import (
     KNOWN_ITEM_TYPES,
+    CompactionItem,
     ContentPart,
     CustomToolCallItem,
     CustomToolCallOutputItem,
@@ -39,6 +40,7 @@ _PREFIXES = {
     CustomToolCallItem: "ctc_",
     CustomToolCallOutputItem: "ctco_",
     ReasoningItem: "rs_",
+    CompactionItem: "cmp_",
 }
 
 

@@ -43,6 +43,7 @@ from proxy.wire.response_events import (
     ResponseFailed,
     ResponseIncomplete,
     ResponseInProgress,
+    ResponseQueued,
     sse_frame,
 )
 from proxy.wire.response_events import StreamEvent as Event
@@ -167,10 +168,11 @@ class _Writer:
     def opening(self) -> list[bytes]:
         # A background response is created queued (its template says so), then runs.
         running = msgspec.structs.replace(self.template, status="in_progress")
-        return [
-            self.frame(lambda n: ResponseCreated(sequence_number=n, response=self.template)),
-            self.frame(lambda n: ResponseInProgress(sequence_number=n, response=running)),
-        ]
+        frames = [self.frame(lambda n: ResponseCreated(sequence_number=n, response=self.template))]
+        if self.template.status == "queued":
+            frames.append(self.frame(lambda n: ResponseQueued(sequence_number=n, response=self.template)))
+        frames.append(self.frame(lambda n: ResponseInProgress(sequence_number=n, response=running)))
+        return frames
 
     def text_delta(self, text: str) -> list[bytes]:
         frames = self.reasoning.close() + self.close_call()

@@ -8,7 +8,8 @@ live stream's (`proxy.responses.render`), so a client reading either sees the sa
 
 A background response still queued or running is followed: the opening events go out at once,
 then the store is polled until the response ends. A cancelled response has no closing event
-in OpenAI's list, so its stream ends after `response.in_progress`.
+in OpenAI's list, so its stream ends after `response.in_progress`. A background response opens
+with `response.created` (queued), `response.queued`, then `response.in_progress`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from proxy.wire.response_events import (
     ResponseFailed,
     ResponseIncomplete,
     ResponseInProgress,
+    ResponseQueued,
     StreamEvent,
     sse_frame,
 )
@@ -52,10 +54,11 @@ def _opening(response: Response) -> list[Event]:
     )
     created = msgspec.structs.replace(blank, status="queued" if response.background else "in_progress")
     running = msgspec.structs.replace(blank, status="in_progress")
-    return [
-        lambda n: ResponseCreated(sequence_number=n, response=created),
-        lambda n: ResponseInProgress(sequence_number=n, response=running),
-    ]
+    events: list[Event] = [lambda n: ResponseCreated(sequence_number=n, response=created)]
+    if response.background:
+        events.append(lambda n: ResponseQueued(sequence_number=n, response=created))
+    events.append(lambda n: ResponseInProgress(sequence_number=n, response=running))
+    return events
 
 
 def _part(item_id: str, index: int, j: int, part: OutputText) -> list[Event]:

@@ -132,6 +132,24 @@ class ResponseStore:
             self.db.execute("delete from response_items where project = ? and response_id = ?", [project, response_id])
         return cursor.rowcount > 0
 
+    def expire(self, before: int) -> int:
+        """Deletes every project's responses created before `before` (a Unix time), with their
+        input and the index of their items; how many were deleted. One still running is kept
+        until it ends."""
+        with self.db.conn:
+            rows = self.db.execute(
+                "select id from responses where created_at < ?"
+                " and json_extract(response, '$.status') not in ('queued', 'in_progress')",
+                [before],
+            ).fetchall()
+            ids = [row[0] for row in rows]
+            for start in range(0, len(ids), 500):  # within SQLite's limit on bound parameters
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                self.db.execute(f"delete from response_items where response_id in ({marks})", chunk)
+                self.db.execute(f"delete from responses where id in ({marks})", chunk)
+        return len(ids)
+
     def item(self, project: str, item_id: str) -> Item | None:
         """The stored input or output item `item_id` of one of the project's responses."""
         found = self.db.execute(

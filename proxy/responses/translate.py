@@ -23,12 +23,14 @@ from proxy.chat.translate import ANY_JSON_OBJECT, MAX_IMAGE_BYTES
 from proxy.documents import Documents, FileReader, StoredFile, load_files
 from proxy.pipeline import Submission
 from proxy.reasoning import reasoning_effort
+from proxy.responses.compaction import summary_text, unseal
 from proxy.responses.items import Resolver, input_items
 from proxy.responses.reasoning import ReasoningOutput, decode_thinking, reasoning_output
 from proxy.responses.tools import ToolNames, custom_arguments, offered_tools, tool_setup
 from proxy.selection import text_features
 from proxy.settings import ImageSettings
 from proxy.wire.responses import (
+    CompactionItem,
     ContentPart,
     CustomToolCallItem,
     CustomToolCallOutputItem,
@@ -81,8 +83,11 @@ def _range(value: float | None, low: float, high: float, param: str) -> None:
         raise InvalidRequest(f"Invalid '{param}': must be between {low:g} and {high:g}, got {value}.", param=param)
 
 
-def validate(request: ResponsesRequest) -> None:
-    """OpenAI's own bounds, and a 400 for what would change the answer but cannot be done."""
+def validate(request: ResponsesRequest, *, counting: bool = False) -> None:
+    """OpenAI's own bounds, and a 400 for what would change the answer but cannot be done.
+    `counting` (input_tokens) takes a request without input."""
+    if request.input is None and not counting:
+        raise InvalidRequest("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
     _range(request.temperature, 0, 2, "temperature")
     _range(request.top_p, 0, 1, "top_p")
     if request.max_output_tokens is not None and request.max_output_tokens < MIN_OUTPUT_TOKENS:
@@ -224,6 +229,15 @@ class _Conversation:
             # that follow it; anyone else's reasoning is opaque to it and left out.
             encrypted = item.encrypted_content if isinstance(item.encrypted_content, str) else None
             self._add("assistant", list(decode_thinking(encrypted)))
+        elif isinstance(item, CompactionItem):
+            summary = unseal(item.encrypted_content)
+            if summary is None:
+                raise _unsupported(
+                    "This compaction item was not made by this server's /v1/responses/compact; its content"
+                    " cannot be read here.",
+                    f"{param}.encrypted_content",
+                )
+            self._add("user", [TextBlock(summary_text(summary))])
         else:
             self._add("user", [self._result(item, param)])
 
@@ -266,17 +280,24 @@ async def responses_submission(
     images: ImageSettings,
     resolve: Resolver | None = None,
     files: FileReader | None = None,
+    counting: bool = False,
 ) -> Translated:
     """The translation of a request whose earlier conversation is `history`, its item
     references found by `resolve` and its files given by id read from `files`; its http(s)
-    images are fetched first when the operator
-    allows."""
-    validate(request)
-    items = input_items(request.input, resolve)
+    images are fetched first when the operator allows. `counting` (input_tokens) takes a
+    request without input, or whose conversation does not end with the caller's turn."""
+    validate(request, counting=counting)
+    items = input_items(request.input, resolve) if request.input is not None else []
     fetched = await fetch_image_urls(image_urls(items), images)
     loaded = await load_files(file_ids(items), files)
     return to_submission(
-        request, items, history=history, fetched=fetched, max_image_bytes=images.max_bytes, files=loaded
+        request,
+        items,
+        history=history,
+        fetched=fetched,
+        max_image_bytes=images.max_bytes,
+        files=loaded,
+        counting=counting,
     )
 
 
@@ -299,6 +320,7 @@ def to_submission(
     fetched: Mapping[str, str] | None = None,
     max_image_bytes: int = MAX_IMAGE_BYTES,
     files: dict[str, StoredFile] | None = None,
+    counting: bool = False,
 ) -> Translated:
     """`items` (the request's normalised input) after `history`, as a submission."""
     tools = offered_tools(request)
@@ -317,15 +339,18 @@ def to_submission(
     if setup.instruction:
         system.append(setup.instruction)
     turns = conversation.turns
+    history_turns, prompt = turns[:-1], turns[-1].content if turns else []
     if not turns or turns[-1].role != "user":
-        raise InvalidRequest(
-            "The input must end with a user message or a function_call_output that has content.", param="input"
-        )
+        if not counting:
+            raise InvalidRequest(
+                "The input must end with a user message or a function_call_output that has content.", param="input"
+            )
+        history_turns, prompt = turns, []  # counted, never run
     submission = Submission(
         model=request.model,
         system="\n\n".join(system),
-        history=turns[:-1],
-        prompt=turns[-1].content,
+        history=history_turns,
+        prompt=prompt,
         max_output_tokens=request.max_output_tokens,
         json_schema=schema,
         tools=setup.specs,

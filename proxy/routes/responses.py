@@ -1,5 +1,5 @@
-"""`/v1/responses`: create (plain, streamed or in the background), count input tokens, retrieve
-(or replay as a stream), delete, cancel and list input items.
+"""`/v1/responses`: create (plain, streamed or in the background), count input tokens, compact a
+conversation, retrieve (or replay as a stream), delete, cancel and list input items.
 
 Creating decodes, translates into a `Submission`, runs it through the pipeline (keys, budgets,
 rate limits, the ledger, the cache, `auto` and the aliases apply as for chat) and renders it;
@@ -23,6 +23,7 @@ from proxy.documents import file_reader
 from proxy.pipeline import CacheUse, Pipeline
 from proxy.request_ids import request_id
 from proxy.responses.background import BackgroundResponses
+from proxy.responses.compaction import compacted, summarising_request
 from proxy.responses.live import frames_after
 from proxy.responses.render import render_response, stream_response
 from proxy.responses.replay import replay
@@ -30,7 +31,16 @@ from proxy.responses.store import ResponseStore
 from proxy.responses.translate import Translated, responses_submission
 from proxy.routes._http import decode_json, json_response, page_limit, sse_response, unless_disconnected
 from proxy.settings import Settings
-from proxy.wire.responses import DeletedResponse, InputTokens, ItemList, ResponsesRequest, responses_request_decoder
+from proxy.wire.responses import (
+    DeletedResponse,
+    InputTokens,
+    Item,
+    ItemList,
+    ResponsesRequest,
+    compact_request_decoder,
+    responses_request_decoder,
+    token_counts_decoder,
+)
 from proxy.wire.responses import Response as ResponseObject
 
 OMITTED_TOOLS_HEADER = "x-claude-proxy-omitted-tools"
@@ -42,26 +52,40 @@ def _not_found(response_id: str) -> NotFound:
     return NotFound(f"Response with id '{response_id}' not found.", param="response_id")
 
 
+def _history(previous_response_id: str | None, project: str, response_store: ResponseStore) -> list[Item]:
+    """The stored conversation a request continues; none without `previous_response_id`."""
+    if previous_response_id is None or not previous_response_id.startswith("resp"):
+        return []  # a malformed id is refused with the request's other fields
+    found = response_store.conversation(project, previous_response_id)
+    if found is None:
+        raise NotFound(
+            f"Previous response with id '{previous_response_id}' not found.",
+            param="previous_response_id",
+            code="previous_response_not_found",
+        )
+    return found
+
+
 async def _translated(
-    body: ResponsesRequest, project: str, settings: Settings, response_store: ResponseStore, batch_store: BatchStore
+    body: ResponsesRequest,
+    project: str,
+    settings: Settings,
+    response_store: ResponseStore,
+    batch_store: BatchStore,
+    *,
+    history: list[Item] | None = None,
+    counting: bool = False,
 ) -> Translated:
     """The request translated, after the stored conversation it continues."""
-    history = []
-    if body.previous_response_id is not None and body.previous_response_id.startswith("resp"):
-        found = response_store.conversation(project, body.previous_response_id)
-        if found is None:
-            raise NotFound(
-                f"Previous response with id '{body.previous_response_id}' not found.",
-                param="previous_response_id",
-                code="previous_response_not_found",
-            )
-        history = found
+    if history is None:
+        history = _history(body.previous_response_id, project, response_store)
     return await responses_submission(
         body,
         history=history,
         images=settings.images,
         resolve=lambda item_id: response_store.item(project, item_id),
         files=file_reader(batch_store, project),
+        counting=counting,
     )
 
 
@@ -165,11 +189,38 @@ async def count_input_tokens(
     batch_store: BatchStore,
 ) -> Response[bytes]:
     """The request checked and planned as `create` would, then counted, not run: the figure is
-    the estimate admission reserves (the CLI's own prompt is counted only when it runs)."""
-    body = decode_json(await request.body(), responses_request_decoder)
-    translated = await _translated(body, principal.project.name, settings, response_store, batch_store)
+    the estimate admission reserves (the CLI's own prompt is counted only when it runs).
+    Without `model` the router's default model is counted; without `input`, the rest."""
+    body = decode_json(await request.body(), token_counts_decoder)
+    body = msgspec.structs.replace(body, model=body.model or settings.router.default)
+    translated = await _translated(body, principal.project.name, settings, response_store, batch_store, counting=True)
     tokens = pipeline.input_tokens(translated.submission, principal, request_id=request_id(request.scope))
     return json_response(InputTokens(input_tokens=tokens))
+
+
+@post("/v1/responses/compact", status_code=200)
+async def compact_conversation(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    pipeline: Pipeline,
+    settings: Settings,
+    response_store: ResponseStore,
+    batch_store: BatchStore,
+) -> Response[bytes]:
+    """Runs a turn that summarises the conversation (`proxy.responses.compaction`) and answers
+    the caller's messages and the summary as a `compaction` item."""
+    project = principal.project.name
+    body = decode_json(await request.body(), compact_request_decoder)
+    summarising = summarising_request(body)
+    history = _history(summarising.previous_response_id, project, response_store)
+    translated = await _translated(summarising, project, settings, response_store, batch_store, history=history)
+    outcome = await unless_disconnected(
+        request, pipeline.run(translated.submission, principal, request_id=request_id(request.scope))
+    )
+    if outcome.result is None:  # the summarising request is never streamed
+        raise RuntimeError("a compaction got a stream")
+    # The last input item is the summary request this server added.
+    return json_response(compacted(history + translated.items[:-1], outcome.result), dict(outcome.headers))
 
 
 def _starting_after(value: str | None) -> int | None:
@@ -267,6 +318,7 @@ async def list_input_items(
 routes = [
     create_response,
     count_input_tokens,
+    compact_conversation,
     responses_over_get,
     responses_socket,
     retrieve_response,

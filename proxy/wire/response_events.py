@@ -22,6 +22,12 @@ class ResponseCreated(_Event, tag="response.created"):
     response: Response
 
 
+class ResponseQueued(_Event, tag="response.queued"):
+    """Sent after `response.created` by a background response, which starts queued."""
+
+    response: Response
+
+
 class ResponseInProgress(_Event, tag="response.in_progress"):
     response: Response
 
@@ -127,6 +133,7 @@ class CustomToolCallInputDone(_Event, tag="response.custom_tool_call_input.done"
 
 StreamEvent = (
     ResponseCreated
+    | ResponseQueued
     | ResponseInProgress
     | ResponseCompleted
     | ResponseIncomplete

@@ -104,6 +104,15 @@ class SummaryText(Struct, tag="summary_text", tag_field="type"):
     text: str
 
 
+class CompactionItem(Struct, tag="compaction", tag_field="type", kw_only=True):
+    """The summary `POST /v1/responses/compact` made of a conversation, sent back as input to
+    continue it. This server's `encrypted_content` is an encoding, not an encryption, of the
+    summary text (`proxy.responses.compaction`)."""
+
+    id: str | None = None
+    encrypted_content: str
+
+
 class ReasoningItem(Struct, tag="reasoning", tag_field="type", kw_only=True):
     """The model's thinking: `summary` holds its text when the caller asked for a summary,
     `encrypted_content` the signed blocks when it asked for them (include
@@ -124,6 +133,7 @@ Item = (
     | CustomToolCallItem
     | CustomToolCallOutputItem
     | ReasoningItem
+    | CompactionItem
 )
 KNOWN_ITEM_TYPES = (
     "message",
@@ -132,6 +142,7 @@ KNOWN_ITEM_TYPES = (
     "custom_tool_call",
     "custom_tool_call_output",
     "reasoning",
+    "compaction",
 )
 
 
@@ -167,7 +178,7 @@ class ResponsesRequest(Struct, kw_only=True):
     the item."""
 
     model: str
-    input: str | list[dict[str, Any]]
+    input: str | list[dict[str, Any]] | None  # required, but null is checked with the other fields
     instructions: str | None = None
     previous_response_id: str | None = None
     max_output_tokens: int | None = None
@@ -196,6 +207,32 @@ class ResponsesRequest(Struct, kw_only=True):
 
 
 responses_request_decoder = msgspec.json.Decoder(ResponsesRequest)
+
+
+class TokenCountsRequest(ResponsesRequest, kw_only=True):
+    """The body of `POST /v1/responses/input_tokens`: create's, with `model` and `input`
+    optional, as OpenAI's `TokenCountsBody` has them."""
+
+    model: str | None = None  # type: ignore[assignment]  # optional here, unlike create
+    input: str | list[dict[str, Any]] | None = None
+
+
+token_counts_decoder = msgspec.json.Decoder(TokenCountsRequest)
+
+
+class CompactRequest(Struct, kw_only=True):
+    """The body of `POST /v1/responses/compact` (OpenAI's `CompactResponseMethodPublicBody`;
+    the prompt-cache and service-tier fields are accepted and change nothing)."""
+
+    model: str
+    input: str | list[dict[str, Any]] | None = None
+    previous_response_id: str | None = None
+    instructions: str | None = None
+    prompt_cache_key: str | None = None
+    service_tier: str | None = None
+
+
+compact_request_decoder = msgspec.json.Decoder(CompactRequest)
 
 
 # --------------------------------------------------------------------------- the response object
@@ -322,6 +359,16 @@ class InputTokens(Struct):
 
     input_tokens: int
     object: Literal["response.input_tokens"] = "response.input_tokens"
+
+
+class CompactedResponse(Struct, kw_only=True):
+    """The answer of `POST /v1/responses/compact`: the items that carry the conversation on."""
+
+    id: str
+    created_at: int
+    output: list[Item]
+    usage: ResponseUsage
+    object: Literal["response.compaction"] = "response.compaction"
 
 
 class ItemList(Struct, kw_only=True):

@@ -15,6 +15,7 @@ import pytest
 from budgets.database import open_database
 from core.errors import RateLimited
 from core.types import BackendEvent, Completed, CompletionJob, Started, TextDelta, TokenUsage
+from proxy.responses.live import EventLog, frames_after
 from tests.support import openapi
 from tests.support.fake_backend import USAGE, FakeBackend, Step
 from tests.unit import test_app_routes
@@ -93,9 +94,9 @@ def test_the_creating_request_streams_the_run_and_its_events_are_kept(make_proxy
     proxy = make_proxy()
     events = create_streamed(proxy)
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
-    assert [e["type"] for e in events[:2]] == ["response.created", "response.in_progress"]
+    assert [e["type"] for e in events[:3]] == ["response.created", "response.queued", "response.in_progress"]
     assert events[0]["response"]["status"] == "queued" and events[0]["response"]["background"] is True
-    assert events[1]["response"]["status"] == "in_progress"
+    assert events[1]["response"]["status"] == "queued" and events[2]["response"]["status"] == "in_progress"
     assert [e["delta"] for e in events if e["type"] == "response.output_text.delta"] == ["Hello", " world"]
     final = events[-1]
     assert final["type"] == "response.completed"
@@ -132,12 +133,12 @@ def test_a_second_reader_resumes_the_running_stream_where_it_asks(make_proxy, tm
     created = in_thread(lambda: create_streamed(proxy))
     assert backend.waiting.wait(DEADLINE_S)
     listed = running_response(proxy, tmp_path)
-    # The live stream so far: created, in_progress, the message and its part, the first delta.
-    resumed = in_thread(lambda: resume(proxy, listed["id"], starting_after=4))
+    # The live stream so far: created, queued, in_progress, the message and its part, the first delta.
+    resumed = in_thread(lambda: resume(proxy, listed["id"], starting_after=5))
     backend.gate.set()
     events, rest = created(), resumed()
     assert events[-1]["type"] == "response.completed"
-    assert rest == events[5:]
+    assert rest == events[6:]
     assert [e["delta"] for e in rest if e["type"] == "response.output_text.delta"] == [" world"]
     assert events[-1]["response"]["output"][0]["content"][0]["text"] == "Hello world"
     assert len(backend.jobs) == 1
@@ -151,7 +152,12 @@ def test_a_second_reader_resumes_the_running_stream_where_it_asks(make_proxy, tm
 def test_a_run_that_cannot_start_streams_response_failed(make_proxy):
     proxy = make_proxy(FakeBackend([RateLimited("slow down", retry_after=1)]))
     events = create_streamed(proxy)
-    assert [e["type"] for e in events] == ["response.created", "response.in_progress", "response.failed"]
+    assert [e["type"] for e in events] == [
+        "response.created",
+        "response.queued",
+        "response.in_progress",
+        "response.failed",
+    ]
     assert events[-1]["response"]["error"]["code"] == "rate_limit_exceeded"
     assert retrieve(proxy, events[0]["response"]["id"])["status"] == "failed"
 
@@ -170,3 +176,26 @@ def test_cancel_ends_the_live_stream_and_the_response_is_cancelled(make_proxy, t
     assert len(backend.closed_streams) == 1
     assert retrieve(proxy, running["id"])["status"] == "cancelled"
     assert resume(proxy, running["id"]) == events
+
+
+def test_an_event_log_serves_each_reader_from_where_it_asks_and_a_closed_reader_changes_nothing():
+    async def run() -> None:
+        log = EventLog()
+        log.append(b"0")
+        early = log.follow(None)
+        assert await early.__anext__() == b"0"
+        await early.aclose()  # a reader that goes away
+        late = log.follow(0)
+        waiting = asyncio.ensure_future(late.__anext__())
+        await asyncio.sleep(0)
+        assert not waiting.done()  # nothing after 0 yet: it waits for the run
+        log.append(b"1")
+        assert await waiting == b"1"
+        log.append(b"2")
+        log.end()
+        assert [frame async for frame in late] == [b"2"]
+        assert [frame async for frame in log.follow(None)] == [b"0", b"1", b"2"]
+        assert [frame async for frame in log.follow(5)] == []
+        assert frames_after(log.frames, 1) == [b"2"] and frames_after(log.frames, None) == log.frames
+
+    asyncio.run(run())

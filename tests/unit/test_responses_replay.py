@@ -133,6 +133,7 @@ def test_a_background_response_is_followed_until_it_ends(make_proxy):
     queued = ok(create(proxy, background=True))
     events = replayed(proxy, queued["id"])
     assert events[0]["response"]["status"] == "queued" and events[0]["response"]["background"] is True
+    assert [e["type"] for e in events[:3]] == ["response.created", "response.queued", "response.in_progress"]
     assert events[-1]["type"] == "response.completed"
     assert events[-1]["response"]["output"][0]["content"][0]["text"] == "Hello world"
 
@@ -147,7 +148,11 @@ def _collect(response: Response, look_up, wait_s: float = 5) -> list[bytes]:
 def test_cancelled_deleted_or_timed_out_responses_end_without_a_closing_event():
     cancelled = Response(id="resp_c", created_at=0, status="cancelled", model="m", background=True)
     frames = _collect(cancelled, lambda: cancelled)
-    assert [f.split(b"\n")[0] for f in frames] == [b"event: response.created", b"event: response.in_progress"]
+    assert [f.split(b"\n")[0] for f in frames] == [
+        b"event: response.created",
+        b"event: response.queued",
+        b"event: response.in_progress",
+    ]
     running = Response(id="resp_r", created_at=0, status="in_progress", model="m", background=True)
-    assert len(_collect(running, lambda: None)) == 2  # deleted while followed
-    assert len(_collect(running, lambda: running, wait_s=0.3)) == 2  # still running at the deadline
+    assert len(_collect(running, lambda: None)) == 3  # deleted while followed
+    assert len(_collect(running, lambda: running, wait_s=0.3)) == 3  # still running at the deadline

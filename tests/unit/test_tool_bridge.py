@@ -56,6 +56,13 @@ def test_mcp_handshake_and_tool_list():
     assert unknown["error"]["code"] == -32601
 
 
+def test_listed_descriptions_have_no_blank_line_for_the_cli_to_cut_at():
+    spec = ToolSpec(name="apply_patch", description="Edit files.\n\nGrammar:\n  \n\nstart: /x/", parameters={})
+    listing = _response(ToolBridge([spec]).answer(_mcp("c", {"method": "tools/list", "id": 1})))
+    [tool] = listing["response"]["mcp_response"]["result"]["tools"]
+    assert tool["description"] == "Edit files.\nGrammar:\nstart: /x/"
+
+
 def test_a_call_waits_for_the_callers_result():
     bridge = ToolBridge([SPEC])
     assert bridge.answer(_permission("p1", "mcp__proxy__get_weather", "toolu_1")) is None

@@ -15,8 +15,9 @@ from msgspec import Struct
 
 from budgets.guard import BudgetGuard, Reservation
 from budgets.keys import Principal
-from budgets.ledger import LedgerEntry, UsageLedger
+from budgets.ledger import DEFAULT_ACCOUNT, LedgerEntry, UsageLedger
 from budgets.overhead import OverheadCalibration
+from budgets.plan_share import PlanShares
 from budgets.pricing import Price, cost_of, price_for, worst_case_cost
 from budgets.ratelimit import RateLimiter, RateTicket
 from budgets.settings import BudgetSettings
@@ -60,6 +61,7 @@ class Spent(Struct, kw_only=True):
 
     usages: list[TokenUsage]
     cli_cost: float | None = None
+    account: str = DEFAULT_ACCOUNT  # the Claude account that served the run
 
     @property
     def prompt_tokens(self) -> int:
@@ -146,6 +148,7 @@ class Admission:
                     cost_source=source,
                     latency_ms=int((time.perf_counter() - self._started) * 1000),
                     status=status,
+                    account=spent.account,
                 )
             )
         except ProxyError:  # the ledger marked itself unwritable: new requests get 503
@@ -170,12 +173,14 @@ class AdmissionControl:
         limiter: RateLimiter,
         settings: BudgetSettings,
         overhead: OverheadCalibration | None = None,
+        shares: PlanShares | None = None,
     ) -> None:
         self.ledger = ledger
         self.guard = guard
         self.limiter = limiter
         self.settings = settings
         self.overhead = overhead or OverheadCalibration(settings)
+        self.shares = shares
 
     def estimated_prompt_tokens(self, job: CompletionJob) -> int:
         """The input-token estimate `admit` reserves for one run of `job`: what the proxy can
@@ -185,9 +190,12 @@ class AdmissionControl:
     async def admit(
         self, principal: Principal, model: ModelChoice, job: CompletionJob, *, copies: int, request_id: str
     ) -> Admission:
-        """Checks the ledger can be written and the key's rate limits, then reserves the
-        worst-case cost of `copies` runs of `job`; raises 503 and 429s."""
+        """Checks the ledger can be written, the project's share of the Claude plan and the
+        key's rate limits, then reserves the worst-case cost of `copies` runs of `job`; raises
+        503 and 429s."""
         self.ledger.ensure_writable()
+        if self.shares is not None:
+            self.shares.check(principal.project)
         counted = counted_prompt_tokens(job)
         prompt = counted + self.overhead.tokens(model.claude_model)
         max_output = job.max_output_tokens or self.settings.default_max_tokens

@@ -137,6 +137,7 @@ class Completed(Struct, tag="completed", kw_only=True):
     cost_usd: float | None = None
     model: str | None = None
     usage_estimated: bool = False
+    account: str = "default"  # the Claude account whose process ran it
 
 
 class Retracted(Struct, tag="retracted"):

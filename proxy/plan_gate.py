@@ -19,6 +19,8 @@ from typing import Any
 import msgspec
 from msgspec import Struct
 
+from budgets.plan_share import PlanWindow
+
 WAIT_REASON = "plan_utilization"
 
 
@@ -31,6 +33,15 @@ class _Window(Struct):
 class _Account(Struct):
     name: str
     windows: dict[str, _Window] = {}
+
+
+def plan_windows(accounts: list[dict[str, Any]]) -> list[PlanWindow]:
+    """The windows of `ChatBackend.accounts()`, one per account and window, for the budgets layer."""
+    return [
+        PlanWindow(account=account.name, window=name, utilization=window.utilization, resets_at=window.resets_at)
+        for account in msgspec.convert(accounts, list[_Account])
+        for name, window in account.windows.items()
+    ]
 
 
 class PlanWait(Struct, kw_only=True):

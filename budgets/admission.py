@@ -23,7 +23,7 @@ from budgets.ratelimit import RateLimiter, RateTicket
 from budgets.settings import BudgetSettings
 from core.errors import ProxyError
 from core.tokens import count_tokens
-from core.types import CompletionJob, ModelChoice, TextBlock, TokenUsage, ToolResultBlock, ToolUseBlock
+from core.types import CompletionJob, ImageBlock, ModelChoice, TextBlock, TokenUsage, ToolResultBlock, ToolUseBlock
 
 log = logging.getLogger("claude_proxy.admission")
 
@@ -34,6 +34,12 @@ IMAGE_TOKENS = 1600  # the most a 1.15-megapixel image costs; larger ones are sc
 def estimate_prompt_tokens(job: CompletionJob, overhead: int) -> int:
     """What the job's prompt may cost in input tokens, counted before it runs."""
     return counted_prompt_tokens(job) + overhead
+
+
+def has_images(job: CompletionJob) -> bool:
+    return any(isinstance(block, ImageBlock) for turn in job.history for block in turn.content) or any(
+        isinstance(block, ImageBlock) for block in job.prompt
+    )
 
 
 def counted_prompt_tokens(job: CompletionJob) -> int:
@@ -93,7 +99,7 @@ class Admission:
         price: Price,
         reservation: Reservation,
         ticket: RateTicket,
-        counted: int,
+        counted: int | None,
     ) -> None:
         self._control = control
         self._principal = principal
@@ -127,7 +133,7 @@ class Admission:
             completion_tokens=spent.completion_tokens if ok else 0,
         )
         usages = spent.usages
-        if ok:
+        if ok and self._counted is not None:
             for usage in usages:
                 self._control.overhead.observe(self._model.claude_model, self._counted, usage.prompt_tokens)
         try:
@@ -219,7 +225,9 @@ class AdmissionControl:
             price=price,
             reservation=reservation,
             ticket=ticket,
-            counted=counted,
+            # An image's estimate is a deliberate upper bound: the gap of such a run would hide
+            # what the CLI adds, so it teaches the overhead nothing.
+            counted=None if has_images(job) else counted,
         )
 
     def record_cached(self, principal: Principal, model: ModelChoice, request_id: str, spent: Spent) -> None:

@@ -2,8 +2,8 @@
 app's lifespan owns, their progress and result kept in the response store.
 
 The stored row is the only state a caller sees: `queued` when created (and while the Claude plan
-is nearly used up, see proxy/plan_gate.py), `in_progress` once the task runs, then `completed`, `incomplete`, `failed` or `cancelled`. Cancelling a task cancels
-its pipeline run, which kills the CLI process and settles the admission exactly as a caller who
+is nearly used up, see proxy/plan_gate.py), `in_progress` once the task runs, then `completed`,
+`incomplete`, `failed` or `cancelled`. Cancelling a task cancels its pipeline run, which kills the CLI process and settles the admission exactly as a caller who
 goes away does (the ledger row has status 499). Closing the app cancels what still runs and
 marks it failed, and rows a crashed server left unfinished are marked failed when it starts
 again, so nothing stays `in_progress` forever.

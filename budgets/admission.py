@@ -16,8 +16,9 @@ from msgspec import Struct
 
 from budgets.guard import BudgetGuard, Reservation
 from budgets.keys import Principal
-from budgets.ledger import LedgerEntry, UsageLedger
+from budgets.ledger import DEFAULT_ACCOUNT, LedgerEntry, UsageLedger
 from budgets.overhead import OverheadCalibration
+from budgets.plan_share import PlanShares
 from budgets.pricing import Price, cost_of, price_for, worst_case_cost
 from budgets.ratelimit import RateLimiter, RateTicket
 from budgets.settings import BudgetSettings
@@ -48,6 +49,12 @@ PDF_PAGE_TOKENS = 3000
 def estimate_prompt_tokens(job: CompletionJob, overhead: int) -> int:
     """What the job's prompt may cost in input tokens, counted before it runs."""
     return counted_prompt_tokens(job) + overhead
+
+
+def has_images(job: CompletionJob) -> bool:
+    return any(isinstance(block, ImageBlock) for turn in job.history for block in turn.content) or any(
+        isinstance(block, ImageBlock) for block in job.prompt
+    )
 
 
 def counted_prompt_tokens(job: CompletionJob) -> int:
@@ -85,6 +92,7 @@ class Spent(Struct, kw_only=True):
 
     usages: list[TokenUsage]
     cli_cost: float | None = None
+    account: str = DEFAULT_ACCOUNT  # the Claude account that served the run
 
     @property
     def prompt_tokens(self) -> int:
@@ -116,7 +124,7 @@ class Admission:
         price: Price,
         reservation: Reservation,
         ticket: RateTicket,
-        counted: int,
+        counted: int | None,
     ) -> None:
         self._control = control
         self._principal = principal
@@ -150,7 +158,7 @@ class Admission:
             completion_tokens=spent.completion_tokens if ok else 0,
         )
         usages = spent.usages
-        if ok:
+        if ok and self._counted is not None:
             for usage in usages:
                 self._control.overhead.observe(self._model.claude_model, self._counted, usage.prompt_tokens)
         try:
@@ -171,6 +179,7 @@ class Admission:
                     cost_source=source,
                     latency_ms=int((time.perf_counter() - self._started) * 1000),
                     status=status,
+                    account=spent.account,
                 )
             )
         except ProxyError:  # the ledger marked itself unwritable: new requests get 503
@@ -195,12 +204,14 @@ class AdmissionControl:
         limiter: RateLimiter,
         settings: BudgetSettings,
         overhead: OverheadCalibration | None = None,
+        shares: PlanShares | None = None,
     ) -> None:
         self.ledger = ledger
         self.guard = guard
         self.limiter = limiter
         self.settings = settings
         self.overhead = overhead or OverheadCalibration(settings)
+        self.shares = shares
 
     def estimated_prompt_tokens(self, job: CompletionJob) -> int:
         """The input-token estimate `admit` reserves for one run of `job`: what the proxy can
@@ -210,9 +221,12 @@ class AdmissionControl:
     async def admit(
         self, principal: Principal, model: ModelChoice, job: CompletionJob, *, copies: int, request_id: str
     ) -> Admission:
-        """Checks the ledger can be written and the key's rate limits, then reserves the
-        worst-case cost of `copies` runs of `job`; raises 503 and 429s."""
+        """Checks the ledger can be written, the project's share of the Claude plan and the
+        key's rate limits, then reserves the worst-case cost of `copies` runs of `job`; raises
+        503 and 429s."""
         self.ledger.ensure_writable()
+        if self.shares is not None:
+            self.shares.check(principal.project)
         counted = counted_prompt_tokens(job)
         prompt = counted + self.overhead.tokens(model.claude_model)
         max_output = job.max_output_tokens or self.settings.default_max_tokens
@@ -236,7 +250,9 @@ class AdmissionControl:
             price=price,
             reservation=reservation,
             ticket=ticket,
-            counted=counted,
+            # An image's estimate is a deliberate upper bound: the gap of such a run would hide
+            # what the CLI adds, so it teaches the overhead nothing.
+            counted=None if has_images(job) else counted,
         )
 
     def record_cached(self, principal: Principal, model: ModelChoice, request_id: str, spent: Spent) -> None:

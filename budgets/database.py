@@ -23,4 +23,22 @@ def open_database(storage_path: str | Path) -> sqlite_utils.Database:
     # With WAL, NORMAL keeps every commit through a crash of the process (power loss may drop the
     # last ones) and saves an fsync per commit.
     db.execute("PRAGMA synchronous = NORMAL")
+    migrate(db)
     return db
+
+
+# Columns added after their table was first shipped: (table, column, SQL type and default). A
+# database made before gets them here; new tables are created with them by their owners.
+_ADDED_COLUMNS = [
+    ("usage", "account", "TEXT NOT NULL DEFAULT 'default'"),
+    ("projects", "plan_share", "FLOAT"),
+]
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Brings the tables of an older database up to date; a no-op on a current or empty one."""
+    tables = set(db.table_names())
+    for table, column, definition in _ADDED_COLUMNS:
+        if table in tables and column not in db.table(table).columns_dict:
+            # Rows from before the column existed read as its default: one account, no cap.
+            db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{column}] {definition}")

@@ -51,6 +51,8 @@ class Project(Struct, kw_only=True):
     rpm: int | None = None
     tpm: int | None = None
     created_at: float = 0.0
+    # The most of any Claude plan window this project may use, as a fraction (see budgets/plan_share.py).
+    plan_share: float | None = None
 
 
 _PROJECT_FIELDS = [field.name for field in structs.fields(Project)]
@@ -94,6 +96,7 @@ class KeyStore:
                     "rpm": int,
                     "tpm": int,
                     "created_at": float,
+                    "plan_share": float,
                 },
                 pk="name",
             )

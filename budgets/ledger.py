@@ -12,6 +12,8 @@ from core.errors import StorageUnavailable
 
 log = logging.getLogger("claude_proxy.ledger")
 
+DEFAULT_ACCOUNT = "default"  # the server's own login; also rows from before accounts were recorded
+
 PROBE_INTERVAL_S = 1.0
 
 
@@ -32,6 +34,7 @@ class LedgerEntry(Struct, kw_only=True):
     latency_ms: int = 0
     status: int = 200
     created_at: float = 0.0
+    account: str = DEFAULT_ACCOUNT  # the Claude account that served the request
 
 
 class ModelTotals(Struct):
@@ -69,6 +72,8 @@ class UsageLedger:
             columns = {field.name: field.type for field in structs.fields(LedgerEntry)}
             db.table("usage").create({"id": int, **columns}, pk="id")
             db.table("usage").create_index(["project", "created_at"])
+        if "idx_usage_account_created_at" not in {index.name for index in db.table("usage").indexes}:
+            db.table("usage").create_index(["account", "created_at"], index_name="idx_usage_account_created_at")
         if "storage_probe" not in db.table_names():
             db.table("storage_probe").create({"id": int, "at": float}, pk="id")
 
@@ -122,6 +127,15 @@ class UsageLedger:
             "select coalesce(sum(cost_usd), 0) from usage where project = ? and created_at >= ?", [project, since]
         ).fetchone()
         return float(row[0])
+
+    def costs_on_account(self, account: str, since: float) -> dict[str, float]:
+        """What each project spent on `account` since `since` (unix seconds), by project."""
+        rows = self.db.execute(
+            "select project, coalesce(sum(cost_usd), 0) from usage where account = ? and created_at >= ? "
+            "group by project",
+            [account, since],
+        ).fetchall()
+        return {project: float(cost) for project, cost in rows}
 
     def totals(self, project: str, start: float = 0.0, end: float | None = None) -> UsageTotals:
         end = end if end is not None else time.time() + 1

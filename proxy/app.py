@@ -21,6 +21,7 @@ from budgets.database import open_database
 from budgets.guard import BudgetGuard, InProcessBudgetGuard
 from budgets.keys import KeyStore, Principal
 from budgets.ledger import UsageLedger
+from budgets.plan_share import PlanShares
 from budgets.ratelimit import InProcessRateLimiter, RateLimiter
 from budgets.redis_limits import RedisBudgetGuard, RedisRateLimiter
 from budgets.reports import LedgerReports
@@ -41,7 +42,7 @@ from proxy.cache import MemoryCache, RedisCache, ResponseCache
 from proxy.messages.errors import anthropic_headers, anthropic_status, error_body, is_anthropic_path
 from proxy.metrics import Metrics, timing_hook
 from proxy.pipeline import Pipeline
-from proxy.plan_gate import PlanGate
+from proxy.plan_gate import PlanGate, plan_windows
 from proxy.request_ids import add_request_headers, request_id
 from proxy.responses.background import BackgroundResponses
 from proxy.responses.retention import ResponseRetention
@@ -127,6 +128,7 @@ class _Resources:
     ledger: UsageLedger
     reports: LedgerReports
     guard: BudgetGuard
+    shares: PlanShares
     pipeline: Pipeline
     batch_store: BatchStore
     batch_runner: BatchRunner
@@ -211,12 +213,15 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
             guard = RedisBudgetGuard(redis, settings.redis.prefix, ledger, hold_s=hold)
             limiter = RedisRateLimiter(redis, settings.redis.prefix)
         opened.guard = guard
+        opened.shares = PlanShares(ledger, lambda: plan_windows(chat_backend.accounts()))
         # Loading the tokenizer takes most of a second: do it now rather than in a first request.
         await asyncio.to_thread(count_tokens, "warm up")
         opened.pipeline = Pipeline(
             selector=selector,
             backend=chat_backend,
-            admission=AdmissionControl(ledger=ledger, guard=guard, limiter=limiter, settings=settings.budgets),
+            admission=AdmissionControl(
+                ledger=ledger, guard=guard, limiter=limiter, settings=settings.budgets, shares=opened.shares
+            ),
             timeout_s=settings.server.request_timeout_s,
             default_max_tokens=settings.budgets.default_max_tokens,
             cache=_response_cache(settings, redis),
@@ -274,6 +279,7 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
             "ledger": provide(lambda: opened.ledger),
             "reports": provide(lambda: opened.reports),
             "guard": provide(lambda: opened.guard),
+            "shares": provide(lambda: opened.shares),
             "pipeline": provide(lambda: opened.pipeline),
             "batch_store": provide(lambda: opened.batch_store),
             "batch_runner": provide(lambda: opened.batch_runner),

@@ -59,15 +59,22 @@ def _budget_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-period", choices=["total", "daily", "monthly"])
     parser.add_argument("--rpm", type=int, help="requests per minute")
     parser.add_argument("--tpm", type=int, help="tokens per minute")
+    parser.add_argument(
+        "--plan-share", type=float, help="the most of each Claude plan window the project may use (0.25: a quarter)"
+    )
 
 
 def _keys(args: argparse.Namespace) -> int:
     from budgets.database import open_database
     from budgets.keys import KeyStore, Project, ProjectNameError, valid_project_name
+    from budgets.plan_share import PLAN_SHARE_RULE
 
     # Checked before the database is opened, so a refused command changes nothing.
     if args.keys_command in ("create", "set-budget") and not valid_project_name(args.project):
         sys.stderr.write(f"claude-proxy: {ProjectNameError(args.project).message}\n")
+        return 2
+    if getattr(args, "plan_share", None) is not None and not 0 < args.plan_share <= 1:
+        sys.stderr.write(f"claude-proxy: {PLAN_SHARE_RULE}\n")
         return 2
     settings = load_settings(args.config)
     store = KeyStore(open_database(settings.storage.path))
@@ -78,13 +85,13 @@ def _keys(args: argparse.Namespace) -> int:
             sys.stderr.write(f"claude-proxy: no project named {args.project!r}\n")
             return 1
         current = current or Project(name=args.project)
-        for field in ("budget_usd", "budget_period", "rpm", "tpm"):
+        for field in ("budget_usd", "budget_period", "rpm", "tpm", "plan_share"):
             if (value := getattr(args, field)) is not None:
                 setattr(current, field, value)
         project = store.upsert_project(current)
         out.write(
             f"project {project.name}: budget_usd={project.budget_usd} period={project.budget_period} "
-            f"rpm={project.rpm} tpm={project.tpm}\n"
+            f"rpm={project.rpm} tpm={project.tpm} plan_share={project.plan_share}\n"
         )
         if args.keys_command == "create":
             secret, key = store.create_key(project.name)

@@ -103,6 +103,7 @@ class Project(msgspec.Struct, kw_only=True):
     tpm: int | None
     created_at: float
     budget: BudgetStatus
+    plan_share: float | None = None
 
 
 class CreatedKey(msgspec.Struct, kw_only=True):
@@ -191,8 +192,16 @@ class _Base:
         budget_period: str = "total",
         rpm: int | None = None,
         tpm: int | None = None,
+        plan_share: float | None = None,
     ) -> Project:
-        body = {"name": name, "budget_usd": budget_usd, "budget_period": budget_period, "rpm": rpm, "tpm": tpm}
+        body = {
+            "name": name,
+            "budget_usd": budget_usd,
+            "budget_period": budget_period,
+            "rpm": rpm,
+            "tpm": tpm,
+            "plan_share": plan_share,
+        }
         return self._execute(_Call("POST", "/admin/projects", True, Project, json=body))
 
     def get_project(self, name: str) -> Project:

@@ -11,6 +11,7 @@ look at it. With no account known (an API key, a queue gateway) the gate is alwa
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,6 +19,10 @@ from typing import Any
 
 import msgspec
 from msgspec import Struct
+
+from budgets.plan_share import PlanWindow
+
+log = logging.getLogger("claude_proxy.plan")
 
 WAIT_REASON = "plan_utilization"
 
@@ -31,6 +36,25 @@ class _Window(Struct):
 class _Account(Struct):
     name: str
     windows: dict[str, _Window] = {}
+
+
+def _read(accounts: list[dict[str, Any]]) -> list[_Account]:
+    try:
+        return msgspec.convert(accounts, list[_Account])
+    except msgspec.ValidationError as exc:
+        # A backend reporting a shape this module does not know must not stop batches or
+        # requests: without windows nothing waits and no cap refuses.
+        log.warning("the backend's accounts could not be read: %s", exc)
+        return []
+
+
+def plan_windows(accounts: list[dict[str, Any]]) -> list[PlanWindow]:
+    """The windows of `ChatBackend.accounts()`, one per account and window, for the budgets layer."""
+    return [
+        PlanWindow(account=account.name, window=name, utilization=window.utilization, resets_at=window.resets_at)
+        for account in _read(accounts)
+        for name, window in account.windows.items()
+    ]
 
 
 class PlanWait(Struct, kw_only=True):
@@ -60,7 +84,7 @@ class PlanGate:
 
     def wait(self) -> PlanWait | None:
         """Why background work must wait now, or None when it may run."""
-        accounts = msgspec.convert(self._accounts(), list[_Account])
+        accounts = _read(self._accounts())
         if not accounts:
             return None
         now = self._clock()

@@ -186,7 +186,8 @@ class Pipeline:
     async def _settle(
         self, plan: Plan, principal: Principal, admission: Admission, key: str | None, tally: Tally, status: int
     ) -> None:
-        settled = await admission.settle(Spent(usages=tally.usages(), cli_cost=tally.cli_cost()), status)
+        spent = Spent(usages=tally.usages(), cli_cost=tally.cli_cost(), account=tally.account())
+        settled = await admission.settle(spent, status)
         choice = plan.selection.choice
         if self._metrics is not None:
             self._metrics.observe_completion(

@@ -15,6 +15,7 @@ import msgspec
 from msgspec import Struct
 
 from adapters.protocol import ChatBackend
+from budgets.ledger import DEFAULT_ACCOUNT
 from core.errors import ProxyError, RequestTimeout, UpstreamError
 from core.tokens import count_tokens
 from core.types import (
@@ -141,6 +142,12 @@ class Tally:
         costs = [c.completed.cost_usd if c.completed else None for c in self.choices]
         known = [cost for cost in costs if cost is not None]
         return sum(known) if len(known) == len(costs) else None
+
+    def account(self) -> str:
+        """The account that served the request: the last choice that says (choices that ended
+        before the backend's result line do not), else `default`."""
+        served = [c.completed.account for c in self.choices if c.completed is not None]
+        return served[-1] if served else DEFAULT_ACCOUNT
 
 
 async def _run_choice(

@@ -12,6 +12,7 @@ from adapters.protocol import ChatBackend
 from budgets.guard import BudgetGuard
 from budgets.keys import ApiKey, KeyStore, Project, check_project_name
 from budgets.ledger import UsageLedger
+from budgets.plan_share import PLAN_SHARE_RULE, PlanShares
 from core.errors import InvalidRequest, NotFound, ProxyError
 from proxy.auth import AdminAccess
 from proxy.routes._http import decode_json, json_response
@@ -30,6 +31,7 @@ class ProjectCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     budget_period: str = "total"
     rpm: int | None = None
     tpm: int | None = None
+    plan_share: float | None = None
 
 
 class ProjectUpdate(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -37,6 +39,7 @@ class ProjectUpdate(Struct, forbid_unknown_fields=True, kw_only=True):
     budget_period: str | msgspec.UnsetType = msgspec.UNSET
     rpm: int | msgspec.UnsetType | None = msgspec.UNSET
     tpm: int | msgspec.UnsetType | None = msgspec.UNSET
+    plan_share: float | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CreatedKey(Struct, kw_only=True):
@@ -67,6 +70,8 @@ def check_project(project: Project) -> None:
         value = getattr(project, field)
         if value is not None and value < 0:
             raise InvalidRequest(f"{field} must not be negative.", param=field)
+    if project.plan_share is not None and not 0 < project.plan_share <= 1:
+        raise InvalidRequest(PLAN_SHARE_RULE, param="plan_share")
 
 
 async def project_view(guard: BudgetGuard, project: Project) -> dict[str, Any]:
@@ -172,8 +177,9 @@ async def project_usage(
     keys: KeyStore,
     guard: BudgetGuard,
     ledger: UsageLedger,
+    shares: PlanShares,
 ) -> Response[bytes]:
-    return json_response(await usage_report(ledger, guard, _project(keys, name), request))
+    return json_response(await usage_report(ledger, guard, shares, _project(keys, name), request))
 
 
 @get("/admin/accounts")

@@ -10,6 +10,7 @@ from litestar import Request, Response, get, post
 from budgets.guard import BudgetGuard
 from budgets.keys import Principal, Project
 from budgets.ledger import UsageLedger
+from budgets.plan_share import PlanShares
 from core.errors import InvalidRequest
 from proxy.routes._http import decode_json, json_response
 from proxy.selection import ModelSelector, select_for_chat
@@ -28,7 +29,7 @@ def _time_param(request: Request, name: str, default: float) -> float:
 
 
 async def usage_report(
-    ledger: UsageLedger, guard: BudgetGuard, project: Project, request: Request[Any, Any, Any]
+    ledger: UsageLedger, guard: BudgetGuard, shares: PlanShares, project: Project, request: Request[Any, Any, Any]
 ) -> UsageReport:
     """Totals over `start`..`end` (Unix seconds; default all time) and the budget right now."""
     start = _time_param(request, "start", 0.0)
@@ -56,14 +57,16 @@ async def usage_report(
         rpm=project.rpm,
         tpm=project.tpm,
         by_model=totals.by_model,
+        plan_share=project.plan_share,
+        plan_windows=shares.of(project.name),
     )
 
 
 @get("/v1/usage")
 async def usage(
-    request: Request[Any, Any, Any], principal: Principal, ledger: UsageLedger, guard: BudgetGuard
+    request: Request[Any, Any, Any], principal: Principal, ledger: UsageLedger, guard: BudgetGuard, shares: PlanShares
 ) -> Response[bytes]:
-    return json_response(await usage_report(ledger, guard, principal.project, request))
+    return json_response(await usage_report(ledger, guard, shares, principal.project, request))
 
 
 @post("/v1/route", status_code=200)

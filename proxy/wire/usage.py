@@ -5,6 +5,7 @@ from __future__ import annotations
 from msgspec import Struct
 
 from budgets.ledger import ModelTotals
+from budgets.plan_share import WindowShare
 from proxy.selection import Features
 
 
@@ -27,6 +28,9 @@ class UsageReport(Struct, kw_only=True):
     rpm: int | None
     tpm: int | None
     by_model: dict[str, ModelTotals]
+    # The project's part of each Claude plan window running now, and its cap (None: no cap).
+    plan_share: float | None = None
+    plan_windows: list[WindowShare] = []
     object: str = "usage"
 
 

@@ -18,7 +18,7 @@ from budgets.pricing import cost_of, price_for
 from budgets.ratelimit import InProcessRateLimiter
 from budgets.settings import BudgetSettings
 from core.errors import InsufficientQuota
-from core.types import CompletionJob, ModelChoice, TextBlock, TokenUsage
+from core.types import CompletionJob, ImageBlock, ImageSource, ModelChoice, TextBlock, TokenUsage
 
 SONNET = ModelChoice(requested="gpt-4o", claude_model="sonnet")
 CLI_PROMPT = 3000  # what the CLI adds to each prompt, as the upstream counts it
@@ -134,3 +134,25 @@ def test_twenty_concurrent_small_requests_overspend_by_at_most_one(control: Admi
     assert 1 <= passed < 20
     assert spent == pytest.approx(passed * small_cost(control), rel=0.01)
     assert spent <= budget + 1.01 * small_cost(control)
+
+
+def test_runs_with_images_teach_the_overhead_nothing(control: AdmissionControl) -> None:
+    # An image is estimated at its most (1600 tokens); the upstream counts it for less, which
+    # would read as a CLI overhead of nothing.
+    job = CompletionJob(
+        model="sonnet",
+        system="",
+        history=[],
+        prompt=[TextBlock("What is this?"), ImageBlock(ImageSource(media_type="image/png", data="aGk="))],
+        max_output_tokens=16,
+    )
+    who = principal(Project(name="pictures"))
+
+    async def scenario() -> None:
+        for n in range(control.settings.overhead_samples):
+            admission = await control.admit(who, SONNET, job, copies=1, request_id=f"img-{n}")
+            await admission.settle(Spent(usages=[TokenUsage(input_tokens=400, output_tokens=2)]), 200)
+
+    asyncio.run(scenario())
+    assert control.overhead.calibrated() == {}
+    assert control.overhead.tokens("sonnet") == control.settings.overhead_tokens

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from proxy.plan_gate import WAIT_REASON, PlanGate
+from budgets.plan_share import PlanWindow
+from proxy.plan_gate import WAIT_REASON, PlanGate, plan_windows
 from tests.unit.test_app_routes import Proxy, make_proxy  # noqa: F401 - the fixture
 from tests.unit.test_responses_routes import create, ok
 
@@ -170,3 +171,12 @@ def test_a_background_response_stays_queued_above_the_threshold(make_proxy) -> N
     )
     assert done["output"][0]["content"][0]["text"] == "Hello world"
     assert len(proxy.backend.jobs) == 2
+
+
+def test_accounts_of_an_unknown_shape_hold_nothing() -> None:
+    odd = [{"name": "default", "windows": {"five_hour": {"utilization": "most"}}}]
+    assert gate(odd).wait() is None
+    assert plan_windows(odd) == []
+    assert plan_windows([account("default", five_hour=(0.5, 10, "allowed"))]) == [
+        PlanWindow(account="default", window="five_hour", utilization=0.5, resets_at=10)
+    ]

@@ -378,7 +378,7 @@ def test_plan_windows_pool_and_batches_are_shown(browser: Chrome, dashboard: Das
         assert words in pool
 
     shares = browser.find_element(By.ID, "plan-shares").text
-    assert re.search(r"Last 7 days\n.*traffic \d+%", shares)
+    assert re.search(r"Last 7 days\n.*traffic (<1|\d+)%", shares)
     row = wait_for(lambda: batch_row(browser, batch["id"], "completed"))
     bar = row.find_element(By.TAG_NAME, "progress")
     assert float(bar.get_property("value")) == float(bar.get_property("max")) == 3

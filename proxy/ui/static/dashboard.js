@@ -326,7 +326,7 @@
   function renderShares(shares) {
     for (const [window, ranked] of Object.entries(shares)) {
       const node = document.querySelector(`[data-share="${window}"]`);
-      const text = ranked.map((item) => `${item.project} ${fmt.pct(item.share)}`).join(" · ");
+      const text = ranked.map((item) => `${item.project} ${item.share < 0.005 ? "<1%" : fmt.pct(item.share)}`).join(" · ");
       setText(node, text || "no spend");
     }
   }

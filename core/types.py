@@ -137,6 +137,8 @@ class Completed(Struct, tag="completed", kw_only=True):
     cost_usd: float | None = None
     model: str | None = None
     usage_estimated: bool = False
+    # The Claude account that served the run (`accounts` in the config; "default" without).
+    account: str = "default"
 
 
 class Retracted(Struct, tag="retracted"):

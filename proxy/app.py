@@ -136,7 +136,7 @@ def _default_backend(settings: Settings, redis: aioredis.Redis | None) -> ChatBa
     from adapters.redis_queue.hybrid import OverflowBackend
 
     if redis is None:
-        return ClaudeCliBackend(settings.claude, settings.pool)
+        return ClaudeCliBackend(settings.claude, settings.pool, accounts=settings.accounts, plan=settings.plan)
     remote = RedisQueueBackend(
         redis,
         settings.redis.prefix,
@@ -147,8 +147,10 @@ def _default_backend(settings: Settings, redis: aioredis.Redis | None) -> ChatBa
     if settings.pool.size == 0:
         return remote
     if settings.workers.overflow:
-        return OverflowBackend(ClaudeCliBackend(settings.claude, settings.pool), remote)
-    return ClaudeCliBackend(settings.claude, settings.pool)
+        return OverflowBackend(
+            ClaudeCliBackend(settings.claude, settings.pool, accounts=settings.accounts, plan=settings.plan), remote
+        )
+    return ClaudeCliBackend(settings.claude, settings.pool, accounts=settings.accounts, plan=settings.plan)
 
 
 class Drain:

@@ -163,7 +163,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         client = connect(settings.redis)
-        backend = ClaudeCliBackend(settings.claude, settings.pool)
+        backend = ClaudeCliBackend(settings.claude, settings.pool, accounts=settings.accounts, plan=settings.plan)
         await backend.start()
         worker = Worker(
             client,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -15,7 +16,7 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
-from adapters.claude_cli.settings import ClaudeSettings, PoolSettings
+from adapters.claude_cli.settings import AccountSettings, ClaudeSettings, PlanSettings, PoolSettings
 from budgets.pricing import DEFAULT_PRICES
 from budgets.settings import BudgetSettings
 from core.redis_conn import RedisSettings
@@ -166,6 +167,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     files: FilesSettings = msgspec.field(default_factory=FilesSettings)
     batches: BatchSettings = msgspec.field(default_factory=BatchSettings)
     models: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_MODEL_ALIASES))
+    # Empty: one account, "default", from the server's own environment.
+    accounts: list[AccountSettings] = msgspec.field(default_factory=list)
+    plan: PlanSettings = msgspec.field(default_factory=PlanSettings)
 
 
 class SettingsError(ValueError):
@@ -236,6 +240,7 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _check(settings: Settings) -> None:
+    _check_accounts(settings.accounts)
     if settings.pool.size < 0:
         raise SettingsError("pool.size must not be negative")
     if settings.pool.size == 0 and not settings.redis.url:
@@ -273,6 +278,21 @@ def _check(settings: Settings) -> None:
             raise SettingsError(
                 f"server.trusted_proxies: {proxy!r} is not an IP address or network (such as 10.0.0.0/8)"
             ) from None
+
+
+def _check_accounts(accounts: list[AccountSettings]) -> None:
+    names = [account.name for account in accounts]
+    for account in accounts:
+        # Names become metrics labels and log fields: keep them plain.
+        if not _ACCOUNT_NAME.fullmatch(account.name):
+            raise SettingsError(f"accounts: {account.name!r} is not a name of letters, digits, '.', '_' or '-'")
+        if not account.env and not account.config_dir:
+            raise SettingsError(f"accounts: {account.name} needs env (its credentials) or config_dir")
+    if len(set(names)) != len(names):
+        raise SettingsError("accounts: every account needs its own name")
+
+
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def parse_window(window: str) -> int | None:

@@ -19,6 +19,12 @@ class WarmSet(Generic[P]):
     def __len__(self) -> int:
         return len(self._kept)
 
+    def get(self, key: str | None) -> P | None:
+        """The process kept under `key`, still kept."""
+        if key is None or key not in self._kept:
+            return None
+        return self._kept[key][0]
+
     def take(self, key: str | None) -> P | None:
         """The process kept under `key`, no longer kept."""
         if key is None or key not in self._kept:

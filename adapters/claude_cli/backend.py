@@ -1,4 +1,8 @@
-"""The Claude Code CLI as a `ChatBackend`: one pooled process per completion."""
+"""The Claude Code CLI as a `ChatBackend`: one pooled process per completion.
+
+With several Claude accounts, each request runs on the account the plan's windows favour
+(`PlanWindows.rotation`), and one its account's plan refuses before any output is run again on
+the next account."""
 
 from __future__ import annotations
 
@@ -12,16 +16,16 @@ from typing import Any
 
 import msgspec
 
+from adapters.claude_cli.accounts import account_names, launch_specs
 from adapters.claude_cli.answer import Answer
-from adapters.claude_cli.command import OUTPUT_LIMIT_ENV, LaunchSpec, build_env, decide_bare
+from adapters.claude_cli.command import OUTPUT_LIMIT_ENV
 from adapters.claude_cli.discovery import CliInfo, find_cli
 from adapters.claude_cli.plan import PlanWindows
 from adapters.claude_cli.pool import CliPool, spawner
 from adapters.claude_cli.process import CliProcess
-from adapters.claude_cli.session_file import config_dir
-from adapters.claude_cli.settings import ClaudeSettings, PoolSettings
+from adapters.claude_cli.settings import AccountSettings, ClaudeSettings, PlanSettings, PoolSettings
 from adapters.claude_cli.tool_bridge import SERVER, ToolBridge
-from core.errors import CliUnavailable
+from core.errors import CliUnavailable, RateLimited
 from core.types import BackendEvent, Block, Completed, CompletionJob, TextBlock, ToolResultBlock, Turn
 
 log = logging.getLogger("claude_proxy.cli")
@@ -30,16 +34,29 @@ log = logging.getLogger("claude_proxy.cli")
 class ClaudeCliBackend:
     """Runs jobs on pooled CLI processes; translates CLI output and failures into domain terms."""
 
-    def __init__(self, claude: ClaudeSettings, pool: PoolSettings, *, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        claude: ClaudeSettings,
+        pool: PoolSettings,
+        *,
+        accounts: list[AccountSettings] | None = None,
+        plan: PlanSettings | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.claude = claude
         self.pool_settings = pool
+        self.account_settings = accounts or []
+        self.account_names = account_names(self.account_settings)
         self.environ = dict(os.environ if environ is None else environ)
         self.cli: CliInfo | None = None
         self.cli_error: str | None = None
         self.pool: CliPool[CliProcess] | None = None
-        # The plan's usage windows, from what the CLI reports in subscription mode. One account
-        # for now: the server's own environment.
-        self.plan = PlanWindows()
+        # The plan's usage windows per account, from what the CLI reports in subscription mode.
+        # Configured accounts are listed from the start; the implicit `default` once seen.
+        self.plan = PlanWindows(
+            accounts=[account.name for account in self.account_settings],
+            allow_overage=(plan or PlanSettings()).allow_overage,
+        )
 
     async def start(self) -> None:
         claude = self.claude
@@ -51,25 +68,21 @@ class ClaudeCliBackend:
             log.error("%s", exc.message)
             return
         log.info("using Claude CLI %s at %s", self.cli.version, self.cli.path)
-        spec = LaunchSpec(
-            binary=self.cli.path,
-            bare=decide_bare(claude.bare, self.environ),
-            max_retries=claude.max_retries,
-            env=build_env(
-                self.environ,
-                passthrough=claude.env_passthrough,
-                extra=claude.env,
-                max_retries=claude.max_retries,
-            ),
-        )
-        config = config_dir(spec.env)
+        launch = launch_specs(self.cli.path, claude, self.account_settings, self.environ)
         self.pool = CliPool(
             self.pool_settings,
-            spawner(spec, config),
+            spawner(launch),
             workroot=Path(claude.workdir) if claude.workdir else None,
-            config_dir=config,
+            # Leftover sessions are swept from the first account's config dir.
+            config_dir=launch[self.account_names[0]][1],
+            spare_account=self._spare_account,
         )
         await self.pool.start()
+
+    def _spare_account(self) -> str:
+        """Where the next new conversation will run: spares are started for it."""
+        usable = self.plan.rotation(self.account_names)
+        return usable[0] if usable else self.account_names[0]
 
     async def close(self) -> None:
         if self.pool is not None:
@@ -89,12 +102,39 @@ class ClaudeCliBackend:
     async def stream(self, job: CompletionJob) -> AsyncGenerator[BackendEvent, None]:
         if self.pool is None:
             raise CliUnavailable(self.cli_error or "the Claude CLI is not available")
-        refused = self.plan.rejection()
-        if refused is not None:
-            # The plan said no until its window resets: asking again would spend a process start
-            # and an upstream call on the same refusal.
-            raise refused
         pool = self.pool
+        tried: list[str] = []
+        while True:
+            account = self._choose(job, pool, tried)
+            started = False
+            try:
+                async for event in self._run(job, pool, account):
+                    started = True
+                    yield event
+                return
+            except RateLimited:
+                # Refused by the account's plan before anything reached the caller: another
+                # account can answer it as if nothing happened. Anything else stands.
+                if started or self.plan.rejection(account) is None:
+                    raise
+                log.info("account %s is out of rotation (its plan refused); trying another", account)
+                tried.append(account)
+
+    def _choose(self, job: CompletionJob, pool: CliPool[CliProcess], tried: list[str]) -> str:
+        """The account to run `job` on: the one holding its conversation's warm process if it
+        may serve, else the least used that may. Refused accounts are not asked again before
+        their reset: that would spend a process start and an upstream call on the same no."""
+        candidates = [name for name in self.account_names if name not in tried]
+        sticky = pool.warm_account(conversation_key(job, job.history, suspended=job.continues_tool_calls()))
+        usable = self.plan.rotation(candidates, sticky=sticky)
+        if usable:
+            return usable[0]
+        refused = self.plan.refusal(self.account_names)
+        if refused is None:
+            raise RateLimited("every Claude account refused this request", retry_after=1)
+        raise refused
+
+    async def _run(self, job: CompletionJob, pool: CliPool[CliProcess], account: str) -> AsyncGenerator[BackendEvent]:
         continuing = job.continues_tool_calls()
         history = [*job.history, Turn("user", job.prompt)] if continuing else job.history
         # A resumed tool turn runs at start-up, before stdin could set it up.
@@ -110,6 +150,7 @@ class ClaudeCliBackend:
             warm_key=key,
             resume_turn=resume_turn,
             profile=profile,
+            account=account,
         ) as proc:
             if continuing and proc.initialized and proc.bridge is not None:
                 # A warm process suspended on exactly these calls (its key says so): answer
@@ -124,10 +165,12 @@ class ClaudeCliBackend:
                     proc.mark_inexact()
                 else:
                     await proc.send_user(_stdin_content(job.prompt), before=key)
-            answer = Answer(proc, job, bridge, plan=self.plan)
+            answer = Answer(proc, job, bridge, plan=self.plan, account=account)
             async for event in answer.events():
-                if isinstance(event, Completed) and proc.exact:
-                    _park(pool, proc, job, answer, event)
+                if isinstance(event, Completed):
+                    if proc.exact:
+                        _park(pool, proc, job, answer, event)
+                    event = msgspec.structs.replace(event, account=account)
                 yield event
 
 

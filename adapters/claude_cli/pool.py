@@ -6,6 +6,10 @@ the first of: the warm process holding its conversation, or one whose conversati
 it, rewound; for a new conversation, an idle process of its profile, emptied by a rewind, or a
 spare; else a freshly started process. A finished process is kept (at most `warm_max`, LRU) when
 it can serve again, and closed otherwise; spares are refilled in the background.
+
+Every process belongs to the Claude account it was started for (its credentials are in its
+environment), and serves only requests leased for that account: warm, reused and spare
+processes are matched by account too. Spares are started for the account `spare_account` names.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from adapters.claude_cli._slots import Slots
 from adapters.claude_cli._warm import WarmSet
 from adapters.claude_cli.command import LaunchSpec
 from adapters.claude_cli.leftovers import Run
+from adapters.claude_cli.plan import DEFAULT_ACCOUNT
 from adapters.claude_cli.process import CliProcess
 from adapters.claude_cli.settings import PoolSettings
 from core.errors import ShuttingDown
@@ -71,11 +76,12 @@ class ProcessFactory(Protocol[P_co]):
         workroot: Path,
         history: list[Turn] | None,
         resume_turn: tuple[str, int | None] | None,
+        account: str,
     ) -> P_co: ...
 
 
-def spawner(spec: LaunchSpec, config_dir: Path) -> ProcessFactory[CliProcess]:
-    """The real factory: `CliProcess.spawn` with this server's launch spec and config dir."""
+def spawner(launch: dict[str, tuple[LaunchSpec, Path]]) -> ProcessFactory[CliProcess]:
+    """The real factory: `CliProcess.spawn` with the account's launch spec and config dir."""
 
     async def spawn(
         *,
@@ -83,7 +89,9 @@ def spawner(spec: LaunchSpec, config_dir: Path) -> ProcessFactory[CliProcess]:
         workroot: Path,
         history: list[Turn] | None,
         resume_turn: tuple[str, int | None] | None,
+        account: str,
     ) -> CliProcess:
+        spec, config_dir = launch[account]
         return await CliProcess.spawn(
             spec, model=model, workroot=workroot, config_dir=config_dir, history=history, resume_turn=resume_turn
         )
@@ -106,8 +114,11 @@ class CliPool(Generic[P]):
         workroot: Path | None = None,
         config_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        spare_account: Callable[[], str] = lambda: DEFAULT_ACCOUNT,
     ) -> None:
         self.spawn_process = spawn
+        self._spare_account = spare_account
+        self._account: dict[P, str] = {}  # every live process's account
         self._clock = clock
         self.warm_max = settings.warm_max
         self.warm_idle_s = settings.warm_idle_s
@@ -201,25 +212,26 @@ class CliPool(Generic[P]):
         warm_key: str | None = None,
         resume_turn: tuple[str, int | None] | None = None,
         profile: str | None = None,
+        account: str = DEFAULT_ACCOUNT,
     ) -> AsyncIterator[P]:
-        """A process for one request: the warm process holding this conversation if there is
-        one, or one whose conversation passed through it, cut back; without history, an emptied
-        idle process of `profile` or a spare; else a new process. When the block exits it is
-        killed, unless the request parked it (`park`)."""
+        """A process of `account` for one request: the warm process holding this conversation
+        if there is one, or one whose conversation passed through it, cut back; without history,
+        an emptied idle process of `profile` or a spare; else a new process. When the block
+        exits it is killed, unless the request parked it (`park`)."""
         await self._acquire_slot(priority)
         proc: P | None = None
         try:
             await self._sweep()
-            proc = self._take_warm(warm_key)
+            proc = self._take_warm(warm_key, account)
             if proc is None and history:
-                proc = await self._rewound_to(warm_key)
+                proc = await self._rewound_to(warm_key, account)
             if proc is None and not history:
-                proc = await self._reuse(profile)
+                proc = await self._reuse(profile, account)
             if proc is None and not history:
-                proc = self._take_spare()
+                proc = self._take_spare(account)
             if proc is None:
                 await self._make_room()
-                proc = await self._spawn(model=model, history=history, resume_turn=resume_turn)
+                proc = await self._spawn(model=model, history=history, resume_turn=resume_turn, account=account)
             yield proc
         finally:
             try:
@@ -243,7 +255,14 @@ class CliPool(Generic[P]):
             return
         proc.park(key if key is not None else f"idle-{proc.pid}", turn_ended=turn_ended)
 
-    def _take_warm(self, key: str | None) -> P | None:
+    def warm_account(self, key: str | None) -> str | None:
+        """The account of the process kept for conversation `key`, if one is."""
+        proc = self._warm.get(key)
+        return None if proc is None else self._account.get(proc)
+
+    def _take_warm(self, key: str | None, account: str) -> P | None:
+        if self.warm_account(key) != account:
+            return None  # none kept, or kept for another account: a conversation sticks to it
         proc = self._warm.take(key)
         if proc is None:
             return None
@@ -254,12 +273,14 @@ class CliPool(Generic[P]):
         self.warm_hits += 1
         return proc
 
-    async def _rewound_to(self, key: str | None) -> P | None:
+    async def _rewound_to(self, key: str | None, account: str) -> P | None:
         """A kept process whose conversation passed through `key` (the request edits or
         regenerates a later turn), cut back to it."""
         if key is None:
             return None
-        found = self._warm.take_first(lambda proc: proc.rewind_point(key) if proc.turn_ended else None)
+        found = self._warm.take_first(
+            lambda proc: proc.rewind_point(key) if proc.turn_ended and self._account.get(proc) == account else None
+        )
         if found is None:
             return None
         proc, index = found
@@ -268,11 +289,11 @@ class CliPool(Generic[P]):
         self.rewind_hits += 1
         return proc
 
-    async def _reuse(self, profile: str | None) -> P | None:
+    async def _reuse(self, profile: str | None, account: str) -> P | None:
         """The idle process of `profile` parked longest, its conversation emptied."""
         if profile is None:
             return None
-        found = self._warm.take_first(lambda proc: True if self._reusable(proc, profile) else None)
+        found = self._warm.take_first(lambda proc: True if self._reusable(proc, profile, account) else None)
         if found is None:
             return None
         proc, _ = found
@@ -282,9 +303,14 @@ class CliPool(Generic[P]):
         self.reuse_hits += 1
         return proc
 
-    def _reusable(self, proc: P, profile: str) -> bool:
-        """A kept process can hold one more conversation of `profile`."""
-        return proc.turn_ended and proc.profile == profile and proc.conversations + 1 < self.reuse_max
+    def _reusable(self, proc: P, profile: str, account: str) -> bool:
+        """A kept process of `account` can hold one more conversation of `profile`."""
+        return (
+            proc.turn_ended
+            and proc.profile == profile
+            and self._account.get(proc) == account
+            and proc.conversations + 1 < self.reuse_max
+        )
 
     async def _rewind(self, proc: P, index: int) -> bool:
         """Rewind a process just taken from the kept ones; one that fails is closed."""
@@ -326,14 +352,21 @@ class CliPool(Generic[P]):
             raise ShuttingDown("the server is shutting down")
         await self._slots.acquire(priority)
 
-    def _take_spare(self) -> P | None:
-        while self._spares:
-            proc = self._spares.popleft()
-            if proc.alive:
-                self._refill()
-                return proc
+    def _take_spare(self, account: str) -> P | None:
+        for proc in [proc for proc in self._spares if not proc.alive]:
+            self._spares.remove(proc)
             self._forget(proc)
-        return None
+        mine = next((proc for proc in self._spares if self._account.get(proc) == account), None)
+        if mine is None and self._spares:
+            # Requests go to another account than the spares were started for (the plan moved
+            # them): one spare gives way, so the refill starts one for where they go now.
+            self._schedule_retire(self._spares.popleft())
+            self._refill()
+        if mine is None:
+            return None
+        self._spares.remove(mine)
+        self._refill()
+        return mine
 
     async def _make_room(self) -> None:
         # Spares and warm processes count toward `size`; a request that needs a new process
@@ -343,14 +376,19 @@ class CliPool(Generic[P]):
             await self._retire(proc)
 
     async def _spawn(
-        self, *, model: str, history: list[Turn] | None, resume_turn: tuple[str, int | None] | None = None
+        self,
+        *,
+        model: str,
+        history: list[Turn] | None,
+        resume_turn: tuple[str, int | None] | None = None,
+        account: str = DEFAULT_ACCOUNT,
     ) -> P:
         if self.workroot is None:
             raise ShuttingDown("the pool is not running")
         self._spawning += 1
         try:
             proc = await self.spawn_process(
-                model=model, workroot=self.workroot, history=history, resume_turn=resume_turn
+                model=model, workroot=self.workroot, history=history, resume_turn=resume_turn, account=account
             )
         except Exception:
             self.failed_total += 1
@@ -359,6 +397,7 @@ class CliPool(Generic[P]):
             self._spawning -= 1
         self.started_total += 1
         self._live.add(proc)
+        self._account[proc] = account
         return proc
 
     async def _retire(self, proc: P) -> None:
@@ -369,6 +408,7 @@ class CliPool(Generic[P]):
 
     def _forget(self, proc: P) -> None:
         self._live.discard(proc)
+        self._account.pop(proc, None)
 
     def _refill(self) -> None:
         if self._closed:
@@ -390,7 +430,7 @@ class CliPool(Generic[P]):
     async def _spawn_spare(self) -> None:
         self._spawning -= 1
         try:
-            proc = await self._spawn(model=self.spare_model, history=None)
+            proc = await self._spawn(model=self.spare_model, history=None, account=self._spare_account())
         except Exception as exc:  # noqa: BLE001 - a failed spare must not kill the server
             log.warning("could not start a spare Claude process: %s", exc)
             return

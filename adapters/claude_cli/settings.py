@@ -56,3 +56,20 @@ class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     warm_idle_s: float = 300.0
     reuse_max: int = 100
     max_process_mb: int = 300
+
+
+class AccountSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One Claude account the pool runs processes for: its credentials come from `env`
+    (`CLAUDE_CODE_OAUTH_TOKEN`, `ANTHROPIC_API_KEY`...) or a logged-in `config_dir`."""
+
+    name: str
+    env: dict[str, str] = {}
+    config_dir: str | None = None
+
+
+class PlanSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """How the Claude plan's usage windows steer requests between accounts."""
+
+    # False: an account whose plan reports paid extra usage in use leaves rotation until the
+    # window that ran out resets.
+    allow_overage: bool = False

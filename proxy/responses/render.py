@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import msgspec
 
@@ -148,9 +148,11 @@ class _Writer:
         return sse_frame(event)
 
     def opening(self) -> list[bytes]:
+        # A background response is created queued (its template says so), then runs.
+        running = msgspec.structs.replace(self.template, status="in_progress")
         return [
             self.frame(lambda n: ResponseCreated(sequence_number=n, response=self.template)),
-            self.frame(lambda n: ResponseInProgress(sequence_number=n, response=self.template)),
+            self.frame(lambda n: ResponseInProgress(sequence_number=n, response=running)),
         ]
 
     def text_delta(self, text: str) -> list[bytes]:
@@ -284,13 +286,37 @@ async def stream_response(
     """A streamed outcome as Responses SSE frames. `on_finished` gets the final response
     (completed, incomplete or failed) before its last event is sent; a caller who goes away
     first finishes nothing."""
-    events: AsyncGenerator[StreamEvent, None] | None = outcome.events
-    if events is None:
-        raise ValueError("stream_response needs a streamed outcome")
     writer = _Writer(template, names)
-    finish_reason = "stop"
     for frame in writer.opening():
         yield frame
+    async for frame in _events(outcome, writer, on_finished):
+        yield frame
+
+
+async def stream_started(
+    start: Awaitable[Outcome], template: Response, names: ToolNames, on_finished: Callable[[Response], None]
+) -> AsyncIterator[bytes]:
+    """As `stream_response`, for a run not started yet: the opening events go out first, and a
+    failure to start (admission, an upstream refusal) is the stream's `response.failed`."""
+    writer = _Writer(template, names)
+    for frame in writer.opening():
+        yield frame
+    try:
+        outcome = await start
+    except ProxyError as exc:
+        response, last = writer.failed(exc)
+        on_finished(response)
+        yield last
+        return
+    async for frame in _events(outcome, writer, on_finished):
+        yield frame
+
+
+async def _events(outcome: Outcome, writer: _Writer, on_finished: Callable[[Response], None]) -> AsyncIterator[bytes]:
+    events: AsyncGenerator[StreamEvent, None] | None = outcome.events
+    if events is None:
+        raise ValueError("a streamed outcome was expected")
+    finish_reason = "stop"
     try:
         async for event in events:
             frames: list[bytes] = []

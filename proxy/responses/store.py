@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 import sqlite_utils
 
 from proxy.wire.responses import Item, Response, encoder, items_decoder, response_decoder
@@ -39,6 +40,9 @@ class ResponseStore:
                 pk="id",
             )
             db.table("responses").create_index(["project", "created_at"])
+        if "events" not in db.table("responses").columns_dict:
+            # The SSE frames of a streamed background response, as a JSON list of strings.
+            db.table("responses").add_column("events", str)
         if "response_items" not in db.table_names():
             with db.conn:
                 db.execute(
@@ -86,6 +90,21 @@ class ResponseStore:
             if cursor.rowcount > 0:
                 self._index(project, response.id, list(response.output))
         return cursor.rowcount > 0
+
+    def keep_events(self, project: str, response_id: str, frames: list[bytes]) -> None:
+        """Keeps the frames a streamed background response sent, for streams that resume it."""
+        with self.db.conn:
+            self.db.execute(
+                "update responses set events = ? where id = ? and project = ?",
+                [msgspec.json.encode([frame.decode() for frame in frames]).decode(), response_id, project],
+            )
+
+    def events(self, project: str, response_id: str) -> list[bytes] | None:
+        """The kept frames of a streamed background response; None for any other response."""
+        row = self._row(project, response_id)
+        if row is None or row.get("events") is None:
+            return None
+        return [frame.encode() for frame in msgspec.json.decode(row["events"], type=list[str])]
 
     def unfinished(self) -> list[tuple[str, Response]]:
         """(project, response) of every stored response still queued or in progress."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -20,6 +21,7 @@ from core.errors import InvalidRequest, NotFound, UpgradeRequired
 from proxy.pipeline import CacheUse, Pipeline
 from proxy.request_ids import request_id
 from proxy.responses.background import BackgroundResponses
+from proxy.responses.live import frames_after
 from proxy.responses.render import render_response, stream_response
 from proxy.responses.replay import replay
 from proxy.responses.store import ResponseStore
@@ -131,19 +133,16 @@ async def responses_socket(socket: WebSocket[Any, Any, Any]) -> None:
 
 def _in_background(
     body: ResponsesRequest, translated: Translated, principal: Principal, rid: str, background: BackgroundResponses
-) -> Response[bytes]:
+) -> Response[Any]:
     if body.store is False:
         raise InvalidRequest("Background mode requires 'store' to be true.", param="background")
-    if body.stream:
-        # OpenAI streams a background response too; here the stored object is the only way to
-        # follow one: retrieve it until it is done.
-        raise InvalidRequest(
-            "Streaming a background response is not supported; retrieve it until it is done.",
-            param="stream",
-            code="unsupported_parameter",
-        )
     queued = background.start(translated, principal, request_id=rid)
     headers = {OMITTED_TOOLS_HEADER: ",".join(translated.omitted_tools)} if translated.omitted_tools else {}
+    if body.stream:
+        # The caller reads the run's events as they come; going away stops only the reading.
+        events = background.follow(principal.project.name, queued.id, None)
+        if events is not None:
+            return sse_response(events, headers)
     return json_response(queued, headers)
 
 
@@ -181,6 +180,7 @@ async def retrieve_response(
     response_id: str,
     response_store: ResponseStore,
     settings: Settings,
+    background: BackgroundResponses,
 ) -> Response[Any]:
     project = principal.project.name
     stream = request.query_params.get("stream") in ("true", "1")
@@ -190,6 +190,12 @@ async def retrieve_response(
         raise _not_found(response_id)
     if not stream:
         return json_response(found)
+    live = background.follow(project, response_id, starting_after)
+    if live is not None:
+        return sse_response(live, {})
+    kept = response_store.events(project, response_id)
+    if kept is not None:
+        return sse_response(_sent(frames_after(kept, starting_after)), {})
     # A background run ends within the request timeout (or is marked failed): wait that long.
     events = replay(
         found,
@@ -198,6 +204,11 @@ async def retrieve_response(
         wait_s=settings.server.request_timeout_s + 60,
     )
     return sse_response(events, {})
+
+
+async def _sent(frames: list[bytes]) -> AsyncIterator[bytes]:
+    for frame in frames:
+        yield frame
 
 
 @delete("/v1/responses/{response_id:str}", status_code=200)

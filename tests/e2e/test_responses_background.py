@@ -7,6 +7,7 @@ import time
 import openai
 import pytest
 
+from tests.support import openapi
 from tests.support.upstream import Reply
 
 pytestmark = pytest.mark.e2e
@@ -49,3 +50,34 @@ def test_cancel_stops_the_running_cli(make_server, upstream):
     assert usage["requests"] == 1  # recorded once, as a run whose caller went away
     with pytest.raises(openai.BadRequestError):
         client.responses.cancel(client.responses.create(model="gpt-4o", input="resp-e2e-sync").id)
+
+
+def test_background_stream_outlives_its_reader_and_resumes_where_it_left(make_server, upstream):
+    server = make_server({})  # its own ledger: the usage below counts this test's requests only
+    client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
+    upstream.on("resp-e2e-bgstream", Reply(chunks=["one ", "two ", "three ", "four"], chunk_delay=0.4))
+    stream = client.responses.create(model="gpt-4o", input="resp-e2e-bgstream", background=True, stream=True)
+    seen = []
+    for event in stream:
+        openapi.validate(openapi.sdk_json(event), "ResponseStreamEvent")
+        seen.append(event)
+        if event.type == "response.output_text.delta":
+            break
+    stream.close()  # the reader goes away in the middle of the answer
+    assert seen[0].type == "response.created" and seen[0].response.status == "queued"
+    assert [event.sequence_number for event in seen] == list(range(len(seen)))
+    response_id = seen[0].response.id
+    last = seen[-1].sequence_number
+    rest = list(client.responses.retrieve(response_id, stream=True, starting_after=last))
+    for event in rest:
+        openapi.validate(openapi.sdk_json(event), "ResponseStreamEvent")
+    assert [event.sequence_number for event in rest] == list(range(last + 1, last + 1 + len(rest)))
+    assert rest[-1].type == "response.completed"
+    deltas = [event.delta for event in seen + rest if event.type == "response.output_text.delta"]
+    assert "".join(deltas) == "one two three four"
+    assert rest[-1].response.output_text == "one two three four"
+    assert client.responses.retrieve(response_id).status == "completed"
+    # Run once, to the end: the reader going away neither cancelled nor restarted it.
+    assert len(upstream.requests_matching("resp-e2e-bgstream")) == 1
+    usage = client.get("/usage", cast_to=object)
+    assert usage["requests"] == 1

@@ -6,6 +6,9 @@ user message; anything unmatched gets an echo reply, so a test can tell which pr
 model actually saw. Every request body is recorded for assertions on what the upstream got.
 A request with `stream: false` or none (the CLI's retry of a broken stream, its check of a model
 id) gets one JSON message.
+`plan_for(token, headers)` plays a subscriber's account per OAuth token (the CLI sends it as
+`Authorization: Bearer <token>`): its plan headers go with every answer to that token, and a
+plan whose status is `rejected` (without overage in use) answers 429, as Anthropic does.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -125,6 +128,7 @@ class ScriptedUpstream:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self._rules: list[_Rule] = []
+        self._plans: dict[str, dict[str, str]] = {}  # OAuth token -> its plan's headers
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
@@ -150,7 +154,20 @@ class ScriptedUpstream:
     def reset(self) -> None:
         with self._lock:
             self._rules.clear()
+            self._plans.clear()
             self.requests.clear()
+
+    def plan_for(self, token: str, headers: dict[str, str] | None) -> None:
+        """The plan headers of the account whose OAuth token is `token` (None: it has none)."""
+        with self._lock:
+            if headers is None:
+                self._plans.pop(token, None)
+            else:
+                self._plans[token] = dict(headers)
+
+    def tokens(self, needle: str) -> list[str]:
+        """The OAuth token of each request whose text holds `needle`, in order."""
+        return [bearer(r.headers) or "" for r in self.requests_matching(needle)]
 
     def requests_matching(self, needle: str) -> list[Recorded]:
         with self._lock:
@@ -168,11 +185,12 @@ class ScriptedUpstream:
         text = match_text(body)
         with self._lock:
             self.requests.append(Recorded(path, headers, body))
+            plan = self._plans.get(bearer(headers) or "")
             for rule in self._rules:
                 if rule.match in text and (rule.reply.times is None or rule.used < rule.reply.times):
                     rule.used += 1
-                    return rule.reply
-        return Reply()
+                    return _under_plan(rule.reply, plan)
+        return _under_plan(Reply(), plan)
 
 
 def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
@@ -354,15 +372,37 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def bearer(headers: dict[str, str]) -> str | None:
+    """The token of an `Authorization: Bearer` header, whatever its case."""
+    for key, value in headers.items():
+        if key.lower() == "authorization" and value.startswith("Bearer "):
+            return value[len("Bearer ") :]
+    return None
+
+
+def _under_plan(reply: Reply, plan: dict[str, str] | None) -> Reply:
+    """`reply` as the account's plan lets it go: with its headers, or a 429 when it is refused."""
+    if plan is None or reply.plan_headers is not None:
+        return reply
+    refused = plan.get("anthropic-ratelimit-unified-status") == "rejected"
+    if refused and plan.get("anthropic-ratelimit-unified-overage-in-use") != "true":
+        return Reply(
+            status=429, error_type="rate_limit_error", error_message="rate limited (scripted plan)", plan_headers=plan
+        )
+    return replace(reply, plan_headers=plan)
+
+
 def plan_headers(
     *,
     status: str = "allowed",
     five_hour: tuple[float, int, str] | None = None,
     seven_day: tuple[float, int, str] | None = None,
     claim: str = "five_hour",
+    overage: bool = False,
 ) -> dict[str, str]:
     """The `anthropic-ratelimit-unified-*` headers of a subscription's answer: the overall status,
-    and per window (utilization as a fraction, reset as unix seconds, status)."""
+    and per window (utilization as a fraction, reset as unix seconds, status). `overage`: paid
+    extra usage is in use (the upstream still answers a `rejected` plan)."""
     headers = {"anthropic-ratelimit-unified-status": status, "anthropic-ratelimit-unified-representative-claim": claim}
     resets = []
     for short, window in (("5h", five_hour), ("7d", seven_day)):
@@ -375,6 +415,9 @@ def plan_headers(
         headers[f"anthropic-ratelimit-unified-{short}-status"] = window_status
     if resets:
         headers["anthropic-ratelimit-unified-reset"] = str(resets[0])
+    if overage:
+        headers["anthropic-ratelimit-unified-overage-status"] = "allowed"
+        headers["anthropic-ratelimit-unified-overage-in-use"] = "true"
     return headers
 
 

@@ -38,6 +38,7 @@ class FakeProcess:
         self.rewinds: list[int] = []
         self.fail_rewind = False
         self.closed = False
+        self.account = "default"  # the account it was started for
 
     def private_mb(self) -> float | None:
         return self.memory_mb
@@ -78,9 +79,10 @@ class Factory:
         self.made: list[FakeProcess] = []
 
     async def __call__(
-        self, *, model: str, workroot: Path, history: list[Turn] | None, resume_turn: Any
+        self, *, model: str, workroot: Path, history: list[Turn] | None, resume_turn: Any, account: str = "default"
     ) -> FakeProcess:
         proc = FakeProcess(1000 + len(self.made), model, history)
+        proc.account = account
         self.made.append(proc)
         return proc
 

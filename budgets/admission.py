@@ -7,6 +7,7 @@ whatever the outcome, with a plain summary of what the upstream consumed.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 
@@ -16,23 +17,45 @@ from msgspec import Struct
 from budgets.guard import BudgetGuard, Reservation
 from budgets.keys import Principal
 from budgets.ledger import LedgerEntry, UsageLedger
+from budgets.overhead import OverheadCalibration
 from budgets.pricing import Price, cost_of, price_for, worst_case_cost
 from budgets.ratelimit import RateLimiter, RateTicket
 from budgets.settings import BudgetSettings
+from core.documents import pdf_pages
 from core.errors import ProxyError
 from core.tokens import count_tokens
-from core.types import CompletionJob, ModelChoice, TextBlock, TokenUsage, ToolResultBlock, ToolUseBlock
+from core.types import (
+    CompletionJob,
+    DocumentBlock,
+    ImageBlock,
+    ModelChoice,
+    RedactedThinkingBlock,
+    TextBlock,
+    ThinkingBlock,
+    TokenUsage,
+    ToolResultBlock,
+    ToolUseBlock,
+)
 
 log = logging.getLogger("claude_proxy.admission")
 
 _json = msgspec.json.Encoder()
 IMAGE_TOKENS = 1600  # the most a 1.15-megapixel image costs; larger ones are scaled down upstream
+# A PDF page is sent as its text and as an image: Anthropic puts it at 1,500 to 3,000 tokens.
+PDF_PAGE_TOKENS = 3000
 
 
 def estimate_prompt_tokens(job: CompletionJob, overhead: int) -> int:
     """What the job's prompt may cost in input tokens, counted before it runs."""
+    return counted_prompt_tokens(job) + overhead
+
+
+def counted_prompt_tokens(job: CompletionJob) -> int:
+    """The job's prompt as the proxy can count it: the caller's text, tools and images, without
+    what the CLI adds."""
     texts = [job.system]
     images = 0
+    pdf_tokens = 0
     for tool in job.tools:
         texts.append(_json.encode(tool).decode())
     for block in [block for turn in job.history for block in turn.content] + job.prompt:
@@ -42,9 +65,18 @@ def estimate_prompt_tokens(job: CompletionJob, overhead: int) -> int:
             texts.append(block.name + _json.encode(block.input).decode())
         elif isinstance(block, ToolResultBlock):
             texts.extend(part.text for part in block.content)
-        else:
+        elif isinstance(block, ThinkingBlock):
+            texts.append(block.thinking)
+        elif isinstance(block, RedactedThinkingBlock):
+            texts.append(block.data)  # encrypted: its length is all there is to go by
+        elif isinstance(block, ImageBlock):
             images += 1
-    return count_tokens("\n".join(texts)) + images * IMAGE_TOKENS + overhead
+        elif isinstance(block, DocumentBlock):
+            if block.source.type == "text":
+                texts.append(block.source.data)
+            else:
+                pdf_tokens += PDF_PAGE_TOKENS * (pdf_pages(base64.b64decode(block.source.data)) or 1)
+    return count_tokens("\n".join(texts)) + images * IMAGE_TOKENS + pdf_tokens
 
 
 class Spent(Struct, kw_only=True):
@@ -84,6 +116,7 @@ class Admission:
         price: Price,
         reservation: Reservation,
         ticket: RateTicket,
+        counted: int,
     ) -> None:
         self._control = control
         self._principal = principal
@@ -92,6 +125,7 @@ class Admission:
         self._price = price
         self._reservation = reservation
         self._ticket = ticket
+        self._counted = counted
         self._started = time.perf_counter()
         self._settled: Settled | None = None
 
@@ -116,6 +150,9 @@ class Admission:
             completion_tokens=spent.completion_tokens if ok else 0,
         )
         usages = spent.usages
+        if ok:
+            for usage in usages:
+                self._control.overhead.observe(self._model.claude_model, self._counted, usage.prompt_tokens)
         try:
             self._control.ledger.record(
                 LedgerEntry(
@@ -151,16 +188,24 @@ class AdmissionControl:
     answers replayed from the cache. Built by the app's lifespan from its parts."""
 
     def __init__(
-        self, *, ledger: UsageLedger, guard: BudgetGuard, limiter: RateLimiter, settings: BudgetSettings
+        self,
+        *,
+        ledger: UsageLedger,
+        guard: BudgetGuard,
+        limiter: RateLimiter,
+        settings: BudgetSettings,
+        overhead: OverheadCalibration | None = None,
     ) -> None:
         self.ledger = ledger
         self.guard = guard
         self.limiter = limiter
         self.settings = settings
+        self.overhead = overhead or OverheadCalibration(settings)
 
     def estimated_prompt_tokens(self, job: CompletionJob) -> int:
-        """The input-token estimate `admit` reserves for one run of `job`."""
-        return estimate_prompt_tokens(job, self.settings.overhead_tokens)
+        """The input-token estimate `admit` reserves for one run of `job`: what the proxy can
+        count plus the overhead calibrated for the job's model."""
+        return estimate_prompt_tokens(job, self.overhead.tokens(job.model))
 
     async def admit(
         self, principal: Principal, model: ModelChoice, job: CompletionJob, *, copies: int, request_id: str
@@ -168,7 +213,8 @@ class AdmissionControl:
         """Checks the ledger can be written and the key's rate limits, then reserves the
         worst-case cost of `copies` runs of `job`; raises 503 and 429s."""
         self.ledger.ensure_writable()
-        prompt = self.estimated_prompt_tokens(job)
+        counted = counted_prompt_tokens(job)
+        prompt = counted + self.overhead.tokens(model.claude_model)
         max_output = job.max_output_tokens or self.settings.default_max_tokens
         price = price_for(model.claude_model, self.settings.prices)
         project = principal.project
@@ -190,6 +236,7 @@ class AdmissionControl:
             price=price,
             reservation=reservation,
             ticket=ticket,
+            counted=counted,
         )
 
     def record_cached(self, principal: Principal, model: ModelChoice, request_id: str, spent: Spent) -> None:

@@ -22,6 +22,22 @@ class ImageBlock(Struct, tag="image", tag_field="type"):
     source: ImageSource
 
 
+class DocumentSource(Struct):
+    """A PDF as base64 (`type` base64, media_type application/pdf), or plain text (`type` text,
+    media_type text/plain, `data` the text itself)."""
+
+    type: Literal["base64", "text"]
+    media_type: str
+    data: str
+
+
+class DocumentBlock(Struct, tag="document", tag_field="type", kw_only=True, omit_defaults=True):
+    """A document the caller attached, sent to the model as Anthropic's document block."""
+
+    source: DocumentSource
+    title: str | None = None
+
+
 class ToolUseBlock(Struct, tag="tool_use", tag_field="type"):
     """A call the model made to one of the caller's tools; `name` is the caller's own name."""
 
@@ -37,7 +53,25 @@ class ToolResultBlock(Struct, tag="tool_result", tag_field="type"):
     content: list[TextBlock]
 
 
-Block = TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock
+class ThinkingBlock(Struct, tag="thinking", tag_field="type"):
+    """The model's thinking before an answer, with the signature the upstream checks when the
+    block comes back (it must, unchanged, inside a tool loop)."""
+
+    thinking: str
+    signature: str
+
+
+class RedactedThinkingBlock(Struct, tag="redacted_thinking", tag_field="type"):
+    """Thinking the upstream encrypted: never shown to a caller, only passed back as it came."""
+
+    data: str
+
+
+Block = TextBlock | ImageBlock | DocumentBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock
+
+# How hard the model thinks. OpenAI's `reasoning_effort` values; the backend maps them onto
+# the CLI's effort levels and thinking budget (docs/api.md, "Reasoning").
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 
 
 class ToolSpec(Struct, kw_only=True):
@@ -87,6 +121,8 @@ class CompletionJob(Struct, kw_only=True):
     tools: list[ToolSpec] = []
     tool_choice: Literal["auto", "required", "none"] = "auto"
     parallel_tool_calls: bool = True
+    # None: the CLI's own default (adaptive thinking at its default effort).
+    effort: ReasoningEffort | None = None
 
     def continues_tool_calls(self) -> bool:
         """The new input answers the model's tool calls (rather than being a new user message)."""
@@ -98,6 +134,8 @@ class TokenUsage(Struct):
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_creation_tokens: int = 0
+    # The part of output_tokens spent thinking, where the upstream reports it.
+    reasoning_tokens: int = 0
 
     @property
     def prompt_tokens(self) -> int:
@@ -112,6 +150,25 @@ class Started(Struct, tag="started"):
 
 class TextDelta(Struct, tag="text_delta"):
     text: str
+
+
+class ThinkingDelta(Struct, tag="thinking_delta"):
+    """The next piece of the model's thinking; a new thinking block begins with `first`."""
+
+    text: str
+    first: bool = False
+
+
+class ThinkingSigned(Struct, tag="thinking_signed"):
+    """The thinking block in progress is complete: its signature."""
+
+    signature: str
+
+
+class RedactedThinking(Struct, tag="redacted_thinking"):
+    """A redacted thinking block: counted and passed back, never shown."""
+
+    data: str
 
 
 class ToolCallStarted(Struct, tag="tool_call"):
@@ -146,4 +203,16 @@ class Retracted(Struct, tag="retracted"):
     differs from it. The events that follow give the answer again from its start."""
 
 
-BackendEvent = Started | TextDelta | ToolCallStarted | ToolCallArguments | Retracted | Completed
+ThinkingEvent = ThinkingDelta | ThinkingSigned | RedactedThinking
+
+BackendEvent = (
+    Started
+    | TextDelta
+    | ThinkingDelta
+    | ThinkingSigned
+    | RedactedThinking
+    | ToolCallStarted
+    | ToolCallArguments
+    | Retracted
+    | Completed
+)

@@ -23,6 +23,7 @@ from budgets.keys import KeyStore, Principal
 from budgets.ledger import UsageLedger
 from budgets.ratelimit import InProcessRateLimiter, RateLimiter
 from budgets.redis_limits import RedisBudgetGuard, RedisRateLimiter
+from budgets.reports import LedgerReports
 from core.errors import (
     InvalidRequest,
     MethodNotAllowed,
@@ -40,12 +41,14 @@ from proxy.cache import MemoryCache, RedisCache, ResponseCache
 from proxy.messages.errors import anthropic_headers, anthropic_status, error_body, is_anthropic_path
 from proxy.metrics import Metrics, timing_hook
 from proxy.pipeline import Pipeline
+from proxy.plan_gate import PlanGate
 from proxy.request_ids import add_request_headers, request_id
 from proxy.responses.background import BackgroundResponses
 from proxy.responses.store import ResponseStore
 from proxy.routes import files_router, routes
 from proxy.selection import ModelSelector
 from proxy.settings import Settings
+from proxy.ui import ui_headers, ui_router
 from proxy.wire.chat_response import encoder
 
 log = logging.getLogger("claude_proxy")
@@ -121,6 +124,7 @@ class _Resources:
 
     keys: KeyStore
     ledger: UsageLedger
+    reports: LedgerReports
     guard: BudgetGuard
     pipeline: Pipeline
     batch_store: BatchStore
@@ -188,6 +192,7 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
     auth_failures = FailedAuthLimiter(settings.auth.max_failures_per_minute)
     metrics.gauges.append(lambda: chat_backend.health().get("pool") or {})
     metrics.accounts = chat_backend.accounts
+    gate = PlanGate(chat_backend.accounts, settings.plan.batch_max_utilization, poll_s=settings.batches.poll_s)
     opened = _Resources()
 
     @asynccontextmanager
@@ -195,6 +200,7 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
         db = open_database(settings.storage.path)
         opened.keys = KeyStore(db)
         opened.ledger = ledger = UsageLedger(db)
+        opened.reports = LedgerReports(db)
         guard: BudgetGuard
         limiter: RateLimiter
         if redis is None:
@@ -226,9 +232,10 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
                     pipeline=opened.pipeline,
                     settings=settings.batches,
                     images=settings.images,
+                    gate=gate,
                 )
                 await opened.batch_runner.start()
-                opened.background = BackgroundResponses(opened.response_store, opened.pipeline)
+                opened.background = BackgroundResponses(opened.response_store, opened.pipeline, gate)
                 try:
                     yield
                 finally:
@@ -245,7 +252,7 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
         return Provide(value, use_cache=True, sync_to_thread=False)
 
     return Litestar(
-        route_handlers=[*routes, files_router(settings)],
+        route_handlers=[*routes, files_router(settings), *ui_router(settings.auth.admin_key)],
         lifespan=[resources],
         dependencies={
             "settings": provide(lambda: settings),
@@ -257,6 +264,7 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
             "auth_failures": provide(lambda: auth_failures),
             "keys": provide(lambda: opened.keys),
             "ledger": provide(lambda: opened.ledger),
+            "reports": provide(lambda: opened.reports),
             "guard": provide(lambda: opened.guard),
             "pipeline": provide(lambda: opened.pipeline),
             "batch_store": provide(lambda: opened.batch_store),
@@ -269,7 +277,7 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None, drain:
             "admin": Provide(admin_access, sync_to_thread=False),
         },
         exception_handlers={Exception: handle_exception},
-        before_send=[add_request_headers, timing_hook(metrics)],
+        before_send=[add_request_headers, timing_hook(metrics), ui_headers],
         before_request=_refusing_while_draining(drain),
         request_max_body_size=settings.server.max_body_bytes,
         state=State({"settings": settings}),

@@ -24,6 +24,7 @@ _encoder = msgspec.json.Encoder(order="deterministic")
 class CachedChoice(msgspec.Struct):
     text: str
     finish_reason: str
+    reasoning: str = ""  # the thinking shown to the caller (no signature: never sent back)
 
 
 class CachedAnswer(msgspec.Struct):
@@ -57,6 +58,7 @@ def cache_key(project: str, job: CompletionJob, *, n: int, stops: list[str], sam
         "sampling": sampling,
         "tools": job.tools,
         "tool_choice": job.tool_choice,
+        "effort": job.effort,
     }
     return hashlib.sha256(_encoder.encode(canonical)).hexdigest()
 

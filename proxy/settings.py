@@ -262,6 +262,11 @@ def _check(settings: Settings) -> None:
             raise SettingsError(f"batches.completion_windows: {window!r} is not like 24h, 30m or 90s")
     if settings.budgets.default_max_tokens < 1:
         raise SettingsError("budgets.default_max_tokens must be at least 1")
+    if settings.plan.batch_max_utilization < 0:
+        raise SettingsError("plan.batch_max_utilization must not be negative")
+    budgets = settings.budgets
+    if min(budgets.overhead_tokens, budgets.overhead_samples, budgets.overhead_margin) < 0:
+        raise SettingsError("budgets.overhead_tokens, overhead_samples and overhead_margin must not be negative")
     server = settings.server
     if server.max_body_bytes < 1024:
         raise SettingsError("server.max_body_bytes must be at least 1024")

@@ -25,7 +25,9 @@ from adapters.claude_cli.events import (
     MessageStart,
     MessageStartBody,
     MessageStop,
+    SignatureDeltaBody,
     TextDeltaBody,
+    ThinkingDeltaBody,
 )
 
 
@@ -125,8 +127,14 @@ def retried_events(message: AssistantMessage) -> list[AnthropicEvent]:
             # Written as the upstream streams it, so a retry can continue a streamed start.
             arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
             events.append(ContentBlockDelta(index, InputJsonDeltaBody(arguments)))
+        elif kind == "thinking":
+            events.append(ContentBlockStart(index, {"type": "thinking", "thinking": "", "signature": ""}))
+            events.append(ContentBlockDelta(index, ThinkingDeltaBody(str(block.get("thinking", "")))))
+            events.append(ContentBlockDelta(index, SignatureDeltaBody(str(block.get("signature", "")))))
+        elif kind == "redacted_thinking":
+            events.append(ContentBlockStart(index, block))
         else:
-            continue  # thinking and other blocks the proxy does not pass on
+            continue  # blocks the proxy does not pass on
         events.append(ContentBlockStop(index))
     usage = AnthropicUsage(output_tokens=message.usage.output_tokens)
     events.append(MessageDelta(MessageDeltaBody(stop_reason=message.stop_reason), usage))

@@ -31,12 +31,15 @@ def turn_usage(line: ResultLine) -> TokenUsage:
             output_tokens=sum(model.outputTokens for model in models),
             cache_read_tokens=sum(model.cacheReadInputTokens for model in models),
             cache_creation_tokens=sum(model.cacheCreationInputTokens for model in models),
+            reasoning_tokens=sum(model.thinkingTokens for model in models),
         )
+    details = line.usage.output_tokens_details
     return TokenUsage(
         input_tokens=line.usage.input_tokens,
         output_tokens=line.usage.output_tokens,
         cache_read_tokens=line.usage.cache_read_input_tokens,
         cache_creation_tokens=line.usage.cache_creation_input_tokens,
+        reasoning_tokens=(details.thinking_tokens or 0) if details else 0,
     )
 
 
@@ -46,6 +49,7 @@ def subtract(total: TokenUsage, part: TokenUsage) -> TokenUsage:
         output_tokens=max(total.output_tokens - part.output_tokens, 0),
         cache_read_tokens=max(total.cache_read_tokens - part.cache_read_tokens, 0),
         cache_creation_tokens=max(total.cache_creation_tokens - part.cache_creation_tokens, 0),
+        reasoning_tokens=max(total.reasoning_tokens - part.reasoning_tokens, 0),
     )
 
 

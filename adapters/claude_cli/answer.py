@@ -32,9 +32,11 @@ from adapters.claude_cli.events import (
     MessageStop,
     RateLimitEventLine,
     ResultLine,
+    SignatureDeltaBody,
     StreamEventLine,
     SystemLine,
     TextDeltaBody,
+    ThinkingDeltaBody,
     UnknownLine,
 )
 from adapters.claude_cli.plan import DEFAULT_ACCOUNT, PlanWindows
@@ -53,10 +55,15 @@ from core.types import (
     BackendEvent,
     Completed,
     CompletionJob,
+    RedactedThinking,
+    RedactedThinkingBlock,
     Retracted,
     Started,
     TextBlock,
     TextDelta,
+    ThinkingBlock,
+    ThinkingDelta,
+    ThinkingSigned,
     TokenUsage,
     ToolCallArguments,
     ToolCallStarted,
@@ -85,13 +92,30 @@ class _Call:
         return ToolUseBlock(id=self.id, name=self.name, input=value if isinstance(value, dict) else {})
 
 
+class _Thought:
+    """A thinking block as it streams: its text pieces, then its signature; or redacted data."""
+
+    __slots__ = ("pieces", "redacted", "signature")
+
+    def __init__(self, redacted: str | None = None) -> None:
+        self.pieces: list[str] = []
+        self.signature = ""
+        self.redacted = redacted
+
+    def block(self) -> ThinkingBlock | RedactedThinkingBlock:
+        if self.redacted is not None:
+            return RedactedThinkingBlock(self.redacted)
+        return ThinkingBlock(thinking="".join(self.pieces), signature=self.signature)
+
+
 class _Mark(NamedTuple):
     """How much of the answer there was when a content block began (text pieces, calls, held
-    text pieces): an abandoned block cuts it back to that."""
+    text pieces, thinking blocks): an abandoned block cuts it back to that."""
 
     text: int
     calls: int
     held: int
+    thoughts: int
 
 
 class _Step(NamedTuple):
@@ -127,6 +151,8 @@ class Answer:
         self.structured = job.json_schema is not None
         self.text: list[str] = []
         self.calls: list[_Call] = []
+        self.thoughts: list[_Thought] = []
+        self._thinking: dict[int, int] = {}  # content block index -> thought index
         self.suspended = False
         self.turn_ended = False  # the CLI finished its turn (its result line was read)
         self._blocks: dict[int, int] = {}  # content block index -> call index
@@ -140,9 +166,10 @@ class Answer:
         self._model: str | None = None
 
     def assistant_blocks(self) -> list[Any]:
-        """The answer as the caller will send it back: its text, then its tool calls."""
+        """The answer as the upstream holds it: its thinking, its text, then its tool calls."""
         text = "".join(self.text)
-        return ([TextBlock(text)] if text else []) + [call.block() for call in self.calls]
+        thinking = [thought.block() for thought in self.thoughts]
+        return thinking + ([TextBlock(text)] if text else []) + [call.block() for call in self.calls]
 
     async def events(self) -> AsyncIterator[BackendEvent]:
         """The answer's events, until the CLI ends it or stops on tool calls."""
@@ -233,6 +260,8 @@ class Answer:
         if isinstance(delta, TextDeltaBody):
             if delta.text and not self.structured:
                 return _Step(self._text(delta.text))
+        elif isinstance(delta, ThinkingDeltaBody | SignatureDeltaBody) and event.index in self._thinking:
+            return _Step(self._thought(event.index, delta))
         elif isinstance(delta, InputJsonDeltaBody) and event.index in self._blocks:
             index = self._blocks[event.index]
             if delta.partial_json:
@@ -263,7 +292,7 @@ class Answer:
     def _on_message_start(self, event: MessageStart) -> _Step:
         usage = event.message.usage
         self._model = event.message.model or self._model
-        self._blocks, self._marks = {}, {}  # block indexes count within one message
+        self._blocks, self._marks, self._thinking = {}, {}, {}  # block indexes count within one message
         self._started = TokenUsage(
             input_tokens=usage.input_tokens or 0,
             cache_read_tokens=usage.cache_read_input_tokens or 0,
@@ -272,7 +301,12 @@ class Answer:
         return _Step([Started(self._started)])
 
     def _on_message_delta(self, event: MessageDelta) -> _Step:
-        output = msgspec.structs.replace(self._started, output_tokens=event.usage.output_tokens or 0)
+        details = event.usage.output_tokens_details
+        output = msgspec.structs.replace(
+            self._started,
+            output_tokens=event.usage.output_tokens or 0,
+            reasoning_tokens=(details.thinking_tokens or 0) if details else 0,
+        )
         if event.delta.stop_reason == "tool_use" and self.calls:
             # The model waits for the caller's results: OpenAI ends the answer here.
             return _Step([*self._settle_redo(), self._ended_on_tools(output)], ended=True)
@@ -334,10 +368,33 @@ class Answer:
         self.proc.record_turn_usage(usage)
         return Completed(finish_reason="tool_calls", usage=usage, model=self._model)
 
+    def _thought(self, index: int, delta: ThinkingDeltaBody | SignatureDeltaBody) -> list[BackendEvent]:
+        """A piece of a thinking block. While a retry repeats an answer the caller has, its
+        thinking is kept for the upstream but not passed on again."""
+        thought = self.thoughts[self._thinking[index]]
+        event: ThinkingDelta | ThinkingSigned
+        if isinstance(delta, SignatureDeltaBody):
+            thought.signature += delta.signature
+            event = ThinkingSigned(delta.signature)
+        else:
+            if not delta.thinking:
+                return []
+            event = ThinkingDelta(delta.thinking, first=not thought.pieces)
+            thought.pieces.append(delta.thinking)
+        return [event] if self._redo is None else []
+
     def _tool_start(self, event: ContentBlockStart) -> list[BackendEvent]:
         block = event.content_block
-        self._marks[event.index] = _Mark(len(self.text), len(self.calls), len(self._held_text))
-        if block.get("type") != "tool_use":
+        self._marks[event.index] = _Mark(len(self.text), len(self.calls), len(self._held_text), len(self.thoughts))
+        kind = block.get("type")
+        if kind in ("thinking", "redacted_thinking"):
+            self._thinking[event.index] = len(self.thoughts)
+            data = str(block.get("data", "")) if kind == "redacted_thinking" else None
+            self.thoughts.append(_Thought(redacted=data))
+            if data is not None and self._redo is None:
+                return [RedactedThinking(data)]
+            return []
+        if kind != "tool_use":
             return []
         name = caller_name(str(block.get("name", "")))
         if name is None:
@@ -366,6 +423,8 @@ class Answer:
             given = [(call.id, call.name, "".join(call.arguments)) for call in self.calls]
             self._redo = Redo("".join(self.text), given)
         del self.text[mark.text :], self.calls[mark.calls :], self._held_text[mark.held :]
+        del self.thoughts[mark.thoughts :]
+        self._thinking = {block: thought for block, thought in self._thinking.items() if thought < mark.thoughts}
         self._redo.rewind(len("".join(self.text)), [len("".join(call.arguments)) for call in self.calls])
         self._blocks = {block: call for block, call in self._blocks.items() if call < mark.calls}
 

@@ -18,7 +18,7 @@ import msgspec
 
 from adapters.claude_cli.accounts import account_names, launch_specs
 from adapters.claude_cli.answer import Answer
-from adapters.claude_cli.command import OUTPUT_LIMIT_ENV
+from adapters.claude_cli.command import OUTPUT_LIMIT_ENV, ThinkingMode, TurnSetup, thinking_setup
 from adapters.claude_cli.discovery import CliInfo, find_cli
 from adapters.claude_cli.plan import PlanWindows
 from adapters.claude_cli.pool import CliPool, spawner
@@ -26,7 +26,17 @@ from adapters.claude_cli.process import CliProcess
 from adapters.claude_cli.settings import AccountSettings, ClaudeSettings, PlanSettings, PoolSettings
 from adapters.claude_cli.tool_bridge import SERVER, ToolBridge
 from core.errors import CliUnavailable, RateLimited
-from core.types import BackendEvent, Block, Completed, CompletionJob, TextBlock, ToolResultBlock, Turn
+from core.types import (
+    BackendEvent,
+    Block,
+    Completed,
+    CompletionJob,
+    RedactedThinkingBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    Turn,
+)
 
 log = logging.getLogger("claude_proxy.cli")
 
@@ -138,7 +148,7 @@ class ClaudeCliBackend:
         continuing = job.continues_tool_calls()
         history = [*job.history, Turn("user", job.prompt)] if continuing else job.history
         # A resumed tool turn runs at start-up, before stdin could set it up.
-        resume_turn = (job.system, job.max_output_tokens) if continuing else None
+        resume_turn = _resume_setup(job) if continuing else None
         key = conversation_key(job, job.history, suspended=continuing)
         if continuing and not all(isinstance(block, ToolResultBlock) for block in job.prompt):
             key = None  # results plus a new message: a waiting call can take only the results
@@ -195,11 +205,14 @@ def conversation_key(job: CompletionJob, turns: list[Turn], *, suspended: bool =
     (no project, or a response schema)."""
     if job.owner is None or job.json_schema is not None:
         return None
-    parts: list[Any] = [job.owner, job.model, job.system, job.tools, job.tool_choice, suspended, turns]
+    # Thinking is left out: chat callers never send it back, and a process holds its own.
+    visible = [Turn(turn.role, [block for block in turn.content if not _is_thinking(block)]) for turn in turns]
+    parts: list[Any] = [job.owner, job.model, job.system, job.tools, job.tool_choice, suspended, visible]
     if suspended:
-        # The turn that goes on keeps the output limit it started with (a limit sent now would
-        # apply only from the next turn), so only a request with the same limit can take it.
-        parts.append(job.max_output_tokens)
+        # The turn that goes on keeps the output limit and effort it started with (settings
+        # sent now would apply only from the next turn), so only a request with the same
+        # ones can take it.
+        parts += [job.max_output_tokens, job.effort]
     return hashlib.sha256(_key_encoder.encode(parts)).hexdigest()
 
 
@@ -225,6 +238,24 @@ def reuse_profile(job: CompletionJob) -> str | None:
 _key_encoder = msgspec.json.Encoder()
 
 
+def _resume_setup(job: CompletionJob) -> TurnSetup:
+    return TurnSetup(system=job.system, max_output_tokens=job.max_output_tokens, mode=_thinking_mode(job))
+
+
+def _thinking_mode(job: CompletionJob) -> ThinkingMode:
+    """The job's thinking. Tool results that come back to calls without the thinking that
+    preceded them (chat callers never send it) must be answered without thinking: Anthropic
+    refuses to continue such calls with thinking on."""
+    if not job.continues_tool_calls():
+        return ThinkingMode(job.effort)
+    calls = job.history[-1].content if job.history and job.history[-1].role == "assistant" else []
+    return ThinkingMode(job.effort, thinking=any(_is_thinking(block) for block in calls))
+
+
+def _is_thinking(block: Block) -> bool:
+    return isinstance(block, ThinkingBlock | RedactedThinkingBlock)
+
+
 def _tool_results(blocks: list[Block]) -> dict[str, list[TextBlock]]:
     return {block.tool_use_id: block.content for block in blocks if isinstance(block, ToolResultBlock)}
 
@@ -248,13 +279,25 @@ async def _prepare(proc: CliProcess, job: CompletionJob, bridge: ToolBridge, pro
             # CLI requires; the upstream then gets it exactly as `initialize` would send it.
             set_model["system_prompt"] = job.system
         requests.append(set_model)
+    env: dict[str, str | None] = {}
     limit = proc.base_output_limit if job.max_output_tokens is None else str(job.max_output_tokens)
     if limit != proc.output_limit:
         # null unsets the variable: the CLI's default comes back, whatever an earlier turn set.
-        requests.append({"subtype": "apply_flag_settings", "settings": {"env": {OUTPUT_LIMIT_ENV: limit}}})
+        env[OUTPUT_LIMIT_ENV] = limit
+    budget: list[dict[str, Any]] = []
+    mode = _thinking_mode(job)
+    if mode != proc.thinking_mode:
+        # Both apply from the next turn on (measured): the effort level and thinking switch as
+        # variables, the budget of budget-thinking models with its own request.
+        setup = thinking_setup(mode, proc.base_thinking_env)
+        env.update(setup.env)
+        budget.append({"subtype": "set_max_thinking_tokens", "max_thinking_tokens": setup.budget})
+    if env:
+        requests.append({"subtype": "apply_flag_settings", "settings": {"env": env}})
+    requests += budget
     if requests:
         await proc.control(requests, bridge)
-    proc.configure(bridge, model=job.model, system=job.system, output_limit=limit, profile=profile)
+    proc.configure(bridge, model=job.model, system=job.system, output_limit=limit, profile=profile, thinking_mode=mode)
 
 
 def _stdin_content(blocks: list[Block]) -> list[dict[str, Any]]:

@@ -4,15 +4,67 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from msgspec import Struct
 
 from adapters.claude_cli.tool_bridge import MCP_CONFIG
+from core.types import ReasoningEffort
 
 # Session ids and models reach argv; both are produced by the proxy, and checked once more here.
 _SAFE_ARG = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,100}")
 
 OUTPUT_LIMIT_ENV = "CLAUDE_CODE_MAX_OUTPUT_TOKENS"  # the upstream request's max_tokens
+EFFORT_ENV = "CLAUDE_CODE_EFFORT_LEVEL"  # output_config.effort of adaptive-thinking models
+NO_THINKING_ENV = "CLAUDE_CODE_DISABLE_THINKING"  # "1": no `thinking` in the upstream request
+BUDGET_ENV = "MAX_THINKING_TOKENS"  # budget_tokens of budget-thinking models, read at start-up
+THINKING_ENV = (EFFORT_ENV, NO_THINKING_ENV)
+
+# A caller's reasoning effort as (CLI effort level, thinking budget for the models that take
+# one). Measured on CLI 2.1.328: the current models get `thinking: {"type": "adaptive"}` and
+# `output_config.effort`; older ones (claude-sonnet-4-5 and the like) `thinking: {"type":
+# "enabled", "budget_tokens"}`, by default max_tokens - 1 (None here keeps that default).
+_EFFORTS: dict[str, tuple[str, int | None]] = {
+    "none": ("low", 0),
+    "minimal": ("low", 1024),
+    "low": ("low", 4096),
+    "medium": ("medium", 16384),
+    "high": ("high", None),
+    "xhigh": ("xhigh", None),
+}
+
+
+class ThinkingMode(NamedTuple):
+    """A job's thinking: its effort (None: the process's start-up default), and False in
+    `thinking` to turn thinking off whatever the effort."""
+
+    effort: ReasoningEffort | None = None
+    thinking: bool = True
+
+
+DEFAULT_THINKING = ThinkingMode()
+
+
+class ThinkingSetup(NamedTuple):
+    """What a reasoning effort sets in the CLI: variables for `apply_flag_settings` (None unsets
+    one) and the budget for `set_max_thinking_tokens` (None: the session's default)."""
+
+    env: dict[str, str | None]
+    budget: int | None
+
+
+def thinking_setup(mode: ThinkingMode, base: Mapping[str, str | None]) -> ThinkingSetup:
+    """The CLI settings for `mode`; an effort of None restores `base`, the process's start-up
+    values."""
+    if mode.effort is None:
+        setup = ThinkingSetup({key: base.get(key) for key in THINKING_ENV}, None)
+    else:
+        level, budget = _EFFORTS[mode.effort]
+        setup = ThinkingSetup({EFFORT_ENV: level, NO_THINKING_ENV: "1" if budget == 0 else None}, budget)
+    if not mode.thinking:
+        setup.env[NO_THINKING_ENV] = "1"
+    return setup
+
 
 FORCED_ENV = {
     "DISABLE_TELEMETRY": "1",
@@ -37,12 +89,20 @@ def safe_arg(value: str) -> str:
     return value
 
 
+class TurnSetup(Struct, kw_only=True, frozen=True):
+    """How a resumed tool turn runs: its system prompt, output limit and thinking."""
+
+    system: str
+    max_output_tokens: int | None = None
+    mode: ThinkingMode = DEFAULT_THINKING
+
+
 class ResumeTurn(Struct, kw_only=True):
     """A process that resumes a conversation whose last turn (tool results) it must answer at
-    once, before any stdin set-up: its system prompt, tools and output limit come with it."""
+    once, before any stdin set-up: its system prompt (in a file), tools and limits come with it."""
 
     system_prompt_file: str
-    max_output_tokens: int | None = None
+    setup: TurnSetup
 
 
 def build_argv(
@@ -89,8 +149,17 @@ def resume_turn_env(base: Mapping[str, str], resume_turn: ResumeTurn) -> dict[st
     # Re-run the interrupted last turn at start-up: the model answers the tool results in the
     # session file. The CLI adds its "Continue from where you left off." to that user turn.
     env["CLAUDE_CODE_RESUME_INTERRUPTED_TURN"] = "1"
-    if resume_turn.max_output_tokens is not None:
-        env[OUTPUT_LIMIT_ENV] = str(resume_turn.max_output_tokens)
+    turn = resume_turn.setup
+    if turn.max_output_tokens is not None:
+        env[OUTPUT_LIMIT_ENV] = str(turn.max_output_tokens)
+    setup = thinking_setup(turn.mode, env)
+    for key, value in setup.env.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    if setup.budget is not None:
+        env[BUDGET_ENV] = str(setup.budget)
     return env
 
 

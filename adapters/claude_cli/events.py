@@ -12,11 +12,16 @@ import msgspec
 from msgspec import Struct
 
 
+class OutputTokensDetails(Struct):
+    thinking_tokens: int | None = None  # the part of output_tokens spent thinking
+
+
 class AnthropicUsage(Struct):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_read_input_tokens: int | None = None
     cache_creation_input_tokens: int | None = None
+    output_tokens_details: OutputTokensDetails | None = None
 
 
 class MessageStartBody(Struct):
@@ -139,6 +144,7 @@ class ResultUsage(Struct):
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    output_tokens_details: OutputTokensDetails | None = None
 
 
 class ModelUsage(Struct):
@@ -148,6 +154,7 @@ class ModelUsage(Struct):
     outputTokens: int = 0  # noqa: N815
     cacheReadInputTokens: int = 0  # noqa: N815
     cacheCreationInputTokens: int = 0  # noqa: N815
+    thinkingTokens: int = 0  # noqa: N815 - from the upstream's output_tokens_details
 
 
 class ResultLine(Struct, tag="result", tag_field="type"):

@@ -26,7 +26,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from adapters.claude_cli._slots import Slots
 from adapters.claude_cli._warm import WarmSet
-from adapters.claude_cli.command import LaunchSpec
+from adapters.claude_cli.command import LaunchSpec, TurnSetup
 from adapters.claude_cli.leftovers import Run
 from adapters.claude_cli.plan import DEFAULT_ACCOUNT
 from adapters.claude_cli.process import CliProcess
@@ -75,7 +75,7 @@ class ProcessFactory(Protocol[P_co]):
         model: str,
         workroot: Path,
         history: list[Turn] | None,
-        resume_turn: tuple[str, int | None] | None,
+        resume_turn: TurnSetup | None,
         account: str,
     ) -> P_co: ...
 
@@ -88,7 +88,7 @@ def spawner(launch: dict[str, tuple[LaunchSpec, Path]]) -> ProcessFactory[CliPro
         model: str,
         workroot: Path,
         history: list[Turn] | None,
-        resume_turn: tuple[str, int | None] | None,
+        resume_turn: TurnSetup | None,
         account: str,
     ) -> CliProcess:
         spec, config_dir = launch[account]
@@ -210,7 +210,7 @@ class CliPool(Generic[P]):
         history: list[Turn] | None = None,
         priority: int = Priority.INTERACTIVE,
         warm_key: str | None = None,
-        resume_turn: tuple[str, int | None] | None = None,
+        resume_turn: TurnSetup | None = None,
         profile: str | None = None,
         account: str = DEFAULT_ACCOUNT,
     ) -> AsyncIterator[P]:
@@ -380,7 +380,7 @@ class CliPool(Generic[P]):
         *,
         model: str,
         history: list[Turn] | None,
-        resume_turn: tuple[str, int | None] | None = None,
+        resume_turn: TurnSetup | None = None,
         account: str = DEFAULT_ACCOUNT,
     ) -> P:
         if self.workroot is None:

@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from adapters.claude_cli._os import DEATH_WRAPPER, PREEXEC, status_mb
-from adapters.claude_cli.command import OUTPUT_LIMIT_ENV, LaunchSpec, ResumeTurn, build_argv, resume_turn_env
+from adapters.claude_cli.command import (
+    DEFAULT_THINKING,
+    OUTPUT_LIMIT_ENV,
+    THINKING_ENV,
+    LaunchSpec,
+    ResumeTurn,
+    ThinkingMode,
+    TurnSetup,
+    build_argv,
+    resume_turn_env,
+)
 from adapters.claude_cli.events import (
     CliLine,
     ControlRequestLine,
@@ -46,8 +56,8 @@ class CliProcess:
       was read, so no tool call is pending and no part of that turn's usage is held.
     - `profile` is None until `configure`, and stays None for a process resumed from a session
       file: a rewind reaches only what came over stdin, so it cannot be emptied for reuse.
-    - `model`, `system` and `output_limit` are what the CLI was last set up with; `configure`
-      records them once the CLI accepted them.
+    - `model`, `system`, `output_limit` and `thinking_mode` are what the CLI was last set up with;
+      `configure` records them once the CLI accepted them.
     - Once `mark_inexact` is called it never stands in for a caller's history again.
     """
 
@@ -60,8 +70,14 @@ class CliProcess:
         session_file: Path | None,
         config_dir: Path | None = None,
         output_limit: str | None = None,
+        thinking_mode: ThinkingMode = DEFAULT_THINKING,
+        thinking_env: dict[str, str | None] | None = None,
     ) -> None:
         self._proc = proc
+        # The thinking in force (an effort of None: as started), and the start-up values of
+        # the variables an effort sets, which a job without an effort gets back.
+        self._thinking_mode = thinking_mode
+        self._base_thinking_env = thinking_env or {}
         self._config_dir = config_dir
         self._parked_key: str | None = None
         self._turn_ended = False
@@ -147,8 +163,23 @@ class CliProcess:
     def output_limit(self) -> str | None:
         return self._output_limit
 
+    @property
+    def thinking_mode(self) -> ThinkingMode:
+        return self._thinking_mode
+
+    @property
+    def base_thinking_env(self) -> dict[str, str | None]:
+        return self._base_thinking_env
+
     def configure(
-        self, bridge: ToolBridge, *, model: str, system: str, output_limit: str | None, profile: str | None
+        self,
+        bridge: ToolBridge,
+        *,
+        model: str,
+        system: str,
+        output_limit: str | None,
+        profile: str | None,
+        thinking_mode: ThinkingMode = DEFAULT_THINKING,
     ) -> None:
         """Record a job's set-up once the CLI accepted it. `profile` counts only the first time:
         `initialize` cannot be sent again."""
@@ -159,6 +190,7 @@ class CliProcess:
         self._model = model
         self._system = system
         self._output_limit = output_limit
+        self._thinking_mode = thinking_mode
 
     def mark_inexact(self) -> None:
         """The CLI changed the conversation on its own: it must not stand in for a caller's
@@ -208,10 +240,10 @@ class CliProcess:
         workroot: Path,
         config_dir: Path,
         history: list[Turn] | None = None,
-        resume_turn: tuple[str, int | None] | None = None,
+        resume_turn: TurnSetup | None = None,
     ) -> CliProcess:
-        """`resume_turn` (system prompt, output limit): the last turn of `history` is answered
-        at start-up, see `ResumeTurn`."""
+        """With `resume_turn`, the last turn of `history` is answered at start-up, see
+        `ResumeTurn`."""
         workdir = workroot / f"w{uuid.uuid4().hex}"
         workdir.mkdir(mode=0o700, parents=True)
         session_id = session_file = None
@@ -224,8 +256,8 @@ class CliProcess:
                 prompt_file = workdir / "system-prompt.txt"
                 fd = os.open(prompt_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "w", encoding="utf-8") as file:
-                    file.write(resume_turn[0])
-                turn = ResumeTurn(system_prompt_file=str(prompt_file), max_output_tokens=resume_turn[1])
+                    file.write(resume_turn.system)
+                turn = ResumeTurn(system_prompt_file=str(prompt_file), setup=resume_turn)
                 env = resume_turn_env(env, turn)
             argv = build_argv(spec, model=model, resume_session=session_id, resume_turn=turn)
             proc = await asyncio.create_subprocess_exec(
@@ -258,6 +290,8 @@ class CliProcess:
             session_file=session_file,
             config_dir=config_dir,
             output_limit=env.get(OUTPUT_LIMIT_ENV),
+            thinking_mode=resume_turn.mode if resume_turn is not None else DEFAULT_THINKING,
+            thinking_env={key: spec.env.get(key) for key in THINKING_ENV},
         )
 
     def private_mb(self) -> float | None:
@@ -414,4 +448,5 @@ def _add(a: TokenUsage, b: TokenUsage) -> TokenUsage:
         output_tokens=a.output_tokens + b.output_tokens,
         cache_read_tokens=a.cache_read_tokens + b.cache_read_tokens,
         cache_creation_tokens=a.cache_creation_tokens + b.cache_creation_tokens,
+        reasoning_tokens=a.reasoning_tokens + b.reasoning_tokens,
     )

@@ -73,3 +73,6 @@ class PlanSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # False: an account whose plan reports paid extra usage in use leaves rotation until the
     # window that ran out resets.
     allow_overage: bool = False
+    # Batch lines and background responses wait while every account's windows are above this
+    # fraction, so that people keep what is left of the plan.
+    batch_max_utilization: float = 0.8

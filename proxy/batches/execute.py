@@ -83,7 +83,7 @@ async def _responses(body: str, images: ImageSettings) -> tuple[Submission, Rend
         raise InvalidRequest("Batch requests cannot run in the background.", param="background")
     translated = await responses_submission(request, history=[], images=images)
     template = msgspec.structs.replace(translated.template, store=False)
-    return translated.submission, lambda result: render_response(result, template, translated.names)
+    return translated.submission, lambda result: render_response(result, template, translated.names, translated.shown)
 
 
 _TRANSLATORS = {"/v1/chat/completions": _chat, "/v1/responses": _responses}

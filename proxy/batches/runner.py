@@ -4,7 +4,8 @@ One loop task looks at every unfinished batch whenever something changed (or eve
 `batches.poll_s`). Lines run as tasks, at most `batches.concurrency` at once across all
 batches, at batch priority in the CLI pool. A line's result is stored in its row before the
 line counts as done, so after a crash the lines that were running simply run again, and the
-output files, assembled from the rows, hold each input line exactly once.
+output files, assembled from the rows, hold each input line exactly once. While the Claude plan
+is nearly used up (proxy/plan_gate.py) no new line starts, and the batch says why.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import logging
 import time
 from typing import Any
 
+import msgspec
+
 from budgets.keys import KeyStore, Principal
 from proxy.batches.execute import error_line, execute_line
 from proxy.batches.store import BatchStore
 from proxy.batches.validate import parse_input
-from proxy.batches.wire import BatchError
+from proxy.batches.wire import BatchError, BatchObject
 from proxy.pipeline import Pipeline
+from proxy.plan_gate import PlanGate, PlanWait
 from proxy.settings import BatchSettings, ImageSettings
 
 log = logging.getLogger("claude_proxy.batches")
@@ -38,12 +42,15 @@ class BatchRunner:
         pipeline: Pipeline,
         settings: BatchSettings,
         images: ImageSettings,
+        gate: PlanGate | None = None,
     ) -> None:
         self.store = store
         self.keys = keys
         self.pipeline = pipeline
         self.settings = settings
         self.images = images
+        self.gate = gate
+        self._waiting: PlanWait | None = None
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._lines: dict[str, set[asyncio.Task[None]]] = {}
@@ -69,9 +76,16 @@ class BatchRunner:
     def running_lines(self) -> int:
         return sum(len(group) for group in self._lines.values())
 
+    def shown(self, batch: BatchObject) -> BatchObject:
+        """`batch` as callers see it: with why it waits, while the plan holds its lines back."""
+        if batch.status == "in_progress" and self._waiting is not None:
+            return msgspec.structs.replace(batch, waiting=self._waiting)
+        return batch
+
     async def _loop(self) -> None:
         while True:
             self._wake.clear()
+            self._waiting = self.gate.wait() if self.gate is not None else None
             for batch_id in self.store.active_batch_ids():
                 try:
                     self._advance(batch_id)
@@ -120,8 +134,8 @@ class BatchRunner:
 
     def _launch(self, row: dict[str, Any]) -> None:
         free = self.settings.concurrency - self.running_lines()
-        if free <= 0:
-            return
+        if free <= 0 or self._waiting is not None:
+            return  # lines already running finish; new ones wait for a free slot or the plan
         principal = self._principal(row)
         for line in self.store.claim_pending(row["id"], free):
             task = asyncio.create_task(self._run_line(row["id"], row["endpoint"], line, principal))

@@ -218,6 +218,11 @@ class BatchStore:
         rows = list(self.db["batches"].rows_where(where, args, order_by="rowid desc", limit=limit + 1))
         return [self.to_object(row) for row in rows[:limit]], len(rows) > limit
 
+    def recent_batches(self, limit: int) -> list[tuple[str, BatchObject]]:
+        """The latest batches of every project, newest first, each with its project (the dashboard's view)."""
+        rows = list(self.db["batches"].rows_where(order_by="rowid desc", limit=limit))
+        return [(row["project"], self.to_object(row)) for row in rows]
+
     def _rowid(self, table: str, item_id: str, project: str) -> int | None:
         row = self.db.execute(f"select rowid from {table} where id = ? and project = ?", [item_id, project]).fetchone()
         return row[0] if row else None

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
-from msgspec import Struct
+from msgspec import UNSET, Struct, UnsetType
+
+from proxy.plan_gate import PlanWait
 
 FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 BATCH_STATUSES = (
@@ -86,6 +88,9 @@ class BatchObject(Struct, kw_only=True):
     cancelled_at: int | None = None
     request_counts: RequestCounts = msgspec.field(default_factory=RequestCounts)
     metadata: dict[str, str] | None = None
+    # Not OpenAI's: present while an in-progress batch starts no line because the Claude plan
+    # is nearly used up (plan.batch_max_utilization), and says until when.
+    waiting: PlanWait | UnsetType = UNSET
 
 
 class BatchList(Struct, kw_only=True):

@@ -5,19 +5,30 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import defaultdict
 from collections.abc import AsyncGenerator, AsyncIterator
 
 import msgspec
 
 from core.errors import ProxyError
-from core.types import TokenUsage, ToolCallStarted
-from proxy.pipeline import ChoiceResult, ChoiceText, ChoiceTool, Outcome, RunEnded, RunResult, StreamEvent
+from core.types import ThinkingDelta, TokenUsage, ToolCallStarted
+from proxy.pipeline import (
+    ChoiceResult,
+    ChoiceText,
+    ChoiceThinking,
+    ChoiceTool,
+    Outcome,
+    RunEnded,
+    RunResult,
+    StreamEvent,
+)
 from proxy.sse import sse_done, sse_error, sse_event
 from proxy.wire.chat_response import (
     ChatCompletion,
     ChatCompletionChunk,
     Choice,
     ChunkChoice,
+    CompletionTokensDetails,
     Delta,
     FunctionCall,
     FunctionCallDelta,
@@ -40,11 +51,13 @@ def to_usage(parts: list[TokenUsage]) -> Usage:
     prompt = sum(part.prompt_tokens for part in parts)
     completion = sum(part.output_tokens for part in parts)
     cached = sum(part.cache_read_tokens for part in parts)
+    reasoning = sum(part.reasoning_tokens for part in parts)
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion,
         prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
+        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=reasoning),
     )
 
 
@@ -63,13 +76,14 @@ def chat_completion(result: RunResult, *, model: str) -> ChatCompletion:
 
 
 def _message(choice: ChoiceResult) -> ResponseMessage:
+    reasoning = choice.reasoning or msgspec.UNSET
     if not choice.tool_calls:
-        return ResponseMessage(content=choice.text)
+        return ResponseMessage(content=choice.text, reasoning_content=reasoning)
     calls = [
         ToolCall(id=call.id, function=FunctionCall(name=call.name, arguments=call.arguments))
         for call in choice.tool_calls
     ]
-    return ResponseMessage(content=choice.text or None, tool_calls=calls)
+    return ResponseMessage(content=choice.text or None, tool_calls=calls, reasoning_content=reasoning)
 
 
 class ChunkWriter:
@@ -81,6 +95,7 @@ class ChunkWriter:
         self.model = model
         # OpenAI sends `usage: null` on every chunk when include_usage is set, no key otherwise.
         self._usage: msgspec.UnsetType | None = None if include_usage else msgspec.UNSET
+        self._thought: defaultdict[int, bool] = defaultdict(bool)  # a choice's thinking began
 
     def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None) -> bytes:
         return sse_event(
@@ -94,6 +109,17 @@ class ChunkWriter:
 
     def text(self, index: int, text: str) -> bytes:
         return self._chunk([ChunkChoice(index=index, delta=Delta(content=text))])
+
+    def thinking(self, event: ChoiceThinking) -> bytes:
+        """A piece of thinking as `delta.reasoning_content`; signatures and redacted blocks
+        are not for a chat caller (an empty byte string)."""
+        part = event.part
+        if not isinstance(part, ThinkingDelta):
+            return b""
+        # Separate thinking blocks the way the finished message joins them.
+        text = ("\n\n" + part.text) if part.first and self._thought[event.index] else part.text
+        self._thought[event.index] = True
+        return self._chunk([ChunkChoice(index=event.index, delta=Delta(reasoning_content=text))])
 
     def tool(self, event: ChoiceTool) -> bytes:
         part = event.part
@@ -129,6 +155,9 @@ async def sse_stream(outcome: Outcome, writer: type[ChunkWriter] = ChunkWriter) 
                 yield chunks.text(event.index, event.text)
             elif isinstance(event, ChoiceTool):
                 yield chunks.tool(event)
+            elif isinstance(event, ChoiceThinking):
+                if piece := chunks.thinking(event):
+                    yield piece
             elif isinstance(event, RunEnded):
                 if plan.include_usage:
                     yield chunks.usage(event.usages)

@@ -9,7 +9,9 @@ from core.errors import InvalidRequest
 from core.types import Block, TextBlock, Turn
 from proxy.chat.images import fetch_images, image_block
 from proxy.chat.tools import ToolTurns, tool_setup
+from proxy.documents import Documents, FileReader, StoredFile, load_files
 from proxy.pipeline import Submission
+from proxy.reasoning import reasoning_effort
 from proxy.selection import features
 from proxy.settings import ImageSettings
 from proxy.wire.chat_request import (
@@ -106,7 +108,9 @@ def _blocks(
     param: str,
     max_image_bytes: int = MAX_IMAGE_BYTES,
     fetched: Mapping[str, str] | None = None,
+    documents: Documents | None = None,
 ) -> list[Block]:
+    """The content's blocks; `documents` (user messages only) takes its file parts."""
     if content is None:
         return []
     if isinstance(content, str):
@@ -121,21 +125,50 @@ def _blocks(
         elif isinstance(part, ImagePart):
             url = (fetched or {}).get(part.image_url.url, part.image_url.url)
             blocks.append(image_block(url, f"{param}[{i}].image_url.url", max_bytes=max_image_bytes))
-        elif isinstance(part, (InputAudioPart, FilePart)):
-            raise _unsupported("Audio and file content parts are not supported.", f"{param}[{i}]")
+        elif isinstance(part, FilePart):
+            if documents is None:
+                raise InvalidRequest("Only user messages may carry files.", param=f"{param}[{i}]")
+            blocks.append(_document(part, f"{param}[{i}].file", documents))
+        elif isinstance(part, InputAudioPart):
+            raise _unsupported("Audio content parts are not supported.", f"{param}[{i}]")
     return blocks
 
 
+def _document(part: FilePart, param: str, documents: Documents) -> Block:
+    file_id, file_data, filename = (part.file.get(key) for key in ("file_id", "file_data", "filename"))
+    if isinstance(file_id, str) and file_id:
+        return documents.from_file_id(file_id, f"{param}.file_id")
+    if isinstance(file_data, str) and file_data:
+        return documents.from_data(file_data, filename if isinstance(filename, str) else None, f"{param}.file_data")
+    raise InvalidRequest("A file part needs 'file_data' or 'file_id'.", param=param)
+
+
+def file_ids(request: ChatCompletionRequest) -> list[tuple[str, str]]:
+    """(file_id, param) of every file part given by id."""
+    wanted = []
+    for i, message in enumerate(request.messages):
+        parts = getattr(message, "content", None)
+        for j, part in enumerate(parts if isinstance(parts, list) else []):
+            file_id = part.file.get("file_id") if isinstance(part, FilePart) else None
+            if isinstance(file_id, str) and file_id:
+                wanted.append((file_id, f"messages[{i}].content[{j}].file.file_id"))
+    return wanted
+
+
 def _system_text(content: str | list[ContentPart], param: str) -> str:
-    if isinstance(content, list) and any(isinstance(part, ImagePart) for part in content):
+    if isinstance(content, list) and any(isinstance(part, ImagePart | FilePart) for part in content):
         raise InvalidRequest("System and developer messages take text only.", param=param)
     return "".join(block.text for block in _blocks(content, param) if isinstance(block, TextBlock))
 
 
-async def chat_submission(request: ChatCompletionRequest, images: ImageSettings) -> Submission:
-    """The submission for a chat request, its http(s) images fetched when the operator allows."""
+async def chat_submission(
+    request: ChatCompletionRequest, images: ImageSettings, files: FileReader | None = None
+) -> Submission:
+    """The submission for a chat request, its http(s) images fetched when the operator allows
+    and its files given by id read from the project's `files`."""
     fetched = await fetch_images(request, images)
-    return to_submission(request, max_image_bytes=images.max_bytes, fetched=fetched)
+    loaded = await load_files(file_ids(request), files)
+    return to_submission(request, max_image_bytes=images.max_bytes, fetched=fetched, files=loaded)
 
 
 def to_submission(
@@ -143,6 +176,7 @@ def to_submission(
     *,
     max_image_bytes: int = MAX_IMAGE_BYTES,
     fetched: Mapping[str, str] | None = None,
+    files: dict[str, StoredFile] | None = None,
 ) -> Submission:
     """Splits the messages into system prompt, earlier turns and the new user input; raises
     400 for what OpenAI refuses or this backend cannot do honestly."""
@@ -150,6 +184,7 @@ def to_submission(
     system: list[str] = []
     turns: list[Turn] = []
     tool_turns = ToolTurns()
+    documents = Documents(files)
     for i, message in enumerate(request.messages):
         param = f"messages[{i}].content"
         if isinstance(message, (SystemMessage, DeveloperMessage)):
@@ -165,7 +200,13 @@ def to_submission(
         else:
             tool_turns.check_answered(i)
             role = "user" if isinstance(message, UserMessage) else "assistant"
-            blocks = _blocks(message.content, param, max_image_bytes, fetched)
+            blocks = _blocks(
+                message.content,
+                param,
+                max_image_bytes,
+                fetched,
+                documents if isinstance(message, UserMessage) else None,
+            )
             if isinstance(message, AssistantMessage):
                 if message.function_call:
                     raise _unsupported(
@@ -196,6 +237,7 @@ def to_submission(
         tools=tools.specs,
         tool_choice=tools.choice,
         parallel_tool_calls=request.parallel_tool_calls is not False,
+        effort=reasoning_effort(request.reasoning_effort, "reasoning_effort"),
         n=request.n or 1,
         stops=stops,
         stream=bool(request.stream),

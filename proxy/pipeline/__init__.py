@@ -2,7 +2,7 @@
 
 from proxy.pipeline.pipeline import NO_CACHE, CacheUse, Pipeline
 from proxy.pipeline.results import ChoiceResult, Outcome, RunResult, StreamEvent, ToolCallResult
-from proxy.pipeline.run import ChoiceDone, ChoiceText, ChoiceTool, RunEnded
+from proxy.pipeline.run import ChoiceDone, ChoiceText, ChoiceThinking, ChoiceTool, RunEnded
 from proxy.pipeline.submission import Plan, Submission
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "ChoiceDone",
     "ChoiceResult",
     "ChoiceText",
+    "ChoiceThinking",
     "ChoiceTool",
     "Outcome",
     "Pipeline",

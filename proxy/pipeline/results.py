@@ -11,9 +11,9 @@ from collections.abc import AsyncGenerator
 
 from msgspec import Struct
 
-from core.types import Completed, TokenUsage
+from core.types import Completed, RedactedThinkingBlock, ThinkingBlock, ThinkingDelta, TokenUsage
 from proxy.cache import CachedAnswer, CachedChoice
-from proxy.pipeline.run import ChoiceDone, ChoiceEvent, ChoiceText, RunEnded, Tally
+from proxy.pipeline.run import ChoiceDone, ChoiceEvent, ChoiceText, ChoiceThinking, RunEnded, Tally, readable_thinking
 from proxy.pipeline.submission import Plan
 
 
@@ -28,6 +28,12 @@ class ChoiceResult(Struct):
     finish_reason: str
     tool_calls: list[ToolCallResult] = []
     stop_sequence: str | None = None  # the caller's stop sequence that ended the text, if one did
+    # The thinking blocks before the answer, signed as the upstream sent them.
+    thinking: list[ThinkingBlock | RedactedThinkingBlock] = []
+
+    @property
+    def reasoning(self) -> str:
+        return readable_thinking(self.thinking)
 
 
 class RunResult(Struct):
@@ -58,6 +64,7 @@ def result_from(tally: Tally) -> RunResult:
             finish_reason=choice.completed.finish_reason if choice.completed else "stop",
             tool_calls=[ToolCallResult(call_id, name, "".join(pieces)) for call_id, name, pieces in choice.tool_calls],
             stop_sequence=choice.stop_sequence,
+            thinking=choice.thinking,
         )
         for choice in tally.choices
     ]
@@ -70,13 +77,20 @@ def answer_to_cache(tally: Tally) -> CachedAnswer | None:
     for choice in tally.choices:
         if choice.completed is None or choice.tool_calls:
             return None  # a tool call answers one moment of one agent's run: not worth replaying
-        choices.append(CachedChoice("".join(choice.emitted), choice.completed.finish_reason))
+        choices.append(CachedChoice("".join(choice.emitted), choice.completed.finish_reason, choice.reasoning))
     return CachedAnswer(choices=choices, usage=tally.usages(), created=int(time.time()))
 
 
 def replayed_result(answer: CachedAnswer) -> RunResult:
     return RunResult(
-        choices=[ChoiceResult(text=choice.text, finish_reason=choice.finish_reason) for choice in answer.choices],
+        choices=[
+            ChoiceResult(
+                text=choice.text,
+                finish_reason=choice.finish_reason,
+                thinking=[ThinkingBlock(thinking=choice.reasoning, signature="")] if choice.reasoning else [],
+            )
+            for choice in answer.choices
+        ],
         usages=answer.usage,
     )
 
@@ -84,6 +98,8 @@ def replayed_result(answer: CachedAnswer) -> RunResult:
 async def replayed_events(answer: CachedAnswer) -> AsyncGenerator[StreamEvent, None]:
     """A stored answer as the events a live run would have produced, all at once."""
     for index, choice in enumerate(answer.choices):
+        if choice.reasoning:
+            yield ChoiceThinking(index, ThinkingDelta(choice.reasoning, first=True))
         if choice.text:
             yield ChoiceText(index, choice.text)
         usage = answer.usage[index] if index < len(answer.usage) else TokenUsage()

@@ -20,9 +20,15 @@ from core.tokens import count_tokens
 from core.types import (
     Completed,
     CompletionJob,
+    RedactedThinking,
+    RedactedThinkingBlock,
     Retracted,
     Started,
     TextDelta,
+    ThinkingBlock,
+    ThinkingDelta,
+    ThinkingEvent,
+    ThinkingSigned,
     TokenUsage,
     ToolCallArguments,
     ToolCallStarted,
@@ -44,6 +50,13 @@ class ChoiceTool(Struct):
     part: ToolCallStarted | ToolCallArguments
 
 
+class ChoiceThinking(Struct):
+    """A piece of the model's thinking (`part`), before the answer's text."""
+
+    index: int
+    part: ThinkingEvent
+
+
 class ChoiceDone(Struct):
     index: int
     completed: Completed
@@ -61,13 +74,13 @@ class RunEnded(Struct):
     usages: list[TokenUsage]
 
 
-ChoiceEvent = ChoiceText | ChoiceTool | ChoiceDone
+ChoiceEvent = ChoiceText | ChoiceThinking | ChoiceTool | ChoiceDone
 
 
 class ChoiceTally:
     """What one choice consumed so far; read after the run, also when it was cut off."""
 
-    __slots__ = ("completed", "emitted", "produced", "started", "stop_sequence", "tool_calls")
+    __slots__ = ("completed", "emitted", "produced", "started", "stop_sequence", "thinking", "tool_calls")
 
     def __init__(self) -> None:
         self.started: TokenUsage | None = None
@@ -76,6 +89,14 @@ class ChoiceTally:
         self.completed: Completed | None = None
         self.tool_calls: list[tuple[str, str, list[str]]] = []  # (id, name, argument pieces)
         self.stop_sequence: str | None = None
+        self.thinking: list[ThinkingBlock | RedactedThinkingBlock] = []  # as the upstream sent them
+
+    def think(self, part: ThinkingEvent) -> None:
+        add_thinking(self.thinking, part)
+
+    @property
+    def reasoning(self) -> str:
+        return readable_thinking(self.thinking)
 
     def usage(self) -> TokenUsage:
         if self.completed is not None:
@@ -84,6 +105,26 @@ class ChoiceTally:
             return TokenUsage()
         # Cut off before the upstream reported its count: estimate what it generated.
         return msgspec.structs.replace(self.started, output_tokens=count_tokens("".join(self.produced)))
+
+
+def add_thinking(blocks: list[ThinkingBlock | RedactedThinkingBlock], part: ThinkingEvent) -> None:
+    """Adds a piece of thinking to the blocks it belongs to."""
+    if isinstance(part, RedactedThinking):
+        blocks.append(RedactedThinkingBlock(part.data))
+        return
+    last = blocks[-1] if blocks else None
+    if not isinstance(last, ThinkingBlock) or (isinstance(part, ThinkingDelta) and part.first):
+        last = ThinkingBlock(thinking="", signature="")
+        blocks.append(last)
+    if isinstance(part, ThinkingSigned):
+        last.signature += part.signature
+    else:
+        last.thinking += part.text
+
+
+def readable_thinking(blocks: list[ThinkingBlock | RedactedThinkingBlock]) -> str:
+    """The thinking a caller may read, blocks joined by a blank line; redacted ones left out."""
+    return "\n\n".join(block.thinking for block in blocks if isinstance(block, ThinkingBlock))
 
 
 class Tally:
@@ -131,6 +172,9 @@ async def _run_choice(
                     tally.stop_sequence = cutter.matched_stop
                     await queue.put(ChoiceDone(index, done, cutter.matched_stop))
                     return
+            elif isinstance(event, ThinkingDelta | ThinkingSigned | RedactedThinking):
+                tally.think(event)
+                await queue.put(ChoiceThinking(index, event))
             elif isinstance(event, ToolCallStarted):
                 tally.tool_calls.append((event.id, event.name, []))
                 await queue.put(ChoiceTool(index, event))
@@ -146,7 +190,7 @@ async def _run_choice(
                         " already streamed; retry the request"
                     )
                 # The answer comes again from its start: what this choice gave so far is void.
-                tally.produced, tally.emitted, tally.tool_calls = [], [], []
+                tally.produced, tally.emitted, tally.tool_calls, tally.thinking = [], [], [], []
                 cutter = StopCutter(stops)
             elif isinstance(event, Completed):
                 tally.completed = event

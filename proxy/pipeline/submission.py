@@ -14,7 +14,7 @@ from typing import Any, Literal
 from msgspec import Struct, field
 
 from budgets.keys import Principal
-from core.types import Block, CompletionJob, ToolSpec, Turn
+from core.types import Block, CompletionJob, ReasoningEffort, ToolSpec, Turn
 from proxy.selection import Features, Selection
 
 
@@ -34,6 +34,7 @@ class Submission(Struct, kw_only=True):
     tools: list[ToolSpec] = []
     tool_choice: Literal["auto", "required", "none"] = "auto"
     parallel_tool_calls: bool = True
+    effort: ReasoningEffort | None = None  # None: the CLI's default thinking
     n: int = 1
     stops: list[str] = []
     stream: bool = False
@@ -81,6 +82,7 @@ class Plan(Struct, kw_only=True):
             tools=submission.tools,
             tool_choice=submission.tool_choice,
             parallel_tool_calls=submission.parallel_tool_calls,
+            effort=submission.effort,
         )
         return cls(
             job=job,

@@ -5,8 +5,9 @@ A streamed one (`stream: true`) also keeps its events as it runs (`proxy.respons
 the creating request streams them, and so can any later retrieve with `stream=true`, from
 where it left off; once the run ends they are kept with the stored response.
 
-The stored row is the state a caller sees: `queued` when created, `in_progress` once the
-task runs, then `completed`, `incomplete`, `failed` or `cancelled`. Cancelling a task cancels
+The stored row is the state a caller sees: `queued` when created (and while the Claude plan
+is nearly used up, see proxy/plan_gate.py), `in_progress` once the task runs, then
+`completed`, `incomplete`, `failed` or `cancelled`. Cancelling a task cancels
 its pipeline run, which kills the CLI process and settles the admission exactly as a caller who
 goes away does (the ledger row has status 499). Closing the app cancels what still runs and
 marks it failed, and rows a crashed server left unfinished are marked failed when it starts
@@ -25,6 +26,7 @@ import msgspec
 from budgets.keys import Principal
 from core.errors import InvalidRequest, NotFound, ProxyError
 from proxy.pipeline import Pipeline
+from proxy.plan_gate import PlanGate
 from proxy.responses.live import EventLog
 from proxy.responses.render import failure, render_response, stream_started
 from proxy.responses.store import ResponseStore
@@ -40,9 +42,10 @@ SHUT_DOWN = ResponseError(code="server_error", message="The server shut down bef
 class BackgroundResponses:
     """The running background responses, by id. One per app, closed by its lifespan."""
 
-    def __init__(self, store: ResponseStore, pipeline: Pipeline) -> None:
+    def __init__(self, store: ResponseStore, pipeline: Pipeline, gate: PlanGate | None = None) -> None:
         self._store = store
         self._pipeline = pipeline
+        self._gate = gate
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._live: dict[tuple[str, str], EventLog] = {}
         self._closing = False
@@ -79,13 +82,15 @@ class BackgroundResponses:
         request_id: str,
         events: EventLog | None,
     ) -> None:
-        self._save(project, msgspec.structs.replace(template, status="in_progress"))
         try:
+            if self._gate is not None:
+                await self._gate.wait_open()  # stays `queued` while the plan is nearly used up
+            self._save(project, msgspec.structs.replace(template, status="in_progress"))
             if events is None:
                 outcome = await self._pipeline.run(translated.submission, principal, request_id=request_id)
                 if outcome.result is None:  # only a streamed submission gets a stream
                     raise RuntimeError("a plain background response got a stream")
-                finished = render_response(outcome.result, template, translated.names)
+                finished = render_response(outcome.result, template, translated.names, translated.shown)
             else:
                 finished = await self._streamed(project, template, translated, principal, request_id, events)
         except asyncio.CancelledError:
@@ -124,7 +129,7 @@ class BackgroundResponses:
             ended.append(response)
 
         start = self._pipeline.run(translated.submission, principal, request_id=request_id)
-        async for frame in stream_started(start, template, translated.names, finished):
+        async for frame in stream_started(start, template, translated.names, finished, translated.shown):
             events.append(frame)
         if not ended:
             raise RuntimeError("a background stream ended without a last event")

@@ -15,8 +15,18 @@ import msgspec
 
 from core.errors import InvalidRequest, ProxyError, RateLimited
 from core.types import TokenUsage, ToolCallStarted
-from proxy.pipeline import ChoiceDone, ChoiceText, ChoiceTool, Outcome, RunEnded, RunResult, StreamEvent
+from proxy.pipeline import (
+    ChoiceDone,
+    ChoiceText,
+    ChoiceThinking,
+    ChoiceTool,
+    Outcome,
+    RunEnded,
+    RunResult,
+    StreamEvent,
+)
 from proxy.responses.items import new_id
+from proxy.responses.reasoning import ReasoningOutput, ReasoningStream, reasoning_item
 from proxy.responses.tools import ToolNames, custom_input
 from proxy.wire.response_events import (
     ContentPartAdded,
@@ -45,6 +55,7 @@ from proxy.wire.responses import (
     MessageItem,
     OutputText,
     OutputTokensDetails,
+    ReasoningItem,
     Response,
     ResponseError,
     ResponseUsage,
@@ -64,7 +75,7 @@ def to_usage(parts: list[TokenUsage]) -> ResponseUsage:
             cache_write_tokens=sum(part.cache_creation_tokens for part in parts),
         ),
         output_tokens=output,
-        output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
+        output_tokens_details=OutputTokensDetails(reasoning_tokens=sum(part.reasoning_tokens for part in parts)),
         total_tokens=prompt + output,
     )
 
@@ -105,11 +116,16 @@ def call_item(call_id: str, name: str, arguments: str, names: ToolNames) -> Func
     )
 
 
-def render_response(result: RunResult, template: Response, names: ToolNames) -> Response:
-    """A finished run as the `response` object."""
+NO_REASONING = ReasoningOutput()
+
+
+def render_response(
+    result: RunResult, template: Response, names: ToolNames, shown: ReasoningOutput = NO_REASONING
+) -> Response:
+    """A finished run as the `response` object; its thinking first, as a reasoning item."""
     choice = result.choices[0]
     status = "incomplete" if choice.finish_reason == "length" else "completed"
-    output: list[Item] = []
+    output: list[Item] = [reasoning_item(choice.thinking, shown)] if choice.thinking else []
     if choice.text or not choice.tool_calls:
         output.append(_message(choice.text, status))
     output += [call_item(call.id, call.name, call.arguments, names) for call in choice.tool_calls]
@@ -131,11 +147,12 @@ class _Writer:
     """Turns one choice's events into Responses events, numbering them and keeping the output
     items, so that the last event can list every one of them."""
 
-    def __init__(self, template: Response, names: ToolNames) -> None:
+    def __init__(self, template: Response, names: ToolNames, shown: ReasoningOutput = NO_REASONING) -> None:
         self.template = template
         self.names = names
         self.sequence = 0
         self.output: list[Item] = []
+        self.reasoning = ReasoningStream(self.frame, self.output, shown)
         self.message: MessageItem | None = None
         self.text: list[str] = []
         # tool index -> (output index, item, argument pieces)
@@ -156,7 +173,7 @@ class _Writer:
         ]
 
     def text_delta(self, text: str) -> list[bytes]:
-        frames = self.close_call()
+        frames = self.reasoning.close() + self.close_call()
         message = self.message
         if message is None:
             message, opened = self._open_message()
@@ -213,7 +230,7 @@ class _Writer:
     def tool(self, event: ChoiceTool) -> list[bytes]:
         part = event.part
         if isinstance(part, ToolCallStarted):
-            frames = self.close_message() + self.close_call()
+            frames = self.reasoning.close() + self.close_message() + self.close_call()
             item = call_item(part.id, part.name, "", self.names)
             if isinstance(item, FunctionCallItem):
                 item = msgspec.structs.replace(item, status="in_progress")
@@ -265,7 +282,9 @@ class _Writer:
 
     def done(self, finish_reason: str) -> list[bytes]:
         # An answer with neither text nor calls is an empty message, as in a plain response.
-        frames = [] if self.output else self._open_message()[1]
+        frames = self.reasoning.close()
+        if all(isinstance(item, ReasoningItem) for item in self.output):
+            frames += self._open_message()[1]
         status = "incomplete" if finish_reason == "length" else "completed"
         return frames + self.close_message(status) + self.close_call()
 
@@ -281,12 +300,16 @@ class _Writer:
 
 
 async def stream_response(
-    outcome: Outcome, template: Response, names: ToolNames, on_finished: Callable[[Response], None]
+    outcome: Outcome,
+    template: Response,
+    names: ToolNames,
+    on_finished: Callable[[Response], None],
+    shown: ReasoningOutput = NO_REASONING,
 ) -> AsyncIterator[bytes]:
     """A streamed outcome as Responses SSE frames. `on_finished` gets the final response
     (completed, incomplete or failed) before its last event is sent; a caller who goes away
     first finishes nothing."""
-    writer = _Writer(template, names)
+    writer = _Writer(template, names, shown)
     for frame in writer.opening():
         yield frame
     async for frame in _events(outcome, writer, on_finished):
@@ -294,11 +317,15 @@ async def stream_response(
 
 
 async def stream_started(
-    start: Awaitable[Outcome], template: Response, names: ToolNames, on_finished: Callable[[Response], None]
+    start: Awaitable[Outcome],
+    template: Response,
+    names: ToolNames,
+    on_finished: Callable[[Response], None],
+    shown: ReasoningOutput = NO_REASONING,
 ) -> AsyncIterator[bytes]:
     """As `stream_response`, for a run not started yet: the opening events go out first, and a
     failure to start (admission, an upstream refusal) is the stream's `response.failed`."""
-    writer = _Writer(template, names)
+    writer = _Writer(template, names, shown)
     for frame in writer.opening():
         yield frame
     try:
@@ -324,6 +351,8 @@ async def _events(outcome: Outcome, writer: _Writer, on_finished: Callable[[Resp
                 frames = writer.text_delta(event.text)
             elif isinstance(event, ChoiceTool):
                 frames = writer.tool(event)
+            elif isinstance(event, ChoiceThinking):
+                frames = writer.reasoning.feed(event.part)
             elif isinstance(event, ChoiceDone):
                 finish_reason = event.completed.finish_reason
                 frames = writer.done(finish_reason)

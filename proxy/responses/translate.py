@@ -20,8 +20,11 @@ from core.types import Block, ImageBlock, TextBlock, Turn
 from proxy.chat.images import fetch_image_urls, image_block
 from proxy.chat.tools import ToolTurns
 from proxy.chat.translate import ANY_JSON_OBJECT, MAX_IMAGE_BYTES
+from proxy.documents import Documents, FileReader, StoredFile, load_files
 from proxy.pipeline import Submission
+from proxy.reasoning import reasoning_effort
 from proxy.responses.items import Resolver, input_items
+from proxy.responses.reasoning import ReasoningOutput, decode_thinking, reasoning_output
 from proxy.responses.tools import ToolNames, custom_arguments, offered_tools, tool_setup
 from proxy.selection import text_features
 from proxy.settings import ImageSettings
@@ -66,6 +69,7 @@ class Translated(Struct, kw_only=True):
     template: Response
     omitted_tools: list[str]
     names: ToolNames
+    shown: ReasoningOutput = ReasoningOutput()
 
 
 def _unsupported(message: str, param: str) -> InvalidRequest:
@@ -127,8 +131,11 @@ def _schema(text: TextParam | None) -> dict[str, Any] | None:
 class _Conversation:
     """Turns and system texts from items, checked as OpenAI checks them."""
 
-    def __init__(self, fetched: Mapping[str, str], max_image_bytes: int, names: ToolNames) -> None:
+    def __init__(
+        self, fetched: Mapping[str, str], max_image_bytes: int, names: ToolNames, documents: Documents
+    ) -> None:
         self.system: list[str] = []
+        self._documents = documents
         self.turns: list[Turn] = []
         self.tools = ToolTurns()
         self.texts: list[str] = []  # every message text, for the `auto` model's features
@@ -163,8 +170,21 @@ class _Conversation:
                 url = self._fetched.get(part.image_url, part.image_url)
                 blocks.append(image_block(url, f"{where}.image_url", max_bytes=self._max_image_bytes))
             elif isinstance(part, InputFile):
-                raise _unsupported("File inputs are not supported.", where)
+                if not images:
+                    raise InvalidRequest("Only user messages may carry files.", param=where)
+                blocks.append(self._document(part, where))
         return blocks
+
+    def _document(self, part: InputFile, where: str) -> Block:
+        if part.file_id:
+            return self._documents.from_file_id(part.file_id, f"{where}.file_id")
+        if part.file_data:
+            return self._documents.from_data(part.file_data, part.filename, f"{where}.file_data")
+        if part.file_url:
+            raise _unsupported(
+                "Files by 'file_url' are not fetched; send 'file_data' or 'file_id'.", f"{where}.file_url"
+            )
+        raise InvalidRequest("An input_file needs 'file_data' or 'file_id'.", param=where)
 
     def add(self, item: Item, param: str) -> None:
         if isinstance(item, MessageItem):
@@ -200,7 +220,10 @@ class _Conversation:
             )
             self._add("assistant", [call])
         elif isinstance(item, ReasoningItem):
-            pass  # reasoning this server never produced: its content is opaque (encrypted) to it
+            # Thinking this server returned goes back to the upstream with the calls or text
+            # that follow it; anyone else's reasoning is opaque to it and left out.
+            encrypted = item.encrypted_content if isinstance(item.encrypted_content, str) else None
+            self._add("assistant", list(decode_thinking(encrypted)))
         else:
             self._add("user", [self._result(item, param)])
 
@@ -237,15 +260,35 @@ def image_urls(items: list[Item]) -> list[tuple[str, str]]:
 
 
 async def responses_submission(
-    request: ResponsesRequest, *, history: list[Item], images: ImageSettings, resolve: Resolver | None = None
+    request: ResponsesRequest,
+    *,
+    history: list[Item],
+    images: ImageSettings,
+    resolve: Resolver | None = None,
+    files: FileReader | None = None,
 ) -> Translated:
     """The translation of a request whose earlier conversation is `history`, its item
-    references found by `resolve`; its http(s) images are fetched first when the operator
+    references found by `resolve` and its files given by id read from `files`; its http(s)
+    images are fetched first when the operator
     allows."""
     validate(request)
     items = input_items(request.input, resolve)
     fetched = await fetch_image_urls(image_urls(items), images)
-    return to_submission(request, items, history=history, fetched=fetched, max_image_bytes=images.max_bytes)
+    loaded = await load_files(file_ids(items), files)
+    return to_submission(
+        request, items, history=history, fetched=fetched, max_image_bytes=images.max_bytes, files=loaded
+    )
+
+
+def file_ids(items: list[Item]) -> list[tuple[str, str]]:
+    """(file_id, param) of every input_file given by id."""
+    wanted = []
+    for i, item in enumerate(items):
+        if isinstance(item, MessageItem) and isinstance(item.content, list):
+            for j, part in enumerate(item.content):
+                if isinstance(part, InputFile) and part.file_id:
+                    wanted.append((part.file_id, f"input[{i}].content[{j}].file_id"))
+    return wanted
 
 
 def to_submission(
@@ -255,10 +298,11 @@ def to_submission(
     history: list[Item],
     fetched: Mapping[str, str] | None = None,
     max_image_bytes: int = MAX_IMAGE_BYTES,
+    files: dict[str, StoredFile] | None = None,
 ) -> Translated:
     """`items` (the request's normalised input) after `history`, as a submission."""
     tools = offered_tools(request)
-    conversation = _Conversation(fetched or {}, max_image_bytes, tools.names)
+    conversation = _Conversation(fetched or {}, max_image_bytes, tools.names, Documents(files))
     for item in history:
         conversation.add(item, "previous_response_id")
     for i, item in enumerate(items):
@@ -287,6 +331,7 @@ def to_submission(
         tools=setup.specs,
         tool_choice=setup.choice,
         parallel_tool_calls=request.parallel_tool_calls is not False,
+        effort=reasoning_effort(_effort(request), "reasoning.effort"),
         stream=bool(request.stream),
         sampling={"temperature": request.temperature, "top_p": request.top_p, "text": _format_key(request.text)},
         features=lambda: text_features(
@@ -303,7 +348,15 @@ def to_submission(
         template=_template(request, tools.echoed, echoed_choice),
         omitted_tools=tools.omitted,
         names=tools.names,
+        shown=reasoning_output(request),
     )
+
+
+def _effort(request: ResponsesRequest) -> str | None:
+    effort = (request.reasoning or {}).get("effort")
+    if effort is not None and not isinstance(effort, str):
+        raise InvalidRequest("'reasoning.effort' must be a string.", param="reasoning.effort")
+    return effort
 
 
 def _format_key(text: TextParam | None) -> Any:
@@ -318,6 +371,7 @@ def _template(
 ) -> Response:
     """The response object as created: in progress, nothing produced yet."""
     effort = (request.reasoning or {}).get("effort")
+    summary = (request.reasoning or {}).get("summary")
     return Response(
         id="resp_" + secrets.token_hex(24),
         created_at=int(time.time()),
@@ -329,7 +383,10 @@ def _template(
         parallel_tool_calls=request.parallel_tool_calls is not False,
         previous_response_id=request.previous_response_id,
         prompt_cache_key=request.prompt_cache_key,
-        reasoning=Reasoning(effort=effort if isinstance(effort, str) else None),
+        reasoning=Reasoning(
+            effort=effort if isinstance(effort, str) else None,
+            summary=summary if isinstance(summary, str) else None,
+        ),
         safety_identifier=request.safety_identifier,
         store=request.store is not False,
         temperature=request.temperature if request.temperature is not None else 1.0,

@@ -58,7 +58,8 @@ def _project(keys: KeyStore, name: str) -> Project:
     return project
 
 
-def _check(project: Project) -> None:
+def check_project(project: Project) -> None:
+    """400 for a project whose name, budget period or limits break the rules."""
     check_project_name(project.name)
     if project.budget_period not in ("total", "daily", "monthly"):
         raise InvalidRequest("budget_period must be total, daily or monthly.", param="budget_period")
@@ -68,7 +69,7 @@ def _check(project: Project) -> None:
             raise InvalidRequest(f"{field} must not be negative.", param=field)
 
 
-async def _view(guard: BudgetGuard, project: Project) -> dict[str, Any]:
+async def project_view(guard: BudgetGuard, project: Project) -> dict[str, Any]:
     budget = await guard.status(project)
     return {"object": "project", **msgspec.to_builtins(project), "budget": budget}
 
@@ -80,7 +81,7 @@ async def list_projects(
     keys: KeyStore,
     guard: BudgetGuard,
 ) -> Response[bytes]:
-    data = [await _view(guard, project) for project in keys.list_projects()]
+    data = [await project_view(guard, project) for project in keys.list_projects()]
     return json_response({"object": "list", "data": data})
 
 
@@ -93,10 +94,10 @@ async def create_project(
 ) -> Response[bytes]:
     body = decode_json(await request.body(), _create_decoder)
     project = Project(**msgspec.structs.asdict(body))
-    _check(project)
+    check_project(project)
     if keys.get_project(project.name) is not None:
         raise Conflict(f"A project named '{project.name}' already exists.", param="name")
-    return json_response(await _view(guard, keys.upsert_project(project)))
+    return json_response(await project_view(guard, keys.upsert_project(project)))
 
 
 @get("/admin/projects/{name:str}")
@@ -107,7 +108,7 @@ async def get_project(
     keys: KeyStore,
     guard: BudgetGuard,
 ) -> Response[bytes]:
-    return json_response(await _view(guard, _project(keys, name)))
+    return json_response(await project_view(guard, _project(keys, name)))
 
 
 @patch("/admin/projects/{name:str}", status_code=200)
@@ -124,8 +125,8 @@ async def update_project(
         value = getattr(changes, field.name)
         if value is not msgspec.UNSET:
             setattr(project, field.name, value)
-    _check(project)
-    return json_response(await _view(guard, keys.upsert_project(project)))
+    check_project(project)
+    return json_response(await project_view(guard, keys.upsert_project(project)))
 
 
 @post("/admin/projects/{name:str}/keys", status_code=200)

@@ -10,7 +10,7 @@ from core.errors import InvalidRequest, NotFound, ProxyError
 from proxy.batches.runner import BatchRunner
 from proxy.batches.store import BatchStore
 from proxy.batches.validate import SUPPORTED_ENDPOINTS
-from proxy.batches.wire import TERMINAL, BatchList, CreateBatch
+from proxy.batches.wire import TERMINAL, BatchList, BatchObject, CreateBatch
 from proxy.routes._http import decode_json, json_response, page_limit
 from proxy.settings import Settings, parse_window
 
@@ -56,24 +56,30 @@ async def create_batch(
         metadata=body.metadata,
     )
     batch_runner.wake()
-    return json_response(batch)
+    return json_response(batch_runner.shown(batch))
 
 
 @get("/v1/batches/{batch_id:str}")
 async def retrieve_batch(
-    request: Request, principal: Principal, batch_id: str, batch_store: BatchStore
+    request: Request, principal: Principal, batch_id: str, batch_store: BatchStore, batch_runner: BatchRunner
 ) -> Response[bytes]:
     batch = batch_store.get_batch(principal.project.name, batch_id)
     if batch is None:
         raise _not_found(batch_id)
-    return json_response(batch)
+    return json_response(batch_runner.shown(batch))
 
 
 @post("/v1/batches/{batch_id:str}/cancel", status_code=200)
 async def cancel_batch(
     request: Request, principal: Principal, batch_id: str, batch_store: BatchStore, batch_runner: BatchRunner
 ) -> Response[bytes]:
-    batch = batch_store.get_batch(principal.project.name, batch_id)
+    return json_response(cancel(batch_store, batch_runner, principal.project.name, batch_id))
+
+
+def cancel(batch_store: BatchStore, batch_runner: BatchRunner, project: str, batch_id: str) -> BatchObject:
+    """Asks the runner to cancel a batch of `project` (404 when it has none by that id, 409 when
+    the batch is past cancelling); the batch as it is now."""
+    batch = batch_store.get_batch(project, batch_id)
     if batch is None:
         raise _not_found(batch_id)
     if batch.status in TERMINAL or batch.status == "finalizing":
@@ -81,15 +87,19 @@ async def cancel_batch(
     if batch.status != "cancelling":
         batch_store.set_status(batch_id, "cancelling")
         batch_runner.wake()
-    return json_response(batch_store.get_batch(principal.project.name, batch_id))
+    current = batch_store.get_batch(project, batch_id)
+    return batch_runner.shown(current if current is not None else batch)
 
 
 @get("/v1/batches")
-async def list_batches(request: Request, principal: Principal, batch_store: BatchStore) -> Response[bytes]:
+async def list_batches(
+    request: Request, principal: Principal, batch_store: BatchStore, batch_runner: BatchRunner
+) -> Response[bytes]:
     limit = page_limit(request.query_params.get("limit"), default=20, most=100)
-    batches, more = batch_store.list_batches(
+    listed, more = batch_store.list_batches(
         principal.project.name, limit=limit, after=request.query_params.get("after")
     )
+    batches = [batch_runner.shown(batch) for batch in listed]
     return json_response(
         BatchList(
             data=batches,

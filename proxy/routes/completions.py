@@ -19,7 +19,7 @@ from core.errors import InvalidRequest
 from core.types import TokenUsage
 from proxy.chat.render import ChunkWriter, sse_stream, to_usage
 from proxy.chat.translate import chat_submission
-from proxy.pipeline import NO_CACHE, Outcome, Pipeline
+from proxy.pipeline import NO_CACHE, ChoiceThinking, Outcome, Pipeline
 from proxy.request_ids import request_id
 from proxy.routes._http import decode_json, json_response, sse_response, unless_disconnected
 from proxy.settings import Settings
@@ -98,6 +98,9 @@ class TextChunkWriter(ChunkWriter):
 
     def text(self, index: int, text: str) -> bytes:
         return self._text_chunk([TextChoice(text=text, index=index, finish_reason=None)])
+
+    def thinking(self, event: ChoiceThinking) -> bytes:
+        return b""  # legacy completions have no place for reasoning
 
     def finish(self, index: int, reason: str) -> bytes:
         return self._text_chunk([TextChoice(text="", index=index, finish_reason=reason)])  # type: ignore[arg-type]  # a Completed's reason, one of OpenAI's

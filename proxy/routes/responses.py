@@ -18,6 +18,8 @@ from litestar import Request, Response, WebSocket, delete, get, post, websocket
 
 from budgets.keys import Principal
 from core.errors import InvalidRequest, NotFound, UpgradeRequired
+from proxy.batches.store import BatchStore
+from proxy.documents import file_reader
 from proxy.pipeline import CacheUse, Pipeline
 from proxy.request_ids import request_id
 from proxy.responses.background import BackgroundResponses
@@ -41,7 +43,7 @@ def _not_found(response_id: str) -> NotFound:
 
 
 async def _translated(
-    body: ResponsesRequest, project: str, settings: Settings, response_store: ResponseStore
+    body: ResponsesRequest, project: str, settings: Settings, response_store: ResponseStore, batch_store: BatchStore
 ) -> Translated:
     """The request translated, after the stored conversation it continues."""
     history = []
@@ -55,7 +57,11 @@ async def _translated(
             )
         history = found
     return await responses_submission(
-        body, history=history, images=settings.images, resolve=lambda item_id: response_store.item(project, item_id)
+        body,
+        history=history,
+        images=settings.images,
+        resolve=lambda item_id: response_store.item(project, item_id),
+        files=file_reader(batch_store, project),
     )
 
 
@@ -67,11 +73,12 @@ async def create_response(
     settings: Settings,
     response_store: ResponseStore,
     background: BackgroundResponses,
+    batch_store: BatchStore,
 ) -> Response[Any]:
     rid = request_id(request.scope)
     project = principal.project.name
     body = decode_json(await request.body(), responses_request_decoder)
-    translated = await _translated(body, project, settings, response_store)
+    translated = await _translated(body, project, settings, response_store, batch_store)
     if body.background:
         return _in_background(body, translated, principal, rid, background)
     cache = CacheUse.from_header(request.headers.get("cache-control", ""))
@@ -91,8 +98,10 @@ async def create_response(
             log.warning("could not store response %s: %s", response.id, exc)
 
     if outcome.result is None:
-        return sse_response(stream_response(outcome, translated.template, translated.names, finished), headers)
-    response = render_response(outcome.result, translated.template, translated.names)
+        return sse_response(
+            stream_response(outcome, translated.template, translated.names, finished, translated.shown), headers
+        )
+    response = render_response(outcome.result, translated.template, translated.names, translated.shown)
     finished(response)
     return json_response(response, headers)
 
@@ -153,11 +162,12 @@ async def count_input_tokens(
     pipeline: Pipeline,
     settings: Settings,
     response_store: ResponseStore,
+    batch_store: BatchStore,
 ) -> Response[bytes]:
     """The request checked and planned as `create` would, then counted, not run: the figure is
     the estimate admission reserves (the CLI's own prompt is counted only when it runs)."""
     body = decode_json(await request.body(), responses_request_decoder)
-    translated = await _translated(body, principal.project.name, settings, response_store)
+    translated = await _translated(body, principal.project.name, settings, response_store, batch_store)
     tokens = pipeline.input_tokens(translated.submission, principal, request_id=request_id(request.scope))
     return json_response(InputTokens(input_tokens=tokens))
 

@@ -52,6 +52,8 @@ class ResponseMessage(Struct):
     annotations: list[dict] = []
     # OpenAI leaves the key out when the model called no tool.
     tool_calls: list[ToolCall] | UnsetType = UNSET
+    # The model's thinking, where chat front ends look for it; left out when it did not think.
+    reasoning_content: str | UnsetType = UNSET
 
 
 class Choice(Struct):
@@ -91,6 +93,7 @@ class Delta(Struct):
     content: str | UnsetType | None = UNSET
     refusal: str | UnsetType | None = UNSET
     tool_calls: list[ToolCallDelta] | UnsetType = UNSET
+    reasoning_content: str | UnsetType = UNSET
 
 
 class ChunkChoice(Struct):

@@ -100,10 +100,15 @@ class CustomToolCallOutputItem(Struct, tag="custom_tool_call_output", tag_field=
     output: str | list[ContentPart]
 
 
+class SummaryText(Struct, tag="summary_text", tag_field="type"):
+    text: str
+
+
 class ReasoningItem(Struct, tag="reasoning", tag_field="type", kw_only=True):
-    """Reasoning a client sends back from an earlier turn (Codex does, with `store: false`).
-    This server never produces reasoning items, so their (encrypted) content is kept for
-    `input_items` but never shown to the model."""
+    """The model's thinking: `summary` holds its text when the caller asked for a summary,
+    `encrypted_content` the signed blocks when it asked for them (include
+    `reasoning.encrypted_content`). A client sends it back in later turns (Codex does, with
+    `store: false`); only content this server encoded reaches the model again."""
 
     id: str | None = None
     summary: list[Any] = []

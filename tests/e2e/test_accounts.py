@@ -16,10 +16,13 @@ pytestmark = pytest.mark.e2e
 
 # $1 per token of every kind, and cost from this table rather than the CLI's own figure, so
 # every amount below is plain arithmetic: the scripted upstream reports 11 input + 7 output.
+# The overhead stays the configured 500 (no calibration from those made-up 11 tokens), so each
+# reservation is the figure the comments give; tests/e2e/test_small_budgets.py calibrates.
 DOLLAR_PER_TOKEN = {"input": 1e6, "output": 1e6, "cache_read": 1e6, "cache_write": 1e6}
 PRICED = {
     "budgets": {
         "prefer_cli_cost": False,
+        "overhead_samples": 0,
         "prices": {tier: DOLLAR_PER_TOKEN for tier in ("haiku", "sonnet", "opus")},
     },
     "pool": {"size": 4, "spares": 0},

@@ -24,6 +24,8 @@ from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from core.tokens import count_tokens
+
 
 @dataclass
 class Reply:
@@ -49,12 +51,21 @@ class Reply:
     json_pieces: int = 1  # how many input_json deltas each tool call's input is sent in
     garbage: bool = False  # answer 200 with bytes that are not server-sent events
     input_tokens: int = 11
+    # Report as input tokens the whole request counted with tiktoken (system prompt, messages,
+    # tools) instead of `input_tokens`, as a real upstream counts what the CLI sent.
+    count_input: bool = False
     output_tokens: int = 7
     cache_read: int = 0
     cache_creation: int = 0
     stop_reason: str = "end_turn"
     tool_use: dict[str, Any] | None = None  # {"name":..., "input": {...}}
     tool_uses: list[dict[str, Any]] | None = None  # several tool calls in one answer
+    # Thinking before the answer: its text (streamed as thinking_delta pieces split on spaces)
+    # and signature (one signature_delta), and how many redacted_thinking blocks follow it.
+    thinking: str | None = None
+    signature: str = "sig_scripted"
+    redacted_thinking: int = 0
+    thinking_tokens: int | None = None  # reported as usage.output_tokens_details.thinking_tokens
     times: int | None = None  # how many requests this rule answers; None: forever
     # Response headers of a subscription's plan (`anthropic-ratelimit-unified-*`), sent with the
     # answer, an error status too; `plan_headers()` builds them.
@@ -284,6 +295,27 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
                 return True
             return False
 
+        def _stream_thinking(self, reply: Reply) -> int:
+            """The reply's thinking blocks as Anthropic streams them; returns the next index."""
+            index = 0
+            for block in _thinking_blocks(reply):
+                thinking = block["type"] == "thinking"
+                start = {"type": "thinking", "thinking": "", "signature": ""} if thinking else block
+                self._event(
+                    "content_block_start", {"type": "content_block_start", "index": index, "content_block": start}
+                )
+                if thinking:
+                    for piece in _split_words(block["thinking"]):
+                        delta = {"type": "thinking_delta", "thinking": piece}
+                        self._event(
+                            "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+                        )
+                    delta = {"type": "signature_delta", "signature": block["signature"]}
+                    self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                self._event("content_block_stop", {"type": "content_block_stop", "index": index})
+                index += 1
+            return index
+
         def _whole(self, body: dict[str, Any], reply: Reply) -> None:
             """A non-streaming request: one JSON message, or the reply's fault before any of it."""
             if reply.hang or reply.hang_after is not None:
@@ -297,7 +329,7 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
                 payload = {"type": "error", "error": {"type": error_type, "message": reply.error_message}}
                 self._json(529 if overloaded else 500, payload)
                 return
-            content: list[dict[str, Any]] = []
+            content: list[dict[str, Any]] = _thinking_blocks(reply)
             text = "".join(_chunks(body, reply))
             if text:
                 content.append({"type": "text", "text": text})
@@ -305,7 +337,7 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
             content += [
                 {"type": "tool_use", "id": call_id, "name": name, "input": args} for call_id, name, args in calls
             ]
-            usage = dict(_usage(reply), output_tokens=reply.output_tokens)
+            usage = dict(_usage(body, reply), **_output_usage(reply))
             message = dict(_message(body, usage), content=content)
             message["stop_reason"] = "tool_use" if calls else reply.stop_reason
             self._json(200, message)
@@ -319,12 +351,12 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
                 self.send_header(key, value)
             self.end_headers()
             self.close_connection = True
-            message = _message(body, dict(_usage(reply), output_tokens=1))
+            message = _message(body, dict(_usage(body, reply), output_tokens=1))
             self._event("message_start", {"type": "message_start", "message": message})
             if reply.hang:
                 self._hold()
                 return
-            index = 0
+            index = self._stream_thinking(reply)
             chunks = _chunks(body, reply)
             if chunks:
                 self._event(
@@ -364,7 +396,7 @@ def _make_handler(upstream: ScriptedUpstream) -> type[BaseHTTPRequestHandler]:
                 {
                     "type": "message_delta",
                     "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                    "usage": {"output_tokens": reply.output_tokens},
+                    "usage": _output_usage(reply),
                 },
             )
             self._event("message_stop", {"type": "message_stop"})
@@ -431,6 +463,14 @@ def _chunks(body: dict[str, Any], reply: Reply) -> list[str]:
     return reply.chunks if reply.chunks is not None else _split_words(text)
 
 
+def _thinking_blocks(reply: Reply) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    if reply.thinking is not None:
+        blocks.append({"type": "thinking", "thinking": reply.thinking, "signature": reply.signature})
+    blocks += [{"type": "redacted_thinking", "data": f"redacted_scripted_{n}"} for n in range(reply.redacted_thinking)]
+    return blocks
+
+
 def _calls(reply: Reply) -> list[tuple[str, str, dict[str, Any]]]:
     """(id, name, input) of each tool call the reply makes."""
     calls = list(reply.tool_uses or []) + ([reply.tool_use] if reply.tool_use is not None else [])
@@ -450,12 +490,20 @@ def _pieces(text: str, count: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [text]
 
 
-def _usage(reply: Reply) -> dict[str, int]:
+def _usage(body: dict[str, Any], reply: Reply) -> dict[str, int]:
+    counted = [body.get("system"), body.get("messages"), body.get("tools")]
     return {
-        "input_tokens": reply.input_tokens,
+        "input_tokens": count_tokens(json.dumps(counted)) if reply.count_input else reply.input_tokens,
         "cache_read_input_tokens": reply.cache_read,
         "cache_creation_input_tokens": reply.cache_creation,
     }
+
+
+def _output_usage(reply: Reply) -> dict[str, Any]:
+    usage: dict[str, Any] = {"output_tokens": reply.output_tokens}
+    if reply.thinking_tokens is not None:
+        usage["output_tokens_details"] = {"thinking_tokens": reply.thinking_tokens}
+    return usage
 
 
 def _message(body: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:

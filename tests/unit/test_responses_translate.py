@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from core.errors import InvalidRequest
-from core.types import TextBlock, TokenUsage, ToolUseBlock, Turn
+from core.types import RedactedThinkingBlock, TextBlock, ThinkingBlock, TokenUsage, ToolUseBlock, Turn
 from proxy.pipeline import ChoiceResult, RunResult, ToolCallResult
 from proxy.responses.items import input_items
+from proxy.responses.reasoning import ReasoningOutput, decode_thinking, reasoning_item
 from proxy.responses.render import render_response, to_usage
 from proxy.responses.tools import ToolNames
 from proxy.responses.translate import to_submission
@@ -16,7 +18,9 @@ from proxy.wire.responses import (
     InputText,
     MessageItem,
     OutputText,
+    ReasoningItem,
     ResponsesRequest,
+    SummaryText,
 )
 
 
@@ -118,3 +122,37 @@ def test_an_answer_with_only_calls_has_no_message():
     )
     response = render_response(result, _translate("Q").template, ToolNames())
     assert [type(item).__name__ for item in response.output] == ["FunctionCallItem"]
+
+
+def test_reasoning_this_server_encoded_goes_back_before_the_calls_and_foreign_reasoning_does_not():
+    blocks = [ThinkingBlock("hmm", "sig"), RedactedThinkingBlock("opaque")]
+    ours = reasoning_item(blocks, ReasoningOutput(encrypted=True))
+    assert decode_thinking(str(ours.encrypted_content)) == blocks
+    translated = _translate(
+        [
+            {"role": "user", "content": "Q"},
+            {"type": "reasoning", "summary": [], "encrypted_content": "gAAAAB-someone-elses"},
+            msgspec.to_builtins(ours),
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "r"},
+        ],
+        reasoning={"effort": "minimal", "summary": "auto"},
+    )
+    assert translated.submission.history[1] == Turn("assistant", [*blocks, ToolUseBlock(id="c1", name="f", input={})])
+    assert translated.submission.effort == "minimal"
+    assert translated.shown == ReasoningOutput(summary=True, encrypted=False)
+
+
+def test_render_puts_the_thinking_first_and_unsigned_thinking_is_not_offered_back():
+    result = RunResult(
+        choices=[ChoiceResult(text="A.", finish_reason="stop", thinking=[ThinkingBlock("t", "")])],
+        usages=[TokenUsage(output_tokens=9, reasoning_tokens=3)],
+    )
+    response = render_response(
+        result, _translate("Q").template, ToolNames(), ReasoningOutput(summary=True, encrypted=True)
+    )
+    reasoning = response.output[0]
+    assert isinstance(reasoning, ReasoningItem)
+    assert reasoning.summary == [SummaryText("t")]
+    assert reasoning.encrypted_content is msgspec.UNSET  # a cached answer's thinking has no signature
+    assert response.usage.output_tokens_details.reasoning_tokens == 3

@@ -16,9 +16,17 @@ from typing import Any
 import msgspec
 
 from core.errors import ProxyError
-from core.types import TokenUsage, ToolCallStarted
+from core.types import (
+    RedactedThinking,
+    RedactedThinkingBlock,
+    ThinkingBlock,
+    ThinkingDelta,
+    ThinkingEvent,
+    TokenUsage,
+    ToolCallStarted,
+)
 from proxy.messages.errors import error_body
-from proxy.pipeline import ChoiceDone, ChoiceText, ChoiceTool, Outcome, RunResult, StreamEvent
+from proxy.pipeline import ChoiceDone, ChoiceText, ChoiceThinking, ChoiceTool, Outcome, RunResult, StreamEvent
 from proxy.wire.messages import (
     ContentBlock,
     ContentBlockDelta,
@@ -32,9 +40,13 @@ from proxy.wire.messages import (
     MessageStart,
     MessageStop,
     Ping,
+    RedactedThinkingOut,
+    SignatureDelta,
     StopReason,
     TextDeltaOut,
     TextOut,
+    ThinkingDeltaOut,
+    ThinkingOut,
     ToolUseOut,
     Usage,
     encoder,
@@ -82,10 +94,17 @@ def _tool_input(arguments: str) -> dict[str, Any]:
     return decoded if isinstance(decoded, dict) else {}
 
 
-def render_message(result: RunResult, *, model: str) -> Message:
-    """A finished run as a `message` object."""
+def _thinking_block(block: ThinkingBlock | RedactedThinkingBlock) -> ContentBlock:
+    if isinstance(block, RedactedThinkingBlock):
+        return RedactedThinkingOut(data=block.data)
+    return ThinkingOut(thinking=block.thinking, signature=block.signature)
+
+
+def render_message(result: RunResult, *, model: str, thinking: bool = False) -> Message:
+    """A finished run as a `message` object; its thinking blocks first when `thinking`."""
     choice = result.choices[0]
-    content: list[ContentBlock] = [TextOut(text=choice.text)] if choice.text else []
+    content: list[ContentBlock] = [_thinking_block(block) for block in choice.thinking] if thinking else []
+    content += [TextOut(text=choice.text)] if choice.text else []
     content += [ToolUseOut(id=call.id, name=call.name, input=_tool_input(call.arguments)) for call in choice.tool_calls]
     return Message(
         id=message_id(),
@@ -108,9 +127,10 @@ def sse_error(error: ProxyError) -> bytes:
 class _Blocks:
     """The content blocks of one streamed message: which is open, and the next index."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, thinking: bool) -> None:
         self.next = 0
-        self.open: str | None = None  # "text" or "tool_use"
+        self.open: str | None = None  # "thinking", "text" or "tool_use"
+        self.thinking = thinking  # whether the caller sees the model's thinking
 
     def start(self, kind: str, block: ContentBlock) -> list[Event]:
         events = self.close()
@@ -130,9 +150,25 @@ class _Blocks:
         return self.next
 
 
+def _thinking_events(part: ThinkingEvent, blocks: _Blocks) -> list[Event]:
+    if not blocks.thinking:
+        return []
+    if isinstance(part, ThinkingDelta):
+        opened = blocks.open == "thinking" and not part.first
+        out = [] if opened else blocks.start("thinking", ThinkingOut(thinking="", signature=""))
+        if part.text:
+            out.append(ContentBlockDelta(index=blocks.index, delta=ThinkingDeltaOut(thinking=part.text)))
+        return out
+    if isinstance(part, RedactedThinking):
+        return [*blocks.start("redacted_thinking", RedactedThinkingOut(data=part.data)), *blocks.close()]
+    # A signature for a block that had no text is opened first.
+    out = [] if blocks.open == "thinking" else blocks.start("thinking", ThinkingOut(thinking="", signature=""))
+    return [*out, ContentBlockDelta(index=blocks.index, delta=SignatureDelta(signature=part.signature))]
+
+
 def _events_for(event: StreamEvent, blocks: _Blocks) -> list[Event]:
-    # Thinking output (thinking_delta, signature_delta) becomes one more block kind here once
-    # the pipeline carries thinking events.
+    if isinstance(event, ChoiceThinking):
+        return _thinking_events(event.part, blocks)
     if isinstance(event, ChoiceText):
         out = [] if blocks.open == "text" else blocks.start("text", TextOut(text=""))
         out.append(ContentBlockDelta(index=blocks.index, delta=TextDeltaOut(text=event.text)))
@@ -190,9 +226,12 @@ async def with_pings(
         await events.aclose()
 
 
-async def stream_message(outcome: Outcome, *, ping_interval_s: float = PING_INTERVAL_S) -> AsyncIterator[bytes]:
-    """A streamed outcome as Anthropic's server-sent events. A failure after the stream began
-    travels as an `error` event, as Anthropic sends one."""
+async def stream_message(
+    outcome: Outcome, *, thinking: bool = False, ping_interval_s: float = PING_INTERVAL_S
+) -> AsyncIterator[bytes]:
+    """A streamed outcome as Anthropic's server-sent events, thinking blocks included when
+    `thinking`. A failure after the stream began travels as an `error` event, as Anthropic
+    sends one."""
     if outcome.events is None:
         raise ValueError("stream_message needs a streamed outcome")
     start = Message(
@@ -206,7 +245,7 @@ async def stream_message(outcome: Outcome, *, ping_interval_s: float = PING_INTE
     )
     yield sse(MessageStart(message=start))
     yield sse(Ping())
-    blocks = _Blocks()
+    blocks = _Blocks(thinking=thinking)
     events = with_pings(outcome.events, ping_interval_s)
     try:
         async for event in events:

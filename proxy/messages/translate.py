@@ -14,10 +14,19 @@ from typing import Any, Literal
 import msgspec
 
 from core.errors import InvalidRequest
-from core.types import Block, TextBlock, ToolResultBlock, ToolSpec, Turn
+from core.types import (
+    Block,
+    RedactedThinkingBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolSpec,
+    Turn,
+)
 from proxy.chat.images import fetch_image_urls, image_block
 from proxy.chat.tools import ToolSetup, ToolTurns, choose_tools, function_spec
 from proxy.chat.translate import MAX_IMAGE_BYTES
+from proxy.messages.thinking import thinking_effort
 from proxy.pipeline import Submission
 from proxy.selection import text_features
 from proxy.settings import ImageSettings
@@ -203,8 +212,12 @@ class _Conversation:
         if isinstance(part, TextParam):
             return [TextBlock(part.text)] if part.text else []
         if isinstance(part, (ThinkingParam, RedactedThinkingParam)):
-            # Earlier thinking is the upstream's own record; the CLI keeps it in its session.
-            return []
+            if role != "assistant":
+                raise _invalid(f"{param}: thinking blocks belong in assistant messages", param)
+            # Signed thinking goes back to the upstream with the calls or text that follow it.
+            if isinstance(part, RedactedThinkingParam):
+                return [RedactedThinkingBlock(part.data)]
+            return [ThinkingBlock(part.thinking, part.signature)]
         if isinstance(part, ToolUseParam):
             if role != "assistant":
                 raise _invalid(f"{param}: tool_use blocks belong in assistant messages", param)
@@ -344,6 +357,7 @@ def to_submission(
         parallel_tool_calls=not (request.tool_choice or {}).get("disable_parallel_tool_use", False),
         stops=list(request.stop_sequences or []),
         stream=request.stream,
+        effort=thinking_effort(request),
         sampling={
             "temperature": request.temperature,
             "top_p": request.top_p,

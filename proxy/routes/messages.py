@@ -14,6 +14,7 @@ from litestar import Request, Response, post
 from budgets.keys import Principal
 from proxy.messages.errors import anthropic_headers
 from proxy.messages.render import render_message, stream_message
+from proxy.messages.thinking import shows_thinking
 from proxy.messages.translate import messages_submission
 from proxy.pipeline import CacheUse, Pipeline
 from proxy.request_ids import request_id
@@ -33,9 +34,10 @@ async def create_message(
     cache = CacheUse.from_header(request.headers.get("cache-control", ""))
     outcome = await unless_disconnected(request, pipeline.run(submission, principal, request_id=rid, cache=cache))
     headers = anthropic_headers(outcome.headers)
+    thinking = shows_thinking(body)
     if outcome.result is None:
-        return sse_response(stream_message(outcome), headers)
-    return json_response(render_message(outcome.result, model=body.model), headers)
+        return sse_response(stream_message(outcome, thinking=thinking), headers)
+    return json_response(render_message(outcome.result, model=body.model, thinking=thinking), headers)
 
 
 @post("/v1/messages/count_tokens", status_code=200)

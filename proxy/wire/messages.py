@@ -115,6 +115,7 @@ class MessagesRequest(Struct, kw_only=True):
     top_k: int | None = None
     service_tier: str | None = None
     mcp_servers: list[Any] | None = None
+    output_config: dict[str, Any] | None = None
 
 
 messages_request_decoder = msgspec.json.Decoder(MessagesRequest)
@@ -134,7 +135,16 @@ class ToolUseOut(Struct, tag="tool_use", tag_field="type"):
     input: dict[str, Any]
 
 
-ContentBlock = TextOut | ToolUseOut
+class ThinkingOut(Struct, tag="thinking", tag_field="type"):
+    thinking: str
+    signature: str
+
+
+class RedactedThinkingOut(Struct, tag="redacted_thinking", tag_field="type"):
+    data: str
+
+
+ContentBlock = TextOut | ToolUseOut | ThinkingOut | RedactedThinkingOut
 
 StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal"]
 
@@ -193,9 +203,17 @@ class InputJsonDelta(Struct, tag="input_json_delta", tag_field="type"):
     partial_json: str
 
 
+class ThinkingDeltaOut(Struct, tag="thinking_delta", tag_field="type"):
+    thinking: str
+
+
+class SignatureDelta(Struct, tag="signature_delta", tag_field="type"):
+    signature: str
+
+
 class ContentBlockDelta(Struct, tag="content_block_delta", tag_field="type"):
     index: int
-    delta: TextDeltaOut | InputJsonDelta
+    delta: TextDeltaOut | InputJsonDelta | ThinkingDeltaOut | SignatureDelta
 
 
 class ContentBlockStop(Struct, tag="content_block_stop", tag_field="type"):

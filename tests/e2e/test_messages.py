@@ -177,3 +177,59 @@ def test_a_conversation_with_system_messages_inside_stays_warm(server, upstream)
     assert [[block["text"] for block in m["content"]] for m in user_turns] == [
         [f"msgs-warm turn {n}", f"<system-reminder>\nmsgs-warm context {n}\n</system-reminder>"] for n in range(3)
     ]
+
+
+def _thinks(tag: str, **extra) -> Reply:
+    return Reply(text=f"{tag} answer", thinking=f"{tag} pondering", signature=f"sig-{tag}", **extra)
+
+
+def test_thinking_blocks_stream_back_and_the_effort_reaches_the_upstream(server, upstream):
+    upstream.on("msgs-think", _thinks("msgs-think", redacted_thinking=1))
+    with _client(server).messages.stream(
+        model="opus",
+        max_tokens=4000,
+        thinking={"type": "adaptive"},
+        extra_body={"output_config": {"effort": "high"}},
+        messages=[{"role": "user", "content": "msgs-think hard"}],
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = _strict(stream.get_final_message())
+    assert [block.type for block in final.content] == ["thinking", "redacted_thinking", "text"]
+    thought = final.content[0]
+    assert (thought.thinking, thought.signature) == ("msgs-think pondering", "sig-msgs-think")  # type: ignore[union-attr]
+    assert "thinking" in kinds and "signature" in kinds  # the SDK's own events for the deltas
+    [seen] = upstream.requests_matching("msgs-think")
+    assert seen.body["output_config"] == {"effort": "high"}
+    assert seen.body["thinking"]["type"] == "adaptive"
+
+
+def test_a_cold_tool_loop_sends_the_signed_thinking_back_and_keeps_thinking(make_server, upstream):
+    server = make_server({"pool": {"size": 2, "spares": 1, "warm_max": 0}})
+    call = {"id": "toolu_msgs_think", "name": "mcp__proxy__get_weather", "input": {"city": "Rome"}}
+    upstream.on("msgs-tcold weather", _thinks("msgs-tcold", chunks=[], tool_use=call, times=1))
+    upstream.on("msgs-tcold-rain", Reply(text="Rain."))
+    client = _client(server)
+    messages: list = [{"role": "user", "content": "msgs-tcold weather?"}]
+    first = client.messages.create(
+        model="opus", max_tokens=4000, thinking={"type": "adaptive"}, tools=[WEATHER], messages=messages
+    )
+    assert [block.type for block in first.content] == ["thinking", "tool_use"]
+    messages += [
+        {"role": "assistant", "content": [block.model_dump(exclude_none=True) for block in first.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_msgs_think", "content": "msgs-tcold-rain"}],
+        },
+    ]
+    second = client.messages.create(
+        model="opus", max_tokens=4000, thinking={"type": "adaptive"}, tools=[WEATHER], messages=messages
+    )
+    assert second.content[-1].text == "Rain."  # type: ignore[union-attr]
+    assert server.health()["pool"]["warm_hits"] == 0
+    [continued] = upstream.requests_matching("msgs-tcold-rain")
+    assistant = [m for m in continued.body["messages"] if m["role"] == "assistant"][-1]
+    # Unlike a chat caller, a Messages caller sends the signed thinking back: the resumed turn
+    # carries it before the call, and thinking stays on.
+    assert [block["type"] for block in assistant["content"]] == ["thinking", "tool_use"]
+    assert assistant["content"][0]["signature"] == "sig-msgs-tcold"
+    assert "thinking" in continued.body

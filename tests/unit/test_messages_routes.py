@@ -13,7 +13,16 @@ from pydantic import TypeAdapter
 
 from budgets.keys import Project
 from core.errors import CliUnavailable, RateLimited, UpstreamError
-from core.types import Started, TextBlock, TextDelta, TokenUsage, ToolResultBlock, ToolSpec, ToolUseBlock
+from core.types import (
+    Started,
+    TextBlock,
+    TextDelta,
+    ThinkingBlock,
+    TokenUsage,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+)
 from tests.support.fake_backend import FakeBackend, reply, tool_call
 from tests.unit import test_app_routes
 
@@ -300,7 +309,9 @@ def test_thinking_and_claude_code_extras_are_accepted(make_proxy):
     assert body.stop_reason == "end_turn"
     [job] = proxy.backend.jobs
     assert job.max_output_tokens == 128000
-    assert job.history[1].content == [TextBlock("a")]  # earlier thinking is the upstream's to keep
+    # Signed thinking goes back to the upstream with the text after it; the effort is the caller's.
+    assert job.history[1].content == [ThinkingBlock("hmm", "sig"), TextBlock("a")]
+    assert job.effort == "high"
 
 
 # --------------------------------------------------------------------------- streaming

@@ -17,6 +17,7 @@ import msgspec
 
 from adapters.claude_cli._redo import Redo, retried_events
 from adapters.claude_cli._result import result_error, subtract, turn_usage
+from adapters.claude_cli._thinking import Thoughts
 from adapters.claude_cli.events import (
     AnthropicEvent,
     AssistantLine,
@@ -55,15 +56,10 @@ from core.types import (
     BackendEvent,
     Completed,
     CompletionJob,
-    RedactedThinking,
-    RedactedThinkingBlock,
     Retracted,
     Started,
     TextBlock,
     TextDelta,
-    ThinkingBlock,
-    ThinkingDelta,
-    ThinkingSigned,
     TokenUsage,
     ToolCallArguments,
     ToolCallStarted,
@@ -90,22 +86,6 @@ class _Call:
         except msgspec.DecodeError:
             value = {}
         return ToolUseBlock(id=self.id, name=self.name, input=value if isinstance(value, dict) else {})
-
-
-class _Thought:
-    """A thinking block as it streams: its text pieces, then its signature; or redacted data."""
-
-    __slots__ = ("pieces", "redacted", "signature")
-
-    def __init__(self, redacted: str | None = None) -> None:
-        self.pieces: list[str] = []
-        self.signature = ""
-        self.redacted = redacted
-
-    def block(self) -> ThinkingBlock | RedactedThinkingBlock:
-        if self.redacted is not None:
-            return RedactedThinkingBlock(self.redacted)
-        return ThinkingBlock(thinking="".join(self.pieces), signature=self.signature)
 
 
 class _Mark(NamedTuple):
@@ -151,8 +131,7 @@ class Answer:
         self.structured = job.json_schema is not None
         self.text: list[str] = []
         self.calls: list[_Call] = []
-        self.thoughts: list[_Thought] = []
-        self._thinking: dict[int, int] = {}  # content block index -> thought index
+        self.thoughts = Thoughts()
         self.suspended = False
         self.turn_ended = False  # the CLI finished its turn (its result line was read)
         self._blocks: dict[int, int] = {}  # content block index -> call index
@@ -168,8 +147,7 @@ class Answer:
     def assistant_blocks(self) -> list[Any]:
         """The answer as the upstream holds it: its thinking, its text, then its tool calls."""
         text = "".join(self.text)
-        thinking = [thought.block() for thought in self.thoughts]
-        return thinking + ([TextBlock(text)] if text else []) + [call.block() for call in self.calls]
+        return self.thoughts.blocks() + ([TextBlock(text)] if text else []) + [call.block() for call in self.calls]
 
     async def events(self) -> AsyncIterator[BackendEvent]:
         """The answer's events, until the CLI ends it or stops on tool calls."""
@@ -244,7 +222,7 @@ class Answer:
         if isinstance(event, ContentBlockDelta):
             return self._on_content_block_delta(event)
         if isinstance(event, ContentBlockStart):
-            return _Step(self._tool_start(event))
+            return _Step(self._block_start(event))
         if isinstance(event, ContentBlockStop):
             return self._on_content_block_stop(event)
         if isinstance(event, MessageStart):
@@ -260,8 +238,10 @@ class Answer:
         if isinstance(delta, TextDeltaBody):
             if delta.text and not self.structured:
                 return _Step(self._text(delta.text))
-        elif isinstance(delta, ThinkingDeltaBody | SignatureDeltaBody) and event.index in self._thinking:
-            return _Step(self._thought(event.index, delta))
+        elif isinstance(delta, ThinkingDeltaBody | SignatureDeltaBody):
+            thinking = self.thoughts.delta(event.index, delta)
+            # While a retry repeats an answer the caller has, its thinking is not passed on again.
+            return _Step(thinking if self._redo is None else [])
         elif isinstance(delta, InputJsonDeltaBody) and event.index in self._blocks:
             index = self._blocks[event.index]
             if delta.partial_json:
@@ -292,7 +272,8 @@ class Answer:
     def _on_message_start(self, event: MessageStart) -> _Step:
         usage = event.message.usage
         self._model = event.message.model or self._model
-        self._blocks, self._marks, self._thinking = {}, {}, {}  # block indexes count within one message
+        self._blocks, self._marks = {}, {}  # block indexes count within one message
+        self.thoughts.new_message()
         self._started = TokenUsage(
             input_tokens=usage.input_tokens or 0,
             cache_read_tokens=usage.cache_read_input_tokens or 0,
@@ -368,33 +349,13 @@ class Answer:
         self.proc.record_turn_usage(usage)
         return Completed(finish_reason="tool_calls", usage=usage, model=self._model)
 
-    def _thought(self, index: int, delta: ThinkingDeltaBody | SignatureDeltaBody) -> list[BackendEvent]:
-        """A piece of a thinking block. While a retry repeats an answer the caller has, its
-        thinking is kept for the upstream but not passed on again."""
-        thought = self.thoughts[self._thinking[index]]
-        event: ThinkingDelta | ThinkingSigned
-        if isinstance(delta, SignatureDeltaBody):
-            thought.signature += delta.signature
-            event = ThinkingSigned(delta.signature)
-        else:
-            if not delta.thinking:
-                return []
-            event = ThinkingDelta(delta.thinking, first=not thought.pieces)
-            thought.pieces.append(delta.thinking)
-        return [event] if self._redo is None else []
-
-    def _tool_start(self, event: ContentBlockStart) -> list[BackendEvent]:
+    def _block_start(self, event: ContentBlockStart) -> list[BackendEvent]:
         block = event.content_block
-        self._marks[event.index] = _Mark(len(self.text), len(self.calls), len(self._held_text), len(self.thoughts))
-        kind = block.get("type")
-        if kind in ("thinking", "redacted_thinking"):
-            self._thinking[event.index] = len(self.thoughts)
-            data = str(block.get("data", "")) if kind == "redacted_thinking" else None
-            self.thoughts.append(_Thought(redacted=data))
-            if data is not None and self._redo is None:
-                return [RedactedThinking(data)]
-            return []
-        if kind != "tool_use":
+        self._marks[event.index] = _Mark(len(self.text), len(self.calls), len(self._held_text), self.thoughts.mark())
+        thinking = self.thoughts.start(event.index, block)
+        if thinking is not None:
+            return list(thinking) if self._redo is None else []
+        if block.get("type") != "tool_use":
             return []
         name = caller_name(str(block.get("name", "")))
         if name is None:
@@ -423,8 +384,7 @@ class Answer:
             given = [(call.id, call.name, "".join(call.arguments)) for call in self.calls]
             self._redo = Redo("".join(self.text), given)
         del self.text[mark.text :], self.calls[mark.calls :], self._held_text[mark.held :]
-        del self.thoughts[mark.thoughts :]
-        self._thinking = {block: thought for block, thought in self._thinking.items() if thought < mark.thoughts}
+        self.thoughts.cut(mark.thoughts)
         self._redo.rewind(len("".join(self.text)), [len("".join(call.arguments)) for call in self.calls])
         self._blocks = {block: call for block, call in self._blocks.items() if call < mark.calls}
 

@@ -27,6 +27,7 @@ from adapters.redis_queue.messages import (
     StartedEvent,
     StreamRead,
     TextEvent,
+    ThinkingEvent,
     ToolEvent,
     event_decoder,
     job_encoder,
@@ -133,7 +134,7 @@ class RedisQueueBackend:
                         yield Started(event.usage)
                     elif isinstance(event, TextEvent):
                         yield TextDelta(event.text)
-                    elif isinstance(event, ToolEvent):
+                    elif isinstance(event, ToolEvent | ThinkingEvent):
                         yield event.part
                     elif isinstance(event, RetractedEvent):
                         yield Retracted()

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import msgspec
 
-from core.types import Completed, CompletionJob, TokenUsage, ToolCallArguments, ToolCallStarted
+from core.types import (
+    Completed,
+    CompletionJob,
+    RedactedThinking,
+    ThinkingDelta,
+    ThinkingSigned,
+    TokenUsage,
+    ToolCallArguments,
+    ToolCallStarted,
+)
 
 GROUP = "workers"
 
@@ -57,6 +66,12 @@ class ToolEvent(msgspec.Struct, tag="tool", tag_field="event"):
     part: ToolCallStarted | ToolCallArguments
 
 
+class ThinkingEvent(msgspec.Struct, tag="thinking", tag_field="event"):
+    """A piece of the model's thinking, its signature, or a redacted block."""
+
+    part: ThinkingDelta | ThinkingSigned | RedactedThinking
+
+
 class CompletedEvent(msgspec.Struct, tag="completed", tag_field="event"):
     completed: Completed
 
@@ -77,7 +92,15 @@ class ResetEvent(msgspec.Struct, tag="reset", tag_field="event"):
 
 
 ReplyEvent = (
-    ClaimedEvent | StartedEvent | TextEvent | ToolEvent | RetractedEvent | CompletedEvent | ErrorEvent | ResetEvent
+    ClaimedEvent
+    | StartedEvent
+    | TextEvent
+    | ThinkingEvent
+    | ToolEvent
+    | RetractedEvent
+    | CompletedEvent
+    | ErrorEvent
+    | ResetEvent
 )
 
 job_encoder = msgspec.json.Encoder()

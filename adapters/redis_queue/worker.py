@@ -33,13 +33,25 @@ from adapters.redis_queue.messages import (
     StreamEntry,
     StreamRead,
     TextEvent,
+    ThinkingEvent,
     ToolEvent,
     event_decoder,
     job_decoder,
     job_encoder,
 )
 from core.errors import ProxyError
-from core.types import Completed, Priority, Retracted, Started, TextDelta, ToolCallArguments, ToolCallStarted
+from core.types import (
+    Completed,
+    Priority,
+    RedactedThinking,
+    Retracted,
+    Started,
+    TextDelta,
+    ThinkingDelta,
+    ThinkingSigned,
+    ToolCallArguments,
+    ToolCallStarted,
+)
 
 log = logging.getLogger("claude_proxy.worker")
 
@@ -186,6 +198,8 @@ class Worker:
                     await self._send(reply, TextEvent(event.text))
                 elif isinstance(event, (ToolCallStarted, ToolCallArguments)):
                     await self._send(reply, ToolEvent(event))
+                elif isinstance(event, (ThinkingDelta, ThinkingSigned, RedactedThinking)):
+                    await self._send(reply, ThinkingEvent(event))
                 elif isinstance(event, Retracted):
                     await self._send(reply, RetractedEvent())
                 elif isinstance(event, Completed):

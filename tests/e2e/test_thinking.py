@@ -169,3 +169,18 @@ def test_a_cold_tool_loop_without_the_thinking_goes_on_without_thinking(make_ser
     # it while thinking is on, so the resumed turn runs without thinking.
     assert [block["type"] for block in assistant["content"]] == ["tool_use"]
     assert "thinking" not in continued.body, continued.body.get("thinking")
+
+
+def test_thinking_and_the_effort_cross_the_redis_queue(make_server, make_worker, redis_config, upstream):
+    make_worker({**redis_config, "pool": {"size": 1, "spares": 1}}, name="thinker")
+    gateway = make_server({**redis_config, "pool": {"size": 0}}, name="gateway")
+    upstream.on("th-queue", _thinks("th-queue"))
+    stream = _client(gateway).chat.completions.create(
+        model="o3", messages=[{"role": "user", "content": "th-queue"}], reasoning_effort="high", stream=True
+    )
+    reasoning = "".join(
+        chunk.choices[0].delta.model_dump().get("reasoning_content") or "" for chunk in stream if chunk.choices
+    )
+    assert reasoning == "th-queue pondering deeply"
+    (seen,) = upstream.requests_matching("th-queue")
+    assert seen.body["output_config"] == {"effort": "high"}

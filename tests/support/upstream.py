@@ -4,6 +4,8 @@ The CLI streams `POST /v1/messages`; this server answers with Anthropic SSE even
 register rules (`upstream.on("keyword", Reply(...))`) matched against the text of the last
 user message; anything unmatched gets an echo reply, so a test can tell which prompt the
 model actually saw. Every request body is recorded for assertions on what the upstream got.
+A reply may think first (`thinking`, `signature`, `redacted_thinking`): streamed as Anthropic
+does, a thinking block's `thinking_delta` pieces then its `signature_delta`.
 A request with `stream: false` or none (the CLI's retry of a broken stream, its check of a model
 id) gets one JSON message.
 `plan_for(token, headers)` plays a subscriber's account per OAuth token (the CLI sends it as

@@ -98,8 +98,9 @@ def spawner(spec: LaunchSpec, config_dir: Path) -> ProcessFactory[CliProcess]:
 
 # How long a kept process must have been idle before a missing spare may replace it.
 _GIVES_WAY_TO_SPARE_S = 1.0
-# Longest wait of a request needing a new process for a spare on its way to give way to it.
-_SPARE_LANDING_S = 5.0
+# Longest wait of a request needing a new process for a spare on its way to give way to it
+# (a start takes seconds on a loaded machine; a request waits as long for a slot).
+_SPARE_LANDING_S = 30.0
 
 
 class CliPool(Generic[P]):

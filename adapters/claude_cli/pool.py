@@ -286,10 +286,14 @@ class CliPool(Generic[P]):
         `recovery` in the background: kept if `recovery` parks it (for `key`, or as an idle
         process of `profile`), closed otherwise. Its slot is freed only then, so the pool never
         holds more than `size` processes. Call it inside the `lease` block."""
-        if self._closed:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a stream finalized after its loop: the lease kills the process
+            loop = None
+        if self._closed or loop is None:
             recovery.close()
             return
-        task = asyncio.get_running_loop().create_task(self._recover(proc, recovery))
+        task = loop.create_task(self._recover(proc, recovery))
         self._recovering.add(proc, task, key=key, profile=profile)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -53,6 +53,7 @@ PATHS = ("warm_hits", "rewind_hits", "reuse_hits", "spare_hits", "new_hits")
 COUNTS = (*PATHS, "started_total", "recovered", "recover_failed", "memory_closed")
 LONG = "[long answer]"
 CALL = "[call the tool]"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 SERVER_POOL = {"size": 8, "spares": 2, "warm_max": 8, "spare_model": "haiku", "max_queue": 64}
 
 
@@ -349,6 +350,36 @@ def stop_then_ask(server: RunningServer, rounds: int) -> dict[str, Any]:
     return {how: percentiles(samples) for how, samples in after.items()}
 
 
+def plot(series: dict[str, dict[str, float]], path: Path) -> bool:
+    """A bar per side for each workload's p50 (`series`: side -> workload -> seconds), written to
+    `path` when matplotlib is installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    kinds = sorted({kind for values in series.values() for kind in values})
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    width = 0.8 / len(series)
+    for n, (side, values) in enumerate(series.items()):
+        xs = [i + n * width for i in range(len(kinds))]
+        ax.bar(xs, [values.get(kind, 0.0) for kind in kinds], width, label=side)
+    ax.set_yscale("log")
+    ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(kinds))])
+    ax.set_xticklabels([kind.replace("_", " ") for kind in kinds], rotation=25, ha="right", fontsize=8)
+    ax.set_ylabel("p50 latency (s)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def p50s(report: dict[str, Any], side: str) -> dict[str, float]:
+    return {kind: v[side]["p50"] for kind, v in report["latency_s"].items() if v.get(side)}
+
+
 def orphans(pids: list[int]) -> list[int]:
     """Of the CLI processes seen, those still alive (after the server stopped)."""
     return [pid for pid in pids if os.path.exists(f"/proc/{pid}") and "claude" in " ".join(cmdline(pid)[:1])]
@@ -362,7 +393,12 @@ def main() -> int:
     parser.add_argument("--tree", help="run the server from this checkout (a before/after comparison)")
     parser.add_argument("--out", default="mixed.json")
     parser.add_argument("--stop-rounds", type=int, default=0, help="only the stop-then-ask side-by-side")
+    parser.add_argument("--plot", nargs=2, metavar=("AFTER", "BEFORE"), help="plot two reports, run nothing")
     args = parser.parse_args()
+    if args.plot:
+        after, before = (json.loads(Path(name).read_text()) for name in args.plot)
+        series = {"proxy": p50s(after, "proxy"), "proxy before": p50s(before, "proxy"), "cold": p50s(after, "cold")}
+        return 0 if plot(series, DOCS / "perf-mixed.png") else 1
     if args.tree:
         server_module.REPO = Path(args.tree).resolve()
     binary = ensure_cli()

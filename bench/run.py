@@ -259,6 +259,8 @@ def _plots(report: dict[str, Any]) -> None:
         fig.tight_layout()
         fig.savefig(DOCS / name, dpi=110)
 
+    if "mixed" in report:
+        mixed.plot({side: mixed.p50s(report["mixed"], side) for side in ("proxy", "cold")}, DOCS / "perf-mixed.png")
     levels = sorted(report["throughput_rps"], key=int)
     rps = report["throughput_rps"]
     plot(

@@ -43,8 +43,9 @@ log = logging.getLogger("claude_proxy.pool")
 
 # How long a kept process must have been idle before a missing spare may replace it.
 _GIVES_WAY_TO_SPARE_S = 1.0
-# Longest wait of a request needing a new process for a spare on its way to give way to it.
-_SPARE_LANDING_S = 5.0
+# Longest wait of a request needing a new process for a spare on its way to give way to it
+# (a start takes seconds on a loaded machine; a request waits as long for a slot).
+_SPARE_LANDING_S = 30.0
 
 
 class CliPool(Generic[P]):
@@ -235,10 +236,14 @@ class CliPool(Generic[P]):
         `recovery` in the background: kept if `recovery` parks it (for `key`, or as an idle
         process of `profile`), closed otherwise. Its slot is freed only then, so the pool never
         holds more than `size` processes. Call it inside the `lease` block."""
-        if self._closed:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a stream finalized after its loop: the lease kills the process
+            loop = None
+        if self._closed or loop is None:
             recovery.close()
             return
-        task = asyncio.get_running_loop().create_task(self._recover(proc, recovery))
+        task = loop.create_task(self._recover(proc, recovery))
         self._recovering.add(proc, task, key=key, profile=profile)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

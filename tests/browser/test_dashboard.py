@@ -145,7 +145,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
             "name": "default",
             "status": "warning",
             "windows": {
-                "five_hour": {"utilization": 0.82, "resets_at": int(NOW) + 2 * 3600 + 600, "status": "allowed_warning"},
+                "five_hour": {"utilization": 0.72, "resets_at": int(NOW) + 2 * 3600 + 600, "status": "allowed_warning"},
                 "seven_day": {"utilization": 0.3, "resets_at": int(NOW) + 3 * 86400, "status": "allowed"},
             },
         }
@@ -371,7 +371,7 @@ def test_plan_windows_pool_and_batches_are_shown(browser: Chrome, dashboard: Das
 
     plan = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#plan-rows tr"))
     first = [cell.text for cell in plan[0].find_elements(By.CSS_SELECTOR, "th, td")]
-    assert first[:3] == ["default", "5-hour", "82%"]
+    assert first[:3] == ["default", "5-hour", "72%"]
     assert re.fullmatch(r"2 h (9|10) min", first[3])
     pool = browser.find_element(By.ID, "pool-stats").text
     for words in ("Busy\n1", "Idle\n3", "Warm\n2", "Spare\n1", "Queued\n3", "Warm hits\n7", "Reuse hits\n3"):

@@ -26,18 +26,18 @@ from core.types import (
 from proxy.chat.images import fetch_image_urls, image_block
 from proxy.chat.tools import ToolSetup, ToolTurns, choose_tools, function_spec
 from proxy.chat.translate import MAX_IMAGE_BYTES
+from proxy.documents import Documents
+from proxy.messages.documents import document_blocks, document_text
 from proxy.messages.thinking import thinking_effort
 from proxy.pipeline import Submission
 from proxy.selection import text_features
 from proxy.settings import ImageSettings
 from proxy.wire.messages import (
     ContentBlockParam,
-    DocumentParam,
     ImageParam,
     MessageParam,
     MessagesRequest,
     RedactedThinkingParam,
-    SearchResultParam,
     TextParam,
     ThinkingParam,
     ToolResultParam,
@@ -163,6 +163,7 @@ class _Conversation:
         self._held_system: list[Block] = []  # system notes waiting for the next user turn
         self._fetched = fetched
         self._max_image_bytes = max_image_bytes
+        self._documents = Documents()  # counts the request's documents against Anthropic's limits
 
     def _add(self, role: Literal["user", "assistant"], blocks: list[Block]) -> None:
         if role == "user" and self._held_system:
@@ -246,7 +247,9 @@ class _Conversation:
             if role != "user":
                 raise _invalid(f"{param}: only user messages may carry images", param)
             return [self._image(part, param)]
-        return [TextBlock(text) for text in [_document_text(part, param)] if text]
+        if role != "user":
+            raise _invalid(f"{param}: only user messages may carry documents", param)
+        return document_blocks(part, param, self._documents)
 
     def _image(self, part: ImageParam, param: str) -> Block:
         source = part.source
@@ -294,31 +297,7 @@ def _result_part_text(part: ToolResultPart, param: str) -> str:
     if isinstance(part, ImageParam):
         # Tool results reach the model as text through the tool bridge.
         return "[an image the tool returned is not passed on by this proxy]"
-    return _document_text(part, param)
-
-
-def _document_text(part: DocumentParam | SearchResultParam, param: str) -> str:
-    if isinstance(part, SearchResultParam):
-        body = "\n".join(block.text for block in part.content)
-        return f"{part.title} ({part.source})\n{body}"
-    source = part.source
-    kind = source.get("type")
-    if kind == "text":
-        text = str(source.get("data", ""))
-    elif kind == "content":
-        content = source.get("content")
-        if isinstance(content, str):
-            text = content
-        else:
-            text = "\n".join(str(piece.get("text", "")) for piece in content or [] if isinstance(piece, dict))
-    else:
-        raise InvalidRequest(
-            f"{param}.source: only plain-text and content documents are supported, not '{kind}'.",
-            param=f"{param}.source",
-            code="unsupported_parameter",
-        )
-    title = part.title or ""
-    return f"{title}\n\n{text}" if title and text else text
+    return document_text(part, param)
 
 
 async def messages_submission(request: MessagesRequest, images: ImageSettings, *, counting: bool = False) -> Submission:

@@ -9,7 +9,7 @@ its place: a block of its own, marked as system text, in the user turn it sits i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
@@ -136,19 +136,15 @@ def _tool_setup(request: MessagesRequest, used: set[str]) -> ToolSetup:
 
 
 def image_urls(request: MessagesRequest) -> list[tuple[str, str]]:
-    """(url, param) of every URL image, for fetching when the operator allows."""
-    urls = []
-    for i, message in enumerate(request.messages):
-        if isinstance(message.content, str):
-            continue
-        for j, block in enumerate(message.content):
-            parts: list[Any] = [block]
-            if isinstance(block, ToolResultParam) and isinstance(block.content, list):
-                parts = list(block.content)
-            for part in parts:
-                if isinstance(part, ImageParam) and part.source.get("type") == "url":
-                    urls.append((str(part.source.get("url")), f"messages.{i}.content.{j}.source.url"))
-    return urls
+    """(url, param) of every URL image of a turn, for fetching when the operator allows (an
+    image in a tool result reaches the model as a note only: it is not fetched)."""
+    return [
+        (str(block.source.get("url")), f"messages.{i}.content.{j}.source.url")
+        for i, message in enumerate(request.messages)
+        if not isinstance(message.content, str)
+        for j, block in enumerate(message.content)
+        if isinstance(block, ImageParam) and block.source.get("type") == "url"
+    ]
 
 
 class _Conversation:
@@ -285,8 +281,9 @@ class _Conversation:
                 f"messages.{i}",
             )
 
-    def finish(self) -> None:
-        self._check_answered(len(self.turns))
+    def finish(self, count: int) -> None:
+        """After the last of `count` messages."""
+        self._check_answered(count)
         if self._held_system:
             self._add("user", [])
 
@@ -315,7 +312,7 @@ def to_submission(
     conversation = _Conversation(fetched or {}, max_image_bytes)
     for i, message in enumerate(request.messages):
         conversation.add(message, i)
-    conversation.finish()
+    conversation.finish(len(request.messages))
     setup = _tool_setup(request, conversation.tools.used)
     system = [text for text in (_system_text(request.system), setup.instruction) if text]
     turns = conversation.turns

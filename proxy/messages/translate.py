@@ -9,7 +9,7 @@ its place: a block of its own, marked as system text, in the user turn it sits i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
@@ -26,18 +26,18 @@ from core.types import (
 from proxy.chat.images import fetch_image_urls, image_block
 from proxy.chat.tools import ToolSetup, ToolTurns, choose_tools, function_spec
 from proxy.chat.translate import MAX_IMAGE_BYTES
+from proxy.documents import Documents
+from proxy.messages.documents import document_blocks, document_text
 from proxy.messages.thinking import thinking_effort
 from proxy.pipeline import Submission
 from proxy.selection import text_features
 from proxy.settings import ImageSettings
 from proxy.wire.messages import (
     ContentBlockParam,
-    DocumentParam,
     ImageParam,
     MessageParam,
     MessagesRequest,
     RedactedThinkingParam,
-    SearchResultParam,
     TextParam,
     ThinkingParam,
     ToolResultParam,
@@ -136,19 +136,15 @@ def _tool_setup(request: MessagesRequest, used: set[str]) -> ToolSetup:
 
 
 def image_urls(request: MessagesRequest) -> list[tuple[str, str]]:
-    """(url, param) of every URL image, for fetching when the operator allows."""
-    urls = []
-    for i, message in enumerate(request.messages):
-        if isinstance(message.content, str):
-            continue
-        for j, block in enumerate(message.content):
-            parts: list[Any] = [block]
-            if isinstance(block, ToolResultParam) and isinstance(block.content, list):
-                parts = list(block.content)
-            for part in parts:
-                if isinstance(part, ImageParam) and part.source.get("type") == "url":
-                    urls.append((str(part.source.get("url")), f"messages.{i}.content.{j}.source.url"))
-    return urls
+    """(url, param) of every URL image of a turn, for fetching when the operator allows (an
+    image in a tool result reaches the model as a note only: it is not fetched)."""
+    return [
+        (str(block.source.get("url")), f"messages.{i}.content.{j}.source.url")
+        for i, message in enumerate(request.messages)
+        if not isinstance(message.content, str)
+        for j, block in enumerate(message.content)
+        if isinstance(block, ImageParam) and block.source.get("type") == "url"
+    ]
 
 
 class _Conversation:
@@ -163,6 +159,7 @@ class _Conversation:
         self._held_system: list[Block] = []  # system notes waiting for the next user turn
         self._fetched = fetched
         self._max_image_bytes = max_image_bytes
+        self._documents = Documents()  # counts the request's documents against Anthropic's limits
 
     def _add(self, role: Literal["user", "assistant"], blocks: list[Block]) -> None:
         if role == "user" and self._held_system:
@@ -246,7 +243,9 @@ class _Conversation:
             if role != "user":
                 raise _invalid(f"{param}: only user messages may carry images", param)
             return [self._image(part, param)]
-        return [TextBlock(text) for text in [_document_text(part, param)] if text]
+        if role != "user":
+            raise _invalid(f"{param}: only user messages may carry documents", param)
+        return document_blocks(part, param, self._documents)
 
     def _image(self, part: ImageParam, param: str) -> Block:
         source = part.source
@@ -282,8 +281,9 @@ class _Conversation:
                 f"messages.{i}",
             )
 
-    def finish(self) -> None:
-        self._check_answered(len(self.turns))
+    def finish(self, count: int) -> None:
+        """After the last of `count` messages."""
+        self._check_answered(count)
         if self._held_system:
             self._add("user", [])
 
@@ -294,31 +294,7 @@ def _result_part_text(part: ToolResultPart, param: str) -> str:
     if isinstance(part, ImageParam):
         # Tool results reach the model as text through the tool bridge.
         return "[an image the tool returned is not passed on by this proxy]"
-    return _document_text(part, param)
-
-
-def _document_text(part: DocumentParam | SearchResultParam, param: str) -> str:
-    if isinstance(part, SearchResultParam):
-        body = "\n".join(block.text for block in part.content)
-        return f"{part.title} ({part.source})\n{body}"
-    source = part.source
-    kind = source.get("type")
-    if kind == "text":
-        text = str(source.get("data", ""))
-    elif kind == "content":
-        content = source.get("content")
-        if isinstance(content, str):
-            text = content
-        else:
-            text = "\n".join(str(piece.get("text", "")) for piece in content or [] if isinstance(piece, dict))
-    else:
-        raise InvalidRequest(
-            f"{param}.source: only plain-text and content documents are supported, not '{kind}'.",
-            param=f"{param}.source",
-            code="unsupported_parameter",
-        )
-    title = part.title or ""
-    return f"{title}\n\n{text}" if title and text else text
+    return document_text(part, param)
 
 
 async def messages_submission(request: MessagesRequest, images: ImageSettings, *, counting: bool = False) -> Submission:
@@ -336,7 +312,7 @@ def to_submission(
     conversation = _Conversation(fetched or {}, max_image_bytes)
     for i, message in enumerate(request.messages):
         conversation.add(message, i)
-    conversation.finish()
+    conversation.finish(len(request.messages))
     setup = _tool_setup(request, conversation.tools.used)
     system = [text for text in (_system_text(request.system), setup.instruction) if text]
     turns = conversation.turns

@@ -4,10 +4,13 @@ with the SDK's own types in strict mode, and the upstream's requests are checked
 
 from __future__ import annotations
 
+import base64
+
 import anthropic
 import pytest
 from anthropic.types import Message, MessageTokensCount
 
+from tests.support.pdf import tiny_pdf
 from tests.support.upstream import Reply
 
 pytestmark = pytest.mark.e2e
@@ -233,3 +236,31 @@ def test_a_cold_tool_loop_sends_the_signed_thinking_back_and_keeps_thinking(make
     assert [block["type"] for block in assistant["content"]] == ["thinking", "tool_use"]
     assert assistant["content"][0]["signature"] == "sig-msgs-tcold"
     assert "thinking" in continued.body
+
+
+def test_a_pdf_document_reaches_the_upstream_as_a_document_block(server, upstream):
+    pdf = base64.b64encode(tiny_pdf("Revenue grew")).decode()
+    upstream.on("msgs-pdf", Reply(text="It says revenue grew."))
+    message = _client(server).messages.create(
+        model="sonnet",
+        max_tokens=300,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "document",
+                        "title": "report.pdf",
+                        "source": {"type": "base64", "media_type": "application/pdf", "data": pdf},
+                    },
+                    {"type": "text", "text": "msgs-pdf what does it say?"},
+                ],
+            }
+        ],
+    )
+    assert message.content[0].text == "It says revenue grew."  # type: ignore[union-attr]
+    [seen] = upstream.requests_matching("msgs-pdf")
+    user = [m for m in seen.body["messages"] if m["role"] == "user"][-1]
+    [document] = [block for block in user["content"] if block["type"] == "document"]
+    assert document["source"] == {"type": "base64", "media_type": "application/pdf", "data": pdf}
+    assert document["title"] == "report.pdf"

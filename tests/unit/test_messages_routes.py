@@ -4,6 +4,7 @@ checked too (the SDK itself runs against the real server in tests/e2e/test_messa
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -14,6 +15,8 @@ from pydantic import TypeAdapter
 from budgets.keys import Project
 from core.errors import CliUnavailable, RateLimited, UpstreamError
 from core.types import (
+    DocumentBlock,
+    DocumentSource,
     Started,
     TextBlock,
     TextDelta,
@@ -23,7 +26,9 @@ from core.types import (
     ToolSpec,
     ToolUseBlock,
 )
+from proxy.documents import PDF
 from tests.support.fake_backend import FakeBackend, reply, tool_call
+from tests.support.pdf import tiny_pdf
 from tests.unit import test_app_routes
 
 pytestmark = pytest.mark.filterwarnings("ignore::litestar.exceptions.LitestarDeprecationWarning")
@@ -277,9 +282,19 @@ def test_images_and_text_documents_reach_the_model(make_proxy):
     [job] = proxy.backend.jobs
     assert job.prompt[0].source.data == png  # type: ignore[union-attr]
     assert job.prompt[1:] == [TextBlock("Notes\n\nabc"), TextBlock("Describe.")]
-    pdf = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}}
-    assert "only plain-text" in error_of(
-        create(proxy, messages=[{"role": "user", "content": [pdf]}]), 400, "invalid_request_error"
+    pdf = base64.b64encode(tiny_pdf("Quarterly report")).decode()
+    document = {"type": "document", "title": "q.pdf", "source": {"type": "base64", "media_type": PDF, "data": pdf}}
+    message(create(proxy, messages=[{"role": "user", "content": [document, {"type": "text", "text": "Sum up."}]}]))
+    assert proxy.backend.jobs[1].prompt[0] == DocumentBlock(
+        source=DocumentSource(type="base64", media_type=PDF, data=pdf), title="q.pdf"
+    )
+    by_url = {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}
+    assert "by URL or file id" in error_of(
+        create(proxy, messages=[{"role": "user", "content": [by_url]}]), 400, "invalid_request_error"
+    )
+    not_pdf = {"type": "document", "source": {"type": "base64", "media_type": "image/png", "data": "eA=="}}
+    assert "must be PDFs" in error_of(
+        create(proxy, messages=[{"role": "user", "content": [not_pdf]}]), 400, "invalid_request_error"
     )
 
 

@@ -242,6 +242,7 @@ class Watcher:
         self.server = server
         self.most = 0
         self.most_with_dying = 0
+        self.over: list[dict[str, Any]] = []  # the pool's counts whenever more than `size` were alive
         self.seen: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -251,7 +252,10 @@ class Watcher:
         while not self._stop.wait(0.05):
             pids = self.server.cli_pids()
             self.most_with_dying = max(self.most_with_dying, len(pids))
-            self.most = max(self.most, len([pid for pid in pids if not _dying(pid)]))
+            alive = [pid for pid in pids if not _dying(pid)]
+            self.most = max(self.most, len(alive))
+            if len(alive) > SERVER_POOL["size"] and len(self.over) < 5:
+                self.over.append({"alive": len(alive), "pool": self.server.health()["pool"]})
             self.seen.update(pids)
 
     def stop(self) -> None:
@@ -316,6 +320,7 @@ def run(server: RunningServer, cold: Cold, upstream: ScriptedUpstream, *, script
         "batch_seconds_alongside": batch.get("seconds"),
         "most_cli_processes": watcher.most,
         "most_cli_processes_with_dying": watcher.most_with_dying,
+        "over_size": watcher.over,
         "pool_size": after["size"],
         "cli_pids_seen": sorted(watcher.seen),
         "rss_mb_at_end": {

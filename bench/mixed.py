@@ -275,6 +275,7 @@ def run(server: RunningServer, cold: Cold, upstream: ScriptedUpstream, *, script
         "batch_seconds_alongside": batch.get("seconds"),
         "most_cli_processes": watcher.most,
         "most_cli_processes_with_dying": watcher.most_with_dying,
+        "most_cli_helpers": watcher.helpers,
         "over_size": watcher.over,
         "pool_size": after["size"],
         "cli_pids_seen": sorted(watcher.seen),

@@ -26,6 +26,13 @@ def _dying(pid: int) -> bool:
     return state in ("Z", "X") or bool(pending & (1 << 8))  # bit 8: signal 9
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class Watcher:
     """Samples the server's CLI processes while the load runs: how many at most (those being
     killed apart), which pids."""
@@ -35,6 +42,7 @@ class Watcher:
         self.size = size
         self.most = 0
         self.most_with_dying = 0
+        self.helpers = 0  # most CLI processes at once that were a CLI's own children
         self.over: list[dict[str, Any]] = []  # the pool's counts whenever more than `size` were alive
         self.seen: set[int] = set()
         self._stop = threading.Event()
@@ -45,7 +53,12 @@ class Watcher:
         while not self._stop.wait(0.05):
             pids = self.server.cli_pids()
             self.most_with_dying = max(self.most_with_dying, len(pids))
-            alive = [pid for pid in pids if not _dying(pid)]
+            # The pool's processes are the server's children; a CLI runs short-lived helpers
+            # of its own binary (same name), which are its children and die with it.
+            server = self.server.proc.pid if self.server.proc else None
+            pooled = [pid for pid in pids if _parent(pid) == server]
+            self.helpers = max(self.helpers, len(pids) - len(pooled))
+            alive = [pid for pid in pooled if not _dying(pid)]
             self.most = max(self.most, len(alive))
             if len(alive) > self.size and len(self.over) < 5:
                 self.over.append({"alive": len(alive), "pool": self.server.health()["pool"]})

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import tempfile
 import threading
@@ -38,9 +37,10 @@ import httpx
 
 from bench.measure import percentiles, rss_mb
 from bench.sides import Cold, batch_run, flattened
+from bench.watch import Watcher, orphans
 from tests.support import server as server_module
 from tests.support.cli import ensure_cli
-from tests.support.server import RunningServer, cmdline
+from tests.support.server import RunningServer
 from tests.support.upstream import Reply, ScriptedUpstream
 
 PROJECTS = 20
@@ -218,47 +218,6 @@ class ColdCaller:
             self._run("after_stop", f"{user} again")
 
 
-def _dying(pid: int) -> bool:
-    """Killed and not yet gone: a zombie, exiting, or a SIGKILL pending (the pool kills before
-    it waits, and a process of this size takes a while to exit on a loaded machine)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        flags = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[6])
-    except (OSError, ValueError, IndexError):
-        return True
-    if flags & 0x4:  # PF_EXITING
-        return True
-    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    state = fields.get("State", "").strip()[:1]
-    pending = int(fields.get("ShdPnd", "0").strip(), 16) | int(fields.get("SigPnd", "0").strip(), 16)
-    return state in ("Z", "X") or bool(pending & (1 << 8))  # bit 8: signal 9
-
-
-class Watcher:
-    """Samples the server's CLI processes while the load runs: how many at most (those being
-    killed apart), which pids."""
-
-    def __init__(self, server: RunningServer) -> None:
-        self.server = server
-        self.most = 0
-        self.most_with_dying = 0
-        self.seen: set[int] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(0.05):
-            pids = self.server.cli_pids()
-            self.most_with_dying = max(self.most_with_dying, len(pids))
-            self.most = max(self.most, len([pid for pid in pids if not _dying(pid)]))
-            self.seen.update(pids)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def _timed(concurrency: int, items: list[Any], one: Callable[[Any], None], record: Recorder) -> dict[str, float]:
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -273,7 +232,7 @@ def run(server: RunningServer, cold: Cold, upstream: ScriptedUpstream, *, script
     plan = Scripts(scripts, seed=20)
     keys = [server.create_key(f"mixed-{i}") for i in range(PROJECTS)]
     before = server.health()["pool"]
-    watcher = Watcher(server)
+    watcher = Watcher(server, size=before["size"])
     proxy_record = Recorder()
     caller = ProxyCaller(server, plan, keys, proxy_record)
     batch: dict[str, float] = {}
@@ -316,6 +275,8 @@ def run(server: RunningServer, cold: Cold, upstream: ScriptedUpstream, *, script
         "batch_seconds_alongside": batch.get("seconds"),
         "most_cli_processes": watcher.most,
         "most_cli_processes_with_dying": watcher.most_with_dying,
+        "most_cli_helpers": watcher.helpers,
+        "over_size": watcher.over,
         "pool_size": after["size"],
         "cli_pids_seen": sorted(watcher.seen),
         "rss_mb_at_end": {
@@ -378,11 +339,6 @@ def plot(series: dict[str, dict[str, float]], path: Path) -> bool:
 
 def p50s(report: dict[str, Any], side: str) -> dict[str, float]:
     return {kind: v[side]["p50"] for kind, v in report["latency_s"].items() if v.get(side)}
-
-
-def orphans(pids: list[int]) -> list[int]:
-    """Of the CLI processes seen, those still alive (after the server stopped)."""
-    return [pid for pid in pids if os.path.exists(f"/proc/{pid}") and "claude" in " ".join(cmdline(pid)[:1])]
 
 
 def main() -> int:

@@ -142,10 +142,19 @@ class TokenUsage(Struct):
         return self.input_tokens + self.cache_read_tokens + self.cache_creation_tokens
 
 
+PROCESS_PATHS = ("warm", "rewound", "reused", "primed", "spare", "new")
+"""How a pooled backend found the process for a run: the one kept for its conversation (`warm`),
+one whose conversation went on from it, cut back (`rewound`), an idle one of its set-up, emptied
+(`reused`), a spare made ready for its set-up (`primed`), a plain spare (`spare`), or one
+started for it (`new`)."""
+
+
 class Started(Struct, tag="started"):
     """The upstream began its answer; `usage` holds its prompt-side counts."""
 
     usage: TokenUsage
+    # How the backend found the process running it (`PROCESS_PATHS`), when it keeps processes.
+    process: str | None = None
 
 
 class TextDelta(Struct, tag="text_delta"):
@@ -196,6 +205,8 @@ class Completed(Struct, tag="completed", kw_only=True):
     usage_estimated: bool = False
     # The Claude account that served the run (`accounts` in the config; "default" without).
     account: str = "default"
+    # How the backend found the process that ran it (`PROCESS_PATHS`), when it keeps processes.
+    process: str | None = None
 
 
 class Retracted(Struct, tag="retracted"):

@@ -57,6 +57,10 @@ class Metrics:
         self.tokens: dict[tuple[str, str], int] = defaultdict(int)  # project, kind
         self.spend: dict[str, float] = defaultdict(float)  # project
         self.cache: dict[str, int] = defaultdict(int)  # hit | miss
+        # Choices by how the backend found their process (`core.types.PROCESS_PATHS`), and the
+        # time of those that ended, from the choice's start (its wait for a slot included).
+        self.processes: dict[str, int] = defaultdict(int)
+        self.process_latency = _Histogram(LATENCY_BUCKETS)  # process path
         self.gauges: list[Callable[[], dict[str, Any]]] = []
         # The Claude accounts with their plan's usage windows, as `ChatBackend.accounts` gives them.
         self.accounts: Callable[[], list[dict[str, Any]]] = list
@@ -73,6 +77,12 @@ class Metrics:
         self.tokens[(project, "completion")] += completion
         self.spend[project] += cost
 
+    def observe_process(self, path: str, seconds: float | None) -> None:
+        """One choice served on a process found by `path`; `seconds` when it ran to its end."""
+        self.processes[path] += 1
+        if seconds is not None:
+            self.process_latency.observe((path,), seconds)
+
     def render(self) -> str:
         lines: list[str] = []
 
@@ -84,14 +94,7 @@ class Metrics:
         for (route, method, status), value in sorted(self.requests.items()):
             lines.append(f"claude_proxy_http_requests_total{labels(route=route, method=method, status=status)} {value}")
         family("claude_proxy_http_request_duration_seconds", "histogram", "Time to the response start, by route.")
-        for (route,), counts in sorted(self.latency.counts.items()):
-            for bound, count in zip((*self.latency.buckets, float("inf")), counts, strict=True):
-                le = "+Inf" if bound == float("inf") else repr(bound)
-                lines.append(f"claude_proxy_http_request_duration_seconds_bucket{labels(route=route, le=le)} {count}")
-            lines.append(
-                f"claude_proxy_http_request_duration_seconds_sum{labels(route=route)} {self.latency.sums[(route,)]}"
-            )
-            lines.append(f"claude_proxy_http_request_duration_seconds_count{labels(route=route)} {counts[-1]}")
+        lines += _histogram_lines("claude_proxy_http_request_duration_seconds", "route", self.latency)
         family(
             "claude_proxy_completions_total", "counter", "Metered completions by requested model, Claude model, status."
         )
@@ -108,6 +111,15 @@ class Metrics:
         family("claude_proxy_cache_lookups_total", "counter", "Response cache lookups by result.")
         for result, value in sorted(self.cache.items()):
             lines.append(f"claude_proxy_cache_lookups_total{labels(result=result)} {value}")
+        family("claude_proxy_process_paths_total", "counter", "Choices by how the CLI process was found.")
+        for path, value in sorted(self.processes.items()):
+            lines.append(f"claude_proxy_process_paths_total{labels(process=path)} {value}")
+        family(
+            "claude_proxy_process_duration_seconds",
+            "histogram",
+            "Time of a choice that ended, from its start, by how its process was found.",
+        )
+        lines += _histogram_lines("claude_proxy_process_duration_seconds", "process", self.process_latency)
         family("claude_proxy_plan_utilization", "gauge", "Used fraction of the Claude plan's window, by account.")
         for account in self.accounts():
             for window, state in sorted(account.get("windows", {}).items()):
@@ -121,6 +133,18 @@ class Metrics:
                     family(f"claude_proxy_pool_{name}", "gauge", f"CLI pool: {name.replace('_', ' ')}.")
                     lines.append(f"claude_proxy_pool_{name} {value}")
         return "\n".join(lines) + "\n"
+
+
+def _histogram_lines(name: str, label: str, histogram: _Histogram) -> list[str]:
+    """The bucket, sum and count lines of a histogram with one label."""
+    lines: list[str] = []
+    for (value,), counts in sorted(histogram.counts.items()):
+        for bound, count in zip((*histogram.buckets, float("inf")), counts, strict=True):
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            lines.append(f"{name}_bucket{labels(**{label: value, 'le': le})} {count}")
+        lines.append(f"{name}_sum{labels(**{label: value})} {histogram.sums[(value,)]}")
+        lines.append(f"{name}_count{labels(**{label: value})} {counts[-1]}")
+    return lines
 
 
 def timing_hook(metrics: Metrics) -> Callable[[Message, Scope], Any]:

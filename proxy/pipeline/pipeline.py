@@ -137,17 +137,21 @@ class Pipeline:
         async def settle(tally: Tally, status: int) -> None:
             await self._settle(plan, principal, admission, key, tally, status)
 
+        tally = Tally(plan.n)
         if plan.stream:
-            return Outcome(plan, headers, events=await self._open_stream(plan, settle))
-        return Outcome(plan, headers, result=await self._complete(plan, settle))
+            events = await self._open_stream(plan, tally, settle)
+            _process_header(headers, tally)  # the choices that started by the first event
+            return Outcome(plan, headers, events=events)
+        result = await self._complete(plan, tally, settle)
+        _process_header(headers, tally)
+        return Outcome(plan, headers, result=result)
 
     def _run(self, plan: Plan, tally: Tally) -> AsyncGenerator[StreamEvent, None]:
         return run_choices(
             self._backend, plan.job, stops=plan.stops, timeout_s=self._timeout_s, tally=tally, streamed=plan.stream
         )
 
-    async def _complete(self, plan: Plan, settle: Settle) -> RunResult:
-        tally = Tally(plan.n)
+    async def _complete(self, plan: Plan, tally: Tally, settle: Settle) -> RunResult:
         events = self._run(plan, tally)
         status = 200
         try:
@@ -161,8 +165,7 @@ class Pipeline:
             await asyncio.shield(settle(tally, status))
         return result_from(tally)
 
-    async def _open_stream(self, plan: Plan, settle: Settle) -> AsyncGenerator[StreamEvent, None]:
-        tally = Tally(plan.n)
+    async def _open_stream(self, plan: Plan, tally: Tally, settle: Settle) -> AsyncGenerator[StreamEvent, None]:
         events = self._stream(plan, tally, settle)
         # A failure here has finished the generator, and its `finally` has settled.
         first = await events.__anext__()
@@ -199,12 +202,26 @@ class Pipeline:
                 completion=settled.completion_tokens,
                 cost=settled.cost_usd,
             )
+            for ran in tally.choices:
+                if ran.process is not None:
+                    self._metrics.observe_process(ran.process, ran.seconds)
         answer = answer_to_cache(tally) if key is not None and status == 200 else None
         if self._cache is not None and key is not None and answer is not None:
             try:
                 await self._cache.put(key, answer)
             except ProxyError as exc:  # a cache that cannot be written is only a missed saving
                 log.warning("could not store a response in the cache: %s", exc.message)
+
+
+PROCESS_HEADER = "x-claude-proxy-process"
+
+
+def _process_header(headers: dict[str, str], tally: Tally) -> None:
+    """How the backend found each choice's process (`core.types.PROCESS_PATHS`), comma-separated
+    in choice order. It names a path and nothing else: no process, project or count."""
+    processes = tally.processes()
+    if processes:
+        headers[PROCESS_HEADER] = ",".join(processes)
 
 
 async def _prepend(first: StreamEvent, rest: AsyncGenerator[StreamEvent, None]) -> AsyncGenerator[StreamEvent, None]:

@@ -81,10 +81,22 @@ ChoiceEvent = ChoiceText | ChoiceThinking | ChoiceTool | ChoiceDone
 class ChoiceTally:
     """What one choice consumed so far; read after the run, also when it was cut off."""
 
-    __slots__ = ("completed", "emitted", "produced", "started", "stop_sequence", "thinking", "tool_calls")
+    __slots__ = (
+        "completed",
+        "emitted",
+        "process",
+        "produced",
+        "seconds",
+        "started",
+        "stop_sequence",
+        "thinking",
+        "tool_calls",
+    )
 
     def __init__(self) -> None:
         self.started: TokenUsage | None = None
+        self.process: str | None = None  # how the backend found its process, when it says
+        self.seconds: float | None = None  # from the choice's start to its end, when it ended
         self.produced: list[str] = []  # everything the model wrote
         self.emitted: list[str] = []  # what the caller was given (stop sequences cut)
         self.completed: Completed | None = None
@@ -143,6 +155,10 @@ class Tally:
         known = [cost for cost in costs if cost is not None]
         return sum(known) if len(known) == len(costs) else None
 
+    def processes(self) -> list[str]:
+        """How the backend found each choice's process, in choice order, for those it said."""
+        return [c.process for c in self.choices if c.process is not None]
+
     def account(self) -> str:
         """The account that served the request: the last choice that says (choices that ended
         before the backend's result line do not), else `default`."""
@@ -160,11 +176,13 @@ async def _run_choice(
     streamed: bool,
 ) -> None:
     cutter = StopCutter(stops)
+    began = time.perf_counter()
     events = backend.stream(job)
     try:
         async for event in events:
             if isinstance(event, Started):
                 tally.started = event.usage
+                tally.process = event.process or tally.process
             elif isinstance(event, TextDelta):
                 tally.produced.append(event.text)
                 text, matched = cutter.feed(event.text)
@@ -176,6 +194,7 @@ async def _run_choice(
                     # what it produced up to the moment the proxy stopped it.
                     done = Completed(finish_reason="stop", usage=tally.usage(), usage_estimated=True)
                     tally.completed = done
+                    tally.seconds = time.perf_counter() - began
                     tally.stop_sequence = cutter.matched_stop
                     await queue.put(ChoiceDone(index, done, cutter.matched_stop))
                     return
@@ -201,6 +220,8 @@ async def _run_choice(
                 cutter = StopCutter(stops)
             elif isinstance(event, Completed):
                 tally.completed = event
+                tally.seconds = time.perf_counter() - began
+                tally.process = event.process or tally.process
                 rest = cutter.flush()
                 if rest:
                     tally.emitted.append(rest)

@@ -23,6 +23,7 @@ from budgets.settings import BudgetSettings
 from core.errors import InsufficientQuota, RateLimited, UpstreamError
 from core.types import BackendEvent, Completed, CompletionJob, Priority, Started, TextBlock, TextDelta, TokenUsage
 from proxy.cache import MemoryCache
+from proxy.metrics import Metrics
 from proxy.pipeline import CacheUse, ChoiceDone, ChoiceText, Pipeline, RunEnded, Submission
 from proxy.pipeline.run import EVENTS_BUFFERED
 from proxy.selection import ModelSelector
@@ -78,7 +79,9 @@ def ledger(tmp_path: Path) -> UsageLedger:
     return UsageLedger(open_database(tmp_path))
 
 
-def pipeline(backend: ChatBackend, ledger: UsageLedger, *, cache: MemoryCache | None = None) -> Pipeline:
+def pipeline(
+    backend: ChatBackend, ledger: UsageLedger, *, cache: MemoryCache | None = None, metrics: Metrics | None = None
+) -> Pipeline:
     admission = AdmissionControl(
         ledger=ledger, guard=InProcessBudgetGuard(ledger), limiter=InProcessRateLimiter(), settings=BudgetSettings()
     )
@@ -89,6 +92,7 @@ def pipeline(backend: ChatBackend, ledger: UsageLedger, *, cache: MemoryCache | 
         timeout_s=5.0,
         default_max_tokens=100,
         cache=cache,
+        metrics=metrics,
     )
 
 
@@ -124,6 +128,46 @@ def test_a_plain_run_plans_the_job_and_settles_once(ledger: UsageLedger) -> None
             "cost_source": "table",
         }
     ]
+
+
+def test_the_process_path_the_backend_reports_is_a_header_and_a_metric(ledger: UsageLedger) -> None:
+    backend = ScriptedBackend(
+        [
+            Started(TokenUsage(input_tokens=10), process="rewound"),
+            TextDelta("Hi"),
+            Completed(finish_reason="stop", usage=USAGE, process="rewound"),
+        ]
+    )
+    metrics = Metrics()
+    outcome = asyncio.run(pipeline(backend, ledger, metrics=metrics).run(submission(n=2), PRINCIPAL, request_id="r"))
+    assert outcome.headers["x-claude-proxy-process"] == "rewound,rewound"  # one per choice
+    text = metrics.render()
+    assert 'claude_proxy_process_paths_total{process="rewound"} 2' in text
+    assert 'claude_proxy_process_duration_seconds_count{process="rewound"} 2' in text
+
+
+def test_a_stream_names_its_process_path_when_its_first_event_arrives(ledger: UsageLedger) -> None:
+    backend = ScriptedBackend([Started(TokenUsage(input_tokens=10), process="warm"), TextDelta("Hi")], hold=True)
+    metrics = Metrics()
+
+    async def read_one_and_leave() -> dict[str, str]:
+        outcome = await pipeline(backend, ledger, metrics=metrics).run(
+            submission(stream=True), PRINCIPAL, request_id="r"
+        )
+        assert outcome.events is not None
+        await outcome.events.aclose()
+        return outcome.headers
+
+    assert asyncio.run(read_one_and_leave())["x-claude-proxy-process"] == "warm"
+    text = metrics.render()
+    # Counted, but a choice that never ended has no duration.
+    assert 'claude_proxy_process_paths_total{process="warm"} 1' in text
+    assert "claude_proxy_process_duration_seconds_count" not in text
+
+
+def test_a_backend_that_names_no_process_sends_no_header(ledger: UsageLedger) -> None:
+    outcome = asyncio.run(pipeline(ScriptedBackend(answer()), ledger).run(submission(), PRINCIPAL, request_id="r"))
+    assert "x-claude-proxy-process" not in outcome.headers
 
 
 def test_a_batch_priority_reaches_the_job(ledger: UsageLedger) -> None:

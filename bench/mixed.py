@@ -27,7 +27,6 @@ import random
 import tempfile
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 import httpx
 
 from bench.measure import percentiles, rss_mb
+from bench.record import PROCESS_HEADER, Recorder
 from bench.sides import Cold, batch_run, flattened
 from bench.watch import Watcher, orphans
 from tests.support import server as server_module
@@ -89,18 +89,6 @@ class Scripts:
         self.streams = [rng.random() < STREAM_SHARE for _ in range(count * 8)]
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.latencies: dict[str, list[float]] = defaultdict(list)
-        self.requests = 0
-
-    def add(self, kind: str, seconds: float) -> None:
-        with self.lock:
-            self.latencies[kind].append(seconds)
-            self.requests += 1
-
-
 class ProxyCaller:
     """Runs scripts against the proxy with one key per project."""
 
@@ -133,6 +121,7 @@ class ProxyCaller:
             text, calls = "", {}
             with client.stream("POST", "/chat/completions", json=body) as response:
                 response.raise_for_status()
+                process = response.headers.get(PROCESS_HEADER)
                 for line in response.iter_lines():
                     if not line.startswith("data: {"):
                         continue
@@ -141,16 +130,16 @@ class ProxyCaller:
                     for call in delta.get("tool_calls") or []:
                         calls.setdefault(call["index"], call)
                     if how.get("drop") and text:
-                        self.record.add("stopped_first_token", time.perf_counter() - start)
+                        self.record.add("stopped_first_token", time.perf_counter() - start, process)
                         return {}
-            self.record.add(kind, time.perf_counter() - start)
+            self.record.add(kind, time.perf_counter() - start, process)
             message: dict[str, Any] = {"role": "assistant", "content": text or None}
             if calls:
                 message["tool_calls"] = [calls[i] | {"type": "function"} for i in sorted(calls)]
             return message
         response = client.post("/chat/completions", json=body)
         response.raise_for_status()
-        self.record.add(kind, time.perf_counter() - start)
+        self.record.add(kind, time.perf_counter() - start, response.headers.get(PROCESS_HEADER))
         message = response.json()["choices"][0]["message"]
         return {key: value for key, value in message.items() if key in ("role", "content", "tool_calls")}
 
@@ -269,6 +258,9 @@ def run(server: RunningServer, cold: Cold, upstream: ScriptedUpstream, *, script
             }
             for kind in sorted(proxy_record.latencies)
         },
+        # Each request's own path (its `x-claude-proxy-process` header), batch lines left out.
+        "latency_by_path_s": proxy_record.paths(),
+        "latency_by_workload_and_path_s": proxy_record.kinds_by_path(),
         "paths_per_100_requests": {name: 100 * counts[name] / requests for name in PATHS},
         "started_per_100_requests": 100 * counts["started_total"] / requests,
         "counts": counts,

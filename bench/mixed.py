@@ -79,11 +79,19 @@ def script_upstream(upstream: ScriptedUpstream) -> None:
 class Scripts:
     """The same random scripts for both sides: (kind, project, tool set, number)."""
 
-    def __init__(self, count: int, seed: int) -> None:
+    def __init__(self, count: int, seed: int, zipf: float = 0.0) -> None:
         rng = random.Random(seed)
         kinds = list(KINDS)
+        # zipf > 0: project i is chosen with weight (i + 1) ** -zipf, so a few set-ups recur
+        # (as real traffic's do); 0, every project alike.
+        projects = [(i + 1) ** -zipf for i in range(PROJECTS)]
         self.items = [
-            (rng.choices(kinds, weights=list(KINDS.values()))[0], rng.randrange(PROJECTS), rng.randrange(3), n)
+            (
+                rng.choices(kinds, weights=list(KINDS.values()))[0],
+                rng.choices(range(PROJECTS), weights=projects)[0],
+                rng.randrange(3),
+                n,
+            )
             for n in range(count)
         ]
         self.streams = [rng.random() < STREAM_SHARE for _ in range(count * 8)]
@@ -215,10 +223,12 @@ def _timed(concurrency: int, items: list[Any], one: Callable[[Any], None], recor
     return {"seconds": seconds, "requests": record.requests, "rps": record.requests / seconds}
 
 
-def run(server: RunningServer, cold: Cold, upstream: ScriptedUpstream, *, scripts: int, cold_scripts: int) -> dict:
+def run(
+    server: RunningServer, cold: Cold, upstream: ScriptedUpstream, *, scripts: int, cold_scripts: int, zipf: float = 0.0
+) -> dict:
     """The mixed workload on both sides; returns the report section."""
     script_upstream(upstream)
-    plan = Scripts(scripts, seed=20)
+    plan = Scripts(scripts, seed=20, zipf=zipf)
     keys = [server.create_key(f"mixed-{i}") for i in range(PROJECTS)]
     before = server.health()["pool"]
     watcher = Watcher(server, size=before["size"])
@@ -240,10 +250,10 @@ def run(server: RunningServer, cold: Cold, upstream: ScriptedUpstream, *, script
     clis = server.cli_pids()
     cold_record = Recorder()
     cold_side = _timed(
-        CONCURRENCY, Scripts(cold_scripts, seed=20).items, ColdCaller(cold, cold_record).run, cold_record
+        CONCURRENCY, Scripts(cold_scripts, seed=20, zipf=zipf).items, ColdCaller(cold, cold_record).run, cold_record
     )
     return {
-        "scripts": {"proxy": scripts, "cold": cold_scripts},
+        "scripts": {"proxy": scripts, "cold": cold_scripts, "zipf": zipf},
         "throughput_rps": {
             "proxy": proxy_side["rps"],
             "cold": cold_side["rps"],
@@ -339,6 +349,7 @@ def main() -> int:
     parser.add_argument("--cold-scripts", type=int, default=24)
     parser.add_argument("--pool", default="{}", help="JSON merged into the server's pool settings")
     parser.add_argument("--tree", help="run the server from this checkout (a before/after comparison)")
+    parser.add_argument("--zipf", type=float, default=0.0, help="skew of the projects (0: every one alike)")
     parser.add_argument("--out", default="mixed.json")
     parser.add_argument("--stop-rounds", type=int, default=0, help="only the stop-then-ask side-by-side")
     parser.add_argument("--plot", nargs=2, metavar=("AFTER", "BEFORE"), help="plot two reports, run nothing")
@@ -368,7 +379,12 @@ def main() -> int:
             print(json.dumps(stop_then_ask(server, args.stop_rounds), indent=2))  # noqa: T201
             return 0
         report = run(
-            server, Cold(binary, upstream.url, workdir), upstream, scripts=args.scripts, cold_scripts=args.cold_scripts
+            server,
+            Cold(binary, upstream.url, workdir),
+            upstream,
+            scripts=args.scripts,
+            cold_scripts=args.cold_scripts,
+            zipf=args.zipf,
         )
     finally:
         server.stop()

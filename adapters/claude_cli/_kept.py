@@ -56,16 +56,17 @@ class KeptProcesses(Generic[P]):
 
     async def take(
         self, warm_key: str | None, history: list[Turn] | None, profile: str | None, account: str
-    ) -> P | None:
-        """A kept process of `account` for this request: the warm one holding its conversation,
-        one whose conversation passed through it (cut back), or an idle one of its profile
-        (emptied)."""
+    ) -> tuple[P, str] | None:
+        """A kept process of `account` for this request, and how it was found (a name of
+        `core.types.PROCESS_PATHS`): the warm one holding its conversation, one whose
+        conversation passed through it (cut back), or an idle one of its profile (emptied)."""
         proc = self._take_warm(warm_key, account)
-        if proc is None and history:
+        if proc is not None:
+            return proc, "warm"
+        if history:
             proc = await self._rewound_to(warm_key, account)
-        if proc is None and not history:
-            proc = await self._reuse(profile, account)
-        return proc
+            return None if proc is None else (proc, "rewound")
+        return await self._reuse(profile, account)
 
     def park(self, proc: P, key: str | None, *, turn_ended: bool = False) -> None:
         """Keep `proc` after this request: for the request that continues its conversation
@@ -130,8 +131,9 @@ class KeptProcesses(Generic[P]):
         self.rewind_hits += 1
         return proc
 
-    async def _reuse(self, profile: str | None, account: str) -> P | None:
-        """The idle process of `account` and `profile` parked longest, its conversation emptied."""
+    async def _reuse(self, profile: str | None, account: str) -> tuple[P, str] | None:
+        """The idle process of `account` and `profile` parked longest, its conversation emptied:
+        `primed` when it was a spare made ready for the profile, else `reused`."""
         if profile is None:
             return None
         found = self.warm.take_first(lambda proc: True if self._reusable(proc, profile, account) else None)
@@ -146,9 +148,9 @@ class KeptProcesses(Generic[P]):
         if primed:
             self.primed_hits += 1
             self._on_primed_used()
-        else:
-            self.reuse_hits += 1
-        return proc
+            return proc, "primed"
+        self.reuse_hits += 1
+        return proc, "reused"
 
     def _reusable(self, proc: P, profile: str, account: str) -> bool:
         """A kept process of `account` can hold one more conversation of `profile`."""

@@ -35,6 +35,7 @@ from core.types import (
     Completed,
     CompletionJob,
     RedactedThinkingBlock,
+    Started,
     TextBlock,
     ThinkingBlock,
     ToolResultBlock,
@@ -182,12 +183,15 @@ class ClaudeCliBackend:
                 else:
                     await proc.send_user(_stdin_content(job.prompt), before=key)
             answer = Answer(proc, job, bridge, plan=self.plan, account=account)
+            path = pool.served_by(proc)
             try:
                 async for event in answer.events():
-                    if isinstance(event, Completed):
+                    if isinstance(event, Started):
+                        event = msgspec.structs.replace(event, process=path)
+                    elif isinstance(event, Completed):
                         if proc.exact:
                             _park(pool, proc, job, answer, event)
-                        event = msgspec.structs.replace(event, account=account)
+                        event = msgspec.structs.replace(event, account=account, process=path)
                     yield event
             except (GeneratorExit, asyncio.CancelledError):
                 # The caller stopped reading (a dropped stream, a deadline): stop the turn

@@ -82,6 +82,7 @@ class CliPool(Generic[P]):
         )
         self._recovering: Recovering[P] = Recovering()
         self.new_hits = 0
+        self._paths: dict[P, str] = {}  # how each leased process was found, while it is leased
         self.recovered = 0
         self.recover_failed = 0
         self._workroot_setting = workroot
@@ -171,32 +172,47 @@ class CliPool(Generic[P]):
         proc: P | None = None
         try:
             await self._kept.sweep()
-            proc = await self._kept.take(warm_key, history, profile, account)
+            found = await self._kept.take(warm_key, history, profile, account)
             recovering = self._recovering.serving(warm_key, new_conversation=not history, profile=profile)
-            if proc is None and recovering:
+            if found is None and recovering:
                 # A process of this conversation or profile is being brought back (a few ms):
                 # waiting for it costs less than a spare's set-up or a new process. The wait
                 # leaves the tasks running if this request is cancelled meanwhile.
                 await asyncio.wait(recovering)
-                proc = await self._kept.take(warm_key, history, profile, account)
-            if proc is None and not history:
-                proc = self._spares.take(account)
-            if proc is None:
-                await self._make_room(account, take_spare=not history)
-                proc = None if history else self._spares.take(account)
-            if proc is None:
-                proc = await self._processes.spawn(
-                    model=model, history=history, resume_turn=resume_turn, account=account
-                )
-                self.new_hits += 1
+                found = await self._kept.take(warm_key, history, profile, account)
+            if found is None:
+                found = await self._spare_or_new(model, history, resume_turn, account)
+            proc, path = found
             self._processes.projects[proc] = project
+            self._paths[proc] = path
             yield proc
         finally:
             if proc is None or proc not in self._recovering:
                 await self._settle(proc)
 
+    def served_by(self, proc: P) -> str | None:
+        """How `proc`, leased now, was found: a name of `core.types.PROCESS_PATHS`."""
+        return self._paths.get(proc)
+
+    async def _spare_or_new(
+        self, model: str, history: list[Turn] | None, resume_turn: TurnSetup | None, account: str
+    ) -> tuple[P, str]:
+        """For a request no kept process serves: a spare (a new conversation only), else a new
+        process, once there is room for it."""
+        proc = None if history else self._spares.take(account)
+        if proc is None:
+            await self._make_room(account, take_spare=not history)
+            proc = None if history else self._spares.take(account)
+        if proc is not None:
+            return proc, "spare"
+        proc = await self._processes.spawn(model=model, history=history, resume_turn=resume_turn, account=account)
+        self.new_hits += 1
+        return proc, "new"
+
     async def _settle(self, proc: P | None) -> None:
         """After a request: keep its process if it was parked, else close it; free the slot."""
+        if proc is not None:
+            self._paths.pop(proc, None)
         try:
             if proc is not None and proc.parked_key is not None and proc.alive and not self._processes.closed:
                 self._kept.keep(proc)

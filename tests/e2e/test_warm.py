@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
+
+from tests.support.server import ADMIN_KEY
 
 pytestmark = pytest.mark.e2e
 
@@ -143,3 +146,25 @@ def test_a_conversation_resumed_from_history_can_be_rewound_to_its_start(make_se
         ("assistant", "resumed a0"),
         ("user", "resumed q1, again"),
     ]
+
+
+def test_each_answer_says_how_its_process_was_found(make_server, upstream):
+    server = make_server({"pool": {"size": 4, "spares": 1, "warm_max": 2}}, name="paths")
+    client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
+    messages = [{"role": "user", "content": "paths turn 0"}]
+    first = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=messages)
+    assert first.headers["x-claude-proxy-process"] in ("spare", "new")
+    messages += [
+        {"role": "assistant", "content": first.parse().choices[0].message.content},
+        {"role": "user", "content": "paths turn 1"},
+    ]
+    # A stream says it too, in its headers, before its first chunk.
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o", messages=messages, stream=True
+    ) as second:
+        assert second.headers["x-claude-proxy-process"] == "warm"
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in second.parse() if chunk.choices)
+    assert text == "Echo: paths turn 1"
+    assert _pool(server)["warm_hits"] == 1
+    metrics = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).text
+    assert 'claude_proxy_process_paths_total{process="warm"} 1' in metrics

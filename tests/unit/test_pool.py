@@ -145,6 +145,17 @@ async def serve_idle(pool: CliPool[FakeProcess], profile: str) -> FakeProcess:
         return proc
 
 
+async def found(pool: CliPool[FakeProcess], park: str | None = None, **lease: Any) -> tuple[FakeProcess, str | None]:
+    """One request: the process it got and how the pool says it found it; parked under `park`
+    (its turn ended) when given."""
+    async with pool.lease(model="sonnet", **lease) as proc:
+        path = pool.served_by(proc)
+        if park is not None:
+            pool.park(proc, park, turn_ended=True)
+    assert pool.served_by(proc) is None  # recorded only while leased
+    return proc, path
+
+
 class Holder:
     """Holds a lease until `release()`."""
 
@@ -369,6 +380,22 @@ def test_a_new_conversation_takes_a_spare_and_another_is_started(tmp_path):
         assert len(factory.made) == 2 and not factory.made[1].closed and spare.closed
 
     run(test, tmp_path, size=2, spares=1, spare_model="haiku", warm_max=0)  # no sweeper refilling
+
+
+def test_the_pool_says_how_it_found_each_process(tmp_path):
+    async def test(pool, factory, clock):
+        await until(lambda: pool.stats()["spares"] == 1)
+        spare = factory.made[0]
+        assert await found(pool) == (spare, "spare")  # a new conversation
+        first, path = await found(pool, park="k", history=HISTORY, warm_key="other")
+        assert path == "new" and first is not spare
+        assert await found(pool, park="k2", history=HISTORY, warm_key="k") == (first, "warm")
+        first.rewind_points["earlier"] = 1
+        assert await found(pool, history=HISTORY, warm_key="earlier") == (first, "rewound")
+        idle = await serve_idle(pool, "p")
+        assert await found(pool, profile="p") == (idle, "reused")
+
+    run(test, tmp_path, size=4, spares=1)
 
 
 # Reuse and rewinds
@@ -610,7 +637,7 @@ def test_a_spare_is_made_ready_for_the_set_up_used_last_and_serves_its_next_conv
         await until(lambda: pool.stats()["primed"] == 1)
         (ready,) = prime.made_ready
         assert ready is not first and pool.stats()["spares"] == 1  # one plain spare stays
-        assert await serve(pool, profile="p", prime=prime) is ready
+        assert await found(pool, profile="p", prime=prime) == (ready, "primed")
         assert (pool.stats()["primed_hits"], pool.stats()["reuse_hits"]) == (1, 0)
 
     run(test, tmp_path, size=4, spares=2, spare_setups=1)

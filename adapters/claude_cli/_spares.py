@@ -54,7 +54,7 @@ class Spares(Generic[P]):
         self.setups = min(settings.spare_setups, max(self.target - 1, 0))
         if settings.warm_max <= 0 or settings.reuse_max <= 1:
             self.setups = 0  # a process made ready could serve nobody
-        self._recent: RecentSetups[P] = RecentSetups(max(settings.size * 4, 8), rule=settings.spare_setup_rule)
+        self._recent: RecentSetups[P] = RecentSetups(max(settings.size * 4, 8))
         self._priming: set[str] = set()  # profiles a spare is being made ready for
         self._spares: deque[P] = deque()
         self._coming = 0  # spares started and not yet ready (made ready, for some)
@@ -131,7 +131,7 @@ class Spares(Generic[P]):
             processes.background(self._spawn())
 
     def _setup_to_prime(self) -> Setup[P] | None:
-        """The set-up `pool.spare_setup_rule` ranks first that has no idle process ready, when a spare made
+        """The set-up used most recently that has no idle process ready, when a spare made
         ready for it may be started: one plain spare is always kept first, for new set-ups."""
         if len(self._kept.primed) + len(self._priming) >= self.setups or not self._spares:
             return None
@@ -139,7 +139,7 @@ class Spares(Generic[P]):
         return next(
             (
                 setup
-                for setup in self._recent.most_wanted_first()
+                for setup in self._recent.most_recent_first()
                 if setup.profile not in ready and setup.profile not in self._priming
             ),
             None,

@@ -50,7 +50,6 @@ class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     spares: int = 1
     spare_model: str = "sonnet"
     spare_setups: int = 1
-    spare_setup_rule: Literal["lru", "lfu"] = "lru"
     max_queue: int = 32
     queue_timeout_s: float = 30.0
     retry_after_s: int = 2

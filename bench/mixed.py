@@ -50,7 +50,7 @@ STREAM_SHARE = 0.5
 KINDS = {"one_shot": 0.25, "conversation": 0.25, "regenerate": 0.15, "tool_loop": 0.2, "stopped": 0.15}
 # Counters of /health's pool section: which path served each request.
 PATHS = ("warm_hits", "rewind_hits", "reuse_hits", "spare_hits", "new_hits")
-COUNTS = (*PATHS, "started_total", "recovered", "recover_failed", "memory_closed")
+COUNTS = (*PATHS, "primed_hits", "started_total", "recovered", "recover_failed", "memory_closed")
 LONG = "[long answer]"
 CALL = "[call the tool]"
 DOCS = Path(__file__).resolve().parents[1] / "docs"

@@ -110,6 +110,9 @@ class ProxyCaller:
                 base_url=server.base_url,
                 headers={"Authorization": f"Bearer {key}", "Cache-Control": "no-cache, no-store"},
                 timeout=120,
+                # Below the server's keep-alive (`server.keep_alive_s`, 5 s): a request sent on a
+                # connection just as the server closes it fails with "Server disconnected".
+                limits=httpx.Limits(keepalive_expiry=2.0),
             )
             for key in keys
         ]

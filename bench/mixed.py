@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 
 from bench.measure import percentiles, rss_mb
-from bench.record import PROCESS_HEADER, Recorder
+from bench.record import PROCESS_HEADER, Recorder, path_p50s
 from bench.sides import Cold, batch_run, flattened
 from bench.watch import Watcher, orphans
 from tests.support import server as server_module
@@ -359,7 +359,12 @@ def main() -> int:
     parser.add_argument("--out", default="mixed.json")
     parser.add_argument("--stop-rounds", type=int, default=0, help="only the stop-then-ask side-by-side")
     parser.add_argument("--plot", nargs=2, metavar=("AFTER", "BEFORE"), help="plot two reports, run nothing")
+    parser.add_argument("--plot-paths", nargs="+", metavar="LABEL=REPORT", help="p50 per path of reports")
     args = parser.parse_args()
+    if args.plot_paths:
+        labelled = (item.split("=", 1) for item in args.plot_paths)
+        series = {label: path_p50s(json.loads(Path(name).read_text())) for label, name in labelled}
+        return 0 if plot(series, DOCS / "perf-mixed-paths.png") else 1
     if args.plot:
         after, before = (json.loads(Path(name).read_text()) for name in args.plot)
         series = {"proxy": p50s(after, "proxy"), "proxy before": p50s(before, "proxy"), "cold": p50s(after, "cold")}

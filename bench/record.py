@@ -46,3 +46,8 @@ class Recorder:
             figures = percentiles(samples)
             out[kind][path] = {"n": figures["n"], "p50": figures["p50"], "p99": figures["p99"]}
         return dict(out)
+
+
+def path_p50s(report: dict[str, Any]) -> dict[str, float]:
+    """The p50 latency per path of a mixed report, for a plot."""
+    return {path: figures["p50"] for path, figures in report["latency_by_path_s"].items()}

@@ -56,7 +56,8 @@ CALL = "[call the tool]"
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # Room for every request at once (8 callers and 4 batch lines): a smaller pool is full at all
 # times, so a request that needs a new process evicts a conversation between its turns
-# (measured: size 8 served 13 requests in 100 warm and started 84 processes, size 12 46 and 42).
+# (measured, docs/performance.md: per 100 requests, size 8 served 13 warm and started 84 processes,
+# size 12 45 and 41).
 SERVER_POOL = {"size": 12, "spares": 2, "warm_max": 12, "spare_model": "haiku", "max_queue": 64}
 
 

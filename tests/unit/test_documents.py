@@ -9,9 +9,10 @@ import zlib
 import pytest
 
 import core.documents
+from budgets.admission import PDF_PAGE_TOKENS, counted_prompt_tokens
 from core.documents import pdf_pages
 from core.errors import InvalidRequest
-from core.types import DocumentBlock, DocumentSource
+from core.types import CompletionJob, DocumentBlock, DocumentSource
 from proxy.documents import MAX_DOCUMENT_BYTES, Documents, StoredFile, load_files
 from tests.support.pdf import compressed_pdf, tiny_pdf
 
@@ -29,6 +30,13 @@ def test_the_page_tree_is_read_from_compressed_object_streams():
     inflated = list(core.documents._object_streams(pdf))
     assert [count for part in inflated for count in core.documents._page_tree_counts(part)] == [3]
     assert pdf_pages(compressed_pdf(*["p"] * 101)) == 101
+
+
+def test_the_reservation_counts_every_page_of_a_compressed_pdf():
+    data = base64.b64encode(compressed_pdf("a", "b", "c", "d")).decode()
+    document = DocumentBlock(source=DocumentSource("base64", "application/pdf", data))
+    job = CompletionJob(model="sonnet", system="", history=[], prompt=[document])
+    assert counted_prompt_tokens(job) == 4 * PDF_PAGE_TOKENS
 
 
 def test_only_the_page_tree_nodes_own_count_counts():

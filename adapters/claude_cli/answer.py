@@ -134,6 +134,10 @@ class Answer:
         self.thoughts = Thoughts()
         self.suspended = False
         self.turn_ended = False  # the CLI finished its turn (its result line was read)
+        # Ended at the caller's max_tokens while the CLI goes on to ask the model to continue:
+        # its process is closed at once, since stopping that turn takes longer than the CLI
+        # takes to send the (billed) continuation upstream.
+        self.cut_at_limit = False
         self._blocks: dict[int, int] = {}  # content block index -> call index
         self._marks: dict[int, _Mark] = {}  # content block index -> the answer before it
         self._redo: Redo | None = None  # the caller holds more than the answer, cut back, does
@@ -295,6 +299,7 @@ class Answer:
             # The CLI would send a second request asking the model to continue; OpenAI's
             # max_tokens means stop here, with the upstream's counts.
             completed = Completed(finish_reason="length", usage=output, model=self._model)
+            self.cut_at_limit = True
             return _Step([*self._settle_redo(), self._finish(completed)], ended=True)
         return _NOTHING
 

@@ -76,6 +76,7 @@ class BudgetBook:
         self.ledger = ledger
         self._ids = itertools.count(1)
         self._reserved: dict[str, float] = {}
+        self._holding: dict[str, int] = {}  # reservations not settled yet, per project
         self._spent: dict[tuple[str, float], float] = {}
 
     def _spent_since(self, project: str, start: float) -> float:
@@ -98,11 +99,19 @@ class BudgetBook:
                     "Lower max_tokens, or raise the budget."
                 )
         self._reserved[project.name] = self._reserved.get(project.name, 0.0) + amount
+        self._holding[project.name] = self._holding.get(project.name, 0) + 1
         return reservation
 
     def settle(self, reservation: Reservation, actual_cost: float) -> None:
-        left = self._reserved.get(reservation.project, 0.0) - reservation.amount
-        self._reserved[reservation.project] = max(left, 0.0)
+        holding = self._holding.get(reservation.project, 0) - 1
+        if holding <= 0:
+            # The last one out: exactly nothing is reserved, not what float subtraction leaves.
+            self._holding.pop(reservation.project, None)
+            self._reserved.pop(reservation.project, None)
+        else:
+            self._holding[reservation.project] = holding
+            left = self._reserved.get(reservation.project, 0.0) - reservation.amount
+            self._reserved[reservation.project] = max(left, 0.0)
         # The ledger dates the cost now, so it belongs to the period running now, which may be a
         # new one if the request ran across midnight.
         key = (reservation.project, period_start(reservation.period, time.time()))

@@ -82,7 +82,7 @@ class Documents:
 
     def from_file_id(self, file_id: str, param: str) -> DocumentBlock:
         found = self._files.get(file_id)
-        if found is None:  # not loaded: this surface takes no file ids (a batch line)
+        if found is None:  # not among the files loaded for the request
             raise InvalidRequest(f"No such File object: {file_id}", param=param, code="invalid_file_id")
         return self.block(found.content, media_type=None, filename=found.filename, param=param)
 

@@ -4,7 +4,7 @@ Text deltas stream as they come. Calls to the caller's tools stream as tool-call
 the answer ends when the model stops to wait for their results (the process itself may stay,
 suspended on those calls). The CLI's own control requests are answered on the way. When the
 upstream breaks off mid-answer and the CLI retries, the retry is matched against what was
-passed on already (`_redo`).
+passed on already (`_produced`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from adapters.claude_cli._redo import Redo, retried_events
+from adapters.claude_cli._produced import Call, Produced
+from adapters.claude_cli._redo import retried_events
 from adapters.claude_cli._result import result_error, subtract, turn_usage
 from adapters.claude_cli._thinking import Thoughts
 from adapters.claude_cli.events import (
@@ -56,46 +57,16 @@ from core.types import (
     BackendEvent,
     Completed,
     CompletionJob,
-    Retracted,
     Started,
-    TextBlock,
     TextDelta,
     TokenUsage,
     ToolCallArguments,
     ToolCallStarted,
-    ToolUseBlock,
 )
 
 log = logging.getLogger("claude_proxy.cli")
 
 _json = msgspec.json.Encoder()
-_decode = msgspec.json.Decoder()
-
-
-class _Call:
-    __slots__ = ("arguments", "id", "name")
-
-    def __init__(self, call_id: str, name: str) -> None:
-        self.id = call_id
-        self.name = name
-        self.arguments: list[str] = []
-
-    def block(self) -> ToolUseBlock:
-        try:
-            value = _decode.decode("".join(self.arguments) or "{}")
-        except msgspec.DecodeError:
-            value = {}
-        return ToolUseBlock(id=self.id, name=self.name, input=value if isinstance(value, dict) else {})
-
-
-class _Mark(NamedTuple):
-    """How much of the answer there was when a content block began (text pieces, calls, held
-    text pieces, thinking blocks): an abandoned block cuts it back to that."""
-
-    text: int
-    calls: int
-    held: int
-    thoughts: int
 
 
 class _Step(NamedTuple):
@@ -129,25 +100,35 @@ class Answer:
         self.job = job
         self.bridge = bridge
         self.structured = job.json_schema is not None
-        self.text: list[str] = []
-        self.calls: list[_Call] = []
-        self.thoughts = Thoughts()
+        self._produced = Produced()
         self.suspended = False
         self.turn_ended = False  # the CLI finished its turn (its result line was read)
-        self._blocks: dict[int, int] = {}  # content block index -> call index
-        self._marks: dict[int, _Mark] = {}  # content block index -> the answer before it
-        self._redo: Redo | None = None  # the caller holds more than the answer, cut back, does
+        # Ended at the caller's max_tokens while the CLI goes on to ask the model to continue:
+        # its process is closed at once, since stopping that turn takes longer than the CLI
+        # takes to send the (billed) continuation upstream.
+        self.cut_at_limit = False
         self._awaiting_retry = False  # blocks were abandoned and the CLI's retry has not begun
         self._streaming: str | None = None  # the id of the message being streamed
         self._streamed: set[str] = set()  # ids of messages that came as stream events
-        self._held_text: list[str] = []  # with tool_choice "required", text waits for a call
         self._started = TokenUsage()  # the upstream's input counts of the message in progress
         self._model: str | None = None
 
+    @property
+    def text(self) -> list[str]:
+        """The answer's text, in the pieces it came in."""
+        return self._produced.text
+
+    @property
+    def calls(self) -> list[Call]:
+        return self._produced.calls
+
+    @property
+    def thoughts(self) -> Thoughts:
+        return self._produced.thoughts
+
     def assistant_blocks(self) -> list[Any]:
         """The answer as the upstream holds it: its thinking, its text, then its tool calls."""
-        text = "".join(self.text)
-        return self.thoughts.blocks() + ([TextBlock(text)] if text else []) + [call.block() for call in self.calls]
+        return self._produced.assistant_blocks()
 
     async def events(self) -> AsyncIterator[BackendEvent]:
         """The answer's events, until the CLI ends it or stops on tool calls."""
@@ -197,7 +178,8 @@ class Answer:
         if isinstance(line.event, MessageStop):
             self._streaming = None
         if line.abandoned_blocks is not None:
-            self._abandon(line.abandoned_blocks.from_block_index)
+            self._awaiting_retry = True
+            self._produced.abandon(line.abandoned_blocks.from_block_index)
             return _NOTHING
         if isinstance(line.event, MessageStart):
             self._streaming = line.event.message.id
@@ -229,8 +211,8 @@ class Answer:
             return self._on_message_start(event)
         if isinstance(event, MessageDelta):
             return self._on_message_delta(event)
-        if isinstance(event, MessageStop) and self._redo is not None:
-            return _Step(self._settle_redo())  # the retry's message ended
+        if isinstance(event, MessageStop) and self._produced.redoing:
+            return _Step(self._produced.settle_redo())  # the retry's message ended
         return _NOTHING
 
     def _on_content_block_delta(self, event: ContentBlockDelta) -> _Step:
@@ -241,26 +223,26 @@ class Answer:
         elif isinstance(delta, ThinkingDeltaBody | SignatureDeltaBody):
             thinking = self.thoughts.delta(event.index, delta)
             # While a retry repeats an answer the caller has, its thinking is not passed on again.
-            return _Step(thinking if self._redo is None else [])
-        elif isinstance(delta, InputJsonDeltaBody) and event.index in self._blocks:
-            index = self._blocks[event.index]
+            return _Step([] if self._produced.redoing else thinking)
+        elif isinstance(delta, InputJsonDeltaBody) and event.index in self._produced.blocks:
+            index = self._produced.blocks[event.index]
             if delta.partial_json:
                 self.calls[index].arguments.append(delta.partial_json)
-                return _Step(self._passed_on(ToolCallArguments(index, delta.partial_json)))
+                return _Step(self._produced.passed_on(ToolCallArguments(index, delta.partial_json)))
         return _NOTHING
 
     def _on_content_block_stop(self, event: ContentBlockStop) -> _Step:
-        if event.index not in self._blocks:
+        if event.index not in self._produced.blocks:
             return _NOTHING
-        index = self._blocks[event.index]
+        index = self._produced.blocks[event.index]
         call = self.calls[index]
         out: list[BackendEvent] = []
         if not call.arguments:  # a call without arguments still sends a JSON object
             call.arguments.append("{}")
-            out += self._passed_on(ToolCallArguments(index, "{}"))
+            out += self._produced.passed_on(ToolCallArguments(index, "{}"))
         if self.job.parallel_tool_calls:
             return _Step(out)
-        out += self._settle_redo()
+        out += self._produced.settle_redo()
         # Stopped before the upstream counted its output: estimate what it wrote.
         written = "".join(self.text) + "".join("".join(call.arguments) for call in self.calls)
         usage = msgspec.structs.replace(self._started, output_tokens=count_tokens(written))
@@ -272,8 +254,7 @@ class Answer:
     def _on_message_start(self, event: MessageStart) -> _Step:
         usage = event.message.usage
         self._model = event.message.model or self._model
-        self._blocks, self._marks = {}, {}  # block indexes count within one message
-        self.thoughts.new_message()
+        self._produced.new_message()
         self._started = TokenUsage(
             input_tokens=usage.input_tokens or 0,
             cache_read_tokens=usage.cache_read_input_tokens or 0,
@@ -290,12 +271,13 @@ class Answer:
         )
         if event.delta.stop_reason == "tool_use" and self.calls:
             # The model waits for the caller's results: OpenAI ends the answer here.
-            return _Step([*self._settle_redo(), self._ended_on_tools(output)], ended=True)
+            return _Step([*self._produced.settle_redo(), self._ended_on_tools(output)], ended=True)
         if event.delta.stop_reason == "max_tokens":
             # The CLI would send a second request asking the model to continue; OpenAI's
             # max_tokens means stop here, with the upstream's counts.
             completed = Completed(finish_reason="length", usage=output, model=self._model)
-            return _Step([*self._settle_redo(), self._finish(completed)], ended=True)
+            self.cut_at_limit = True
+            return _Step([*self._produced.settle_redo(), self._finish(completed)], ended=True)
         return _NOTHING
 
     def _on_result(self, line: ResultLine) -> _Step:
@@ -308,7 +290,7 @@ class Answer:
         if self._awaiting_retry:
             # Blocks were abandoned and no retry followed: what is left is not the whole answer.
             raise UpstreamError("the Anthropic API's answer broke off and the Claude CLI did not complete it")
-        out: list[BackendEvent] = self._settle_redo()
+        out: list[BackendEvent] = self._produced.settle_redo()
         if self.structured:
             if line.structured_output is None:
                 raise StructuredOutputFailed(
@@ -339,10 +321,10 @@ class Answer:
 
     def _text(self, text: str) -> list[BackendEvent]:
         if self.job.tool_choice == "required" and not self.calls:
-            self._held_text.append(text)
+            self._produced.held_text.append(text)
             return []
         self.text.append(text)
-        return self._passed_on(TextDelta(text))
+        return self._produced.passed_on(TextDelta(text))
 
     def _ended_on_tools(self, usage: TokenUsage) -> Completed:
         self.suspended = True
@@ -351,10 +333,10 @@ class Answer:
 
     def _block_start(self, event: ContentBlockStart) -> list[BackendEvent]:
         block = event.content_block
-        self._marks[event.index] = _Mark(len(self.text), len(self.calls), len(self._held_text), self.thoughts.mark())
+        self._produced.block_started(event.index)
         thinking = self.thoughts.start(event.index, block)
         if thinking is not None:
-            return list(thinking) if self._redo is None else []
+            return [] if self._produced.redoing else list(thinking)
         if block.get("type") != "tool_use":
             return []
         name = caller_name(str(block.get("name", "")))
@@ -363,79 +345,20 @@ class Answer:
         if self.job.tool_choice == "none":
             raise ToolChoiceNotFollowed(f"The model called the tool '{name}' although tool_choice is 'none'.")
         out: list[BackendEvent] = []
-        if self._held_text:
-            held, self._held_text = "".join(self._held_text), []
+        if self._produced.held_text:
+            held = self._produced.release_held()
             self.text.append(held)
-            out += self._passed_on(TextDelta(held))
+            out += self._produced.passed_on(TextDelta(held))
         index = len(self.calls)
-        self._blocks[event.index] = index
-        self.calls.append(_Call(str(block.get("id", "")), name))
-        out += self._passed_on(ToolCallStarted(index=index, id=str(block.get("id", "")), name=name))
-        return out
-
-    def _abandon(self, from_block: int) -> None:
-        """The CLI dropped this message's blocks from `from_block` on and will retry: cut the
-        answer back to before them, keeping what the caller was given to match the retry."""
-        self._awaiting_retry = True
-        mark = self._marks.get(from_block)
-        if mark is None:
-            return  # no such block began: nothing of it was given
-        if self._redo is None:
-            given = [(call.id, call.name, "".join(call.arguments)) for call in self.calls]
-            self._redo = Redo("".join(self.text), given)
-        del self.text[mark.text :], self.calls[mark.calls :], self._held_text[mark.held :]
-        self.thoughts.cut(mark.thoughts)
-        self._redo.rewind(len("".join(self.text)), [len("".join(call.arguments)) for call in self.calls])
-        self._blocks = {block: call for block, call in self._blocks.items() if call < mark.calls}
-
-    def _passed_on(self, event: TextDelta | ToolCallStarted | ToolCallArguments) -> list[BackendEvent]:
-        """The event as the caller should get it: while a retry repeats what the caller has, only
-        what goes beyond; where it differs, the whole answer again."""
-        redo = self._redo
-        if redo is None:
-            return [event]
-        part: str | bool | None
-        if isinstance(event, TextDelta):
-            part = redo.text(event.text)
-            out: list[BackendEvent] = [TextDelta(part)] if part else []
-        elif isinstance(event, ToolCallStarted):
-            part = redo.call(event.index, event.id, event.name)
-            out = [event] if part else []
-        else:
-            part = redo.arguments(event.index, event.arguments)
-            out = [ToolCallArguments(event.index, part)] if part else []
-        if part is None:
-            return self._retract()
-        if redo.caught_up():
-            self._redo = None
-        return out
-
-    def _settle_redo(self) -> list[BackendEvent]:
-        """The retried message ended: if it never reached all the caller has, the caller's copy
-        is not the answer."""
-        if self._redo is None:
-            return []
-        if self._redo.caught_up():
-            self._redo = None
-            return []
-        return self._retract()
-
-    def _retract(self) -> list[BackendEvent]:
-        log.warning("the upstream's retried answer differs from what was passed on: giving it again")
-        self._redo = None
-        out: list[BackendEvent] = [Retracted()]
-        if self.text:
-            out.append(TextDelta("".join(self.text)))
-        for index, call in enumerate(self.calls):
-            out.append(ToolCallStarted(index=index, id=call.id, name=call.name))
-            if call.arguments:
-                out.append(ToolCallArguments(index, "".join(call.arguments)))
+        self._produced.blocks[event.index] = index
+        self.calls.append(Call(str(block.get("id", "")), name))
+        out += self._produced.passed_on(ToolCallStarted(index=index, id=str(block.get("id", "")), name=name))
         return out
 
     def _finish(self, completed: Completed) -> Completed:
         if self.job.tool_choice == "required" and not self.calls:
             raise ToolChoiceNotFollowed(
                 "The model answered without calling a tool although tool_choice requires one: "
-                + "".join(self._held_text)[:300]
+                + "".join(self._produced.held_text)[:300]
             )
         return completed

@@ -189,7 +189,9 @@ class ClaudeCliBackend:
                     if isinstance(event, Started):
                         event = msgspec.structs.replace(event, process=path)
                     elif isinstance(event, Completed):
-                        if proc.exact:
+                        if answer.cut_at_limit:
+                            proc.kill()  # before the CLI asks the upstream to continue (billed)
+                        elif proc.exact:
                             _park(pool, proc, job, answer, event)
                         event = msgspec.structs.replace(event, account=account, process=path)
                     yield event
@@ -218,7 +220,7 @@ def _hand_over(pool: CliPool[CliProcess], proc: CliProcess, bridge: ToolBridge, 
     """A process whose turn did not end and that was not kept for its next request: the pool
     has the turn stopped and cut away in the background, and keeps the process if that works.
     Only a process holding exactly the caller's conversation so far, before this turn."""
-    if answer.turn_ended or proc.parked_key is not None or not proc.exact or not proc.alive:
+    if answer.turn_ended or answer.cut_at_limit or proc.parked_key is not None or not proc.exact or not proc.alive:
         return
     if pool.warm_max <= 0 or proc.user_messages == 0:
         return  # nothing would keep it, or nothing written over stdin to cut back to

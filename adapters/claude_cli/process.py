@@ -9,41 +9,28 @@ import os
 import shutil
 import signal
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from adapters.claude_cli._os import DEATH_WRAPPER, PREEXEC, status_mb
+from adapters.claude_cli._launch import launch
+from adapters.claude_cli._os import status_mb
+from adapters.claude_cli._stdio import CliStdio
 from adapters.claude_cli.command import (
     DEFAULT_THINKING,
     OUTPUT_LIMIT_ENV,
     THINKING_ENV,
     LaunchSpec,
-    ResumeTurn,
     ThinkingMode,
     TurnSetup,
-    build_argv,
-    resume_turn_env,
 )
-from adapters.claude_cli.events import (
-    CliLine,
-    ControlRequestLine,
-    ControlResponseLine,
-    ProtocolError,
-    UnknownLine,
-    encode_line,
-    parse_line,
-)
-from adapters.claude_cli.lines import READ_BUFFER, read_line
-from adapters.claude_cli.session_file import remove_session, write_session
+from adapters.claude_cli.events import CliLine, ControlResponseLine, UnknownLine
+from adapters.claude_cli.session_file import remove_session
 from adapters.claude_cli.tool_bridge import ToolBridge
-from core.errors import CliFailed, CliUnavailable
+from core.errors import CliFailed
 from core.types import TokenUsage, Turn
 
 log = logging.getLogger("claude_proxy.cli")
-
-_STDERR_KEEP = 40
 
 
 class CliProcess:
@@ -103,10 +90,8 @@ class CliProcess:
         self._workdir = workdir
         self._model = model
         self._session_file = session_file
-        self._stderr_tail: deque[str] = deque(maxlen=_STDERR_KEEP)
-        self._stderr_task = asyncio.create_task(self._drain_stderr())
-        self._control_seq = 0
         self._closed = False
+        self._stdio = CliStdio(proc, alive=lambda: self.alive)
 
     @property
     def pid(self) -> int:
@@ -244,45 +229,9 @@ class CliProcess:
     ) -> CliProcess:
         """With `resume_turn`, the last turn of `history` is answered at start-up, see
         `ResumeTurn`."""
-        workdir = workroot / f"w{uuid.uuid4().hex}"
-        workdir.mkdir(mode=0o700, parents=True)
-        session_id = session_file = None
-        try:
-            if history:
-                session_id, session_file = write_session(config_dir, workdir, history)
-            env = spec.env
-            turn = None
-            if resume_turn is not None:
-                prompt_file = workdir / "system-prompt.txt"
-                fd = os.open(prompt_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as file:
-                    file.write(resume_turn.system)
-                turn = ResumeTurn(system_prompt_file=str(prompt_file), setup=resume_turn)
-                env = resume_turn_env(env, turn)
-            argv = build_argv(spec, model=model, resume_session=session_id, resume_turn=turn)
-            proc = await asyncio.create_subprocess_exec(
-                *DEATH_WRAPPER,
-                *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=workdir,
-                env=env,
-                limit=READ_BUFFER,
-                start_new_session=True,  # its own process group, so one kill reaches its children
-                preexec_fn=PREEXEC,
-            )
-        except BaseException as exc:
-            # Also when cancelled (the caller went away, the server stops): nothing owns the
-            # session file, which holds caller text, once this returns. asyncio kills a process
-            # whose start was cancelled.
-            shutil.rmtree(workdir, ignore_errors=True)
-            if session_file is not None:
-                remove_session(session_file)
-            if isinstance(exc, OSError):
-                raise CliUnavailable(f"could not start the Claude CLI: {exc}") from exc
-            raise
-        log.debug("cli started pid=%s model=%s resume=%s", proc.pid, model, bool(history))
+        proc, workdir, session_file, env = await launch(
+            spec, model=model, workroot=workroot, config_dir=config_dir, history=history, resume_turn=resume_turn
+        )
         return cls(
             proc,
             workdir=workdir,
@@ -306,24 +255,8 @@ class CliProcess:
     def alive(self) -> bool:
         return not self._closed and self._proc.returncode is None
 
-    async def _drain_stderr(self) -> None:
-        stream = self._proc.stderr
-        if stream is None:
-            return
-        try:
-            while line := await read_line(stream):
-                self._stderr_tail.append(line.decode(errors="replace").rstrip())
-        except (ValueError, OSError):
-            pass
-
     async def send(self, message: Any) -> None:
-        if self._proc.stdin is None or not self.alive:
-            raise CliFailed(await self.exit_message("the Claude CLI exited before it was given the request"))
-        try:
-            self._proc.stdin.write(encode_line(message))
-            await self._proc.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError) as exc:
-            raise CliFailed(await self.exit_message("the Claude CLI closed its input")) from exc
+        await self._stdio.send(message)
 
     async def send_user(self, content: list[dict[str, Any]], before: str | None = None) -> None:
         """Write a user message; `before` is the conversation key of what the process holds
@@ -377,19 +310,7 @@ class CliProcess:
 
     async def read(self) -> CliLine | UnknownLine | None:
         """The next stdout line, or None at end of output."""
-        stdout = self._proc.stdout
-        if stdout is None:
-            return None
-        try:
-            raw = await read_line(stdout)
-        except ValueError as exc:
-            raise CliFailed("the Claude CLI printed a line over the size limit") from exc
-        if not raw:
-            return None
-        try:
-            return parse_line(raw)
-        except ProtocolError as exc:
-            raise CliFailed(f"the Claude CLI broke its output protocol: {exc}") from exc
+        return await self._stdio.read()
 
     async def lines(self) -> AsyncIterator[CliLine | UnknownLine]:
         while (line := await self.read()) is not None:
@@ -400,44 +321,11 @@ class CliProcess:
     ) -> list[ControlResponseLine]:
         """Send control requests and wait for every answer. The CLI's own requests meanwhile
         (MCP set-up) go to `bridge`; other lines seen meanwhile are dropped."""
-        pending: dict[str, int] = {}
-        for position, request in enumerate(requests):
-            self._control_seq += 1
-            request_id = f"proxy-{self._control_seq}"
-            pending[request_id] = position
-            await self.send({"type": "control_request", "request_id": request_id, "request": request})
-        answers: list[ControlResponseLine | None] = [None] * len(requests)
-        while pending:
-            line = await self.read()
-            if line is None:
-                raise CliFailed(await self.exit_message("the Claude CLI exited during set-up"))
-            if isinstance(line, ControlRequestLine) and bridge is not None:
-                answer = bridge.answer(line)
-                if answer is not None:
-                    await self.send(answer)
-                continue
-            if isinstance(line, ControlResponseLine) and line.response.request_id in pending:
-                position = pending.pop(line.response.request_id)
-                if line.response.subtype != "success":
-                    subtype = requests[position].get("subtype")
-                    raise CliFailed(f"the Claude CLI refused `{subtype}`: {line.response.error}")
-                answers[position] = line
-        return [answer for answer in answers if answer is not None]
-
-    def _exit_message(self, what: str) -> str:
-        code = self._proc.returncode
-        tail = " | ".join(line for line in self._stderr_tail if line)[-500:]
-        detail = f" (exit code {code})" if code is not None else ""
-        return f"{what}{detail}" + (f": {tail}" if tail else "")
+        return await self._stdio.control(requests, bridge)
 
     async def exit_message(self, what: str) -> str:
         """Waits briefly for the exit code and stderr so the message says what happened."""
-        try:
-            await asyncio.wait_for(self._proc.wait(), timeout=2.0)
-            await asyncio.wait_for(asyncio.shield(self._stderr_task), timeout=1.0)
-        except TimeoutError:
-            pass
-        return self._exit_message(what)
+        return await self._stdio.exit_message(what)
 
     def kill(self) -> None:
         """Kill the whole process group now; safe to call more than once."""
@@ -455,10 +343,8 @@ class CliProcess:
             await asyncio.wait_for(self._proc.wait(), timeout=5.0)
         except TimeoutError:
             log.warning("cli pid=%s did not exit after SIGKILL", self._pid)
-        self._stderr_task.cancel()
-        log.debug("cli closed pid=%s exit=%s stderr=%s", self._pid, self._proc.returncode, list(self._stderr_tail)[-3:])
-        if self._proc.stdin is not None:
-            self._proc.stdin.close()
+        self._stdio.close()
+        log.debug("cli closed pid=%s exit=%s stderr=%s", self._pid, self._proc.returncode, self._stdio.stderr_tail[-3:])
         shutil.rmtree(self._workdir, ignore_errors=True)
         if self._session_file is not None:
             remove_session(self._session_file)

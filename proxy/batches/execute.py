@@ -14,6 +14,7 @@ from core.errors import InvalidRequest, ProxyError
 from core.types import Priority
 from proxy.chat.render import chat_completion
 from proxy.chat.translate import chat_submission
+from proxy.documents import FileReader
 from proxy.pipeline import Pipeline, RunResult, Submission
 from proxy.responses.render import render_response
 from proxy.responses.translate import responses_submission
@@ -61,14 +62,14 @@ def error_line(custom_id: str, code: str, message: str) -> bytes:
 Render = Callable[[RunResult], Any]
 
 
-async def _chat(body: str, images: ImageSettings) -> tuple[Submission, Render]:
+async def _chat(body: str, images: ImageSettings, files: FileReader | None) -> tuple[Submission, Render]:
     request = chat_request_decoder.decode(body)
     if request.stream:
         raise InvalidRequest("Batch requests cannot be streamed.", param="stream")
-    return await chat_submission(request, images), lambda result: chat_completion(result, model=request.model)
+    return await chat_submission(request, images, files), lambda result: chat_completion(result, model=request.model)
 
 
-async def _responses(body: str, images: ImageSettings) -> tuple[Submission, Render]:
+async def _responses(body: str, images: ImageSettings, files: FileReader | None) -> tuple[Submission, Render]:
     request = responses_request_decoder.decode(body)
     if request.stream:
         raise InvalidRequest("Batch requests cannot be streamed.", param="stream")
@@ -81,7 +82,7 @@ async def _responses(body: str, images: ImageSettings) -> tuple[Submission, Rend
         )
     if request.background:
         raise InvalidRequest("Batch requests cannot run in the background.", param="background")
-    translated = await responses_submission(request, history=[], images=images)
+    translated = await responses_submission(request, history=[], images=images, files=files)
     template = msgspec.structs.replace(translated.template, store=False)
     return translated.submission, lambda result: render_response(result, template, translated.names, translated.shown)
 
@@ -90,13 +91,21 @@ _TRANSLATORS = {"/v1/chat/completions": _chat, "/v1/responses": _responses}
 
 
 async def execute_line(
-    endpoint: str, custom_id: str, body: str, *, principal: Principal, pipeline: Pipeline, images: ImageSettings
+    endpoint: str,
+    custom_id: str,
+    body: str,
+    *,
+    principal: Principal,
+    pipeline: Pipeline,
+    images: ImageSettings,
+    files: FileReader | None = None,
 ) -> LineOutcome:
     """Runs one line of a batch for `endpoint` at batch priority, charged to the batch's
-    project; never raises a `ProxyError` (a failure becomes the line's error response)."""
+    project, its file parts given by id read from `files` (the project's uploads); never raises
+    a `ProxyError` (a failure becomes the line's error response)."""
     request_id = "req_" + secrets.token_hex(16)
     try:
-        submission, render = await _TRANSLATORS[endpoint](body, images)
+        submission, render = await _TRANSLATORS[endpoint](body, images, files)
         outcome = await pipeline.run(submission, principal, request_id=request_id, priority=Priority.BATCH)
     except ProxyError as exc:
         return LineOutcome(False, _output_line(custom_id, request_id, exc.status, exc.to_body()), transient(exc))

@@ -24,6 +24,7 @@ from proxy.batches.execute import error_line, execute_line
 from proxy.batches.store import BatchStore
 from proxy.batches.validate import parse_input
 from proxy.batches.wire import BatchError, BatchObject
+from proxy.documents import file_reader
 from proxy.pipeline import Pipeline
 from proxy.plan_gate import PlanGate, PlanWait
 from proxy.settings import BatchSettings, ImageSettings
@@ -160,6 +161,7 @@ class BatchRunner:
                 principal=principal,
                 pipeline=self.pipeline,
                 images=self.images,
+                files=file_reader(self.store, principal.project.name),
             )
         except asyncio.CancelledError:
             self.store.release_line(batch_id, line["line"])

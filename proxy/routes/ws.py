@@ -20,8 +20,10 @@ from litestar.exceptions import WebSocketDisconnect
 from budgets.keys import KeyStore, Principal
 from core.errors import InvalidRequest, ProxyError
 from proxy.auth import FailedAuthLimiter, authenticate
+from proxy.batches.store import BatchStore
 from proxy.chat.render import sse_stream
 from proxy.chat.translate import chat_submission
+from proxy.documents import FileReader, file_reader
 from proxy.pipeline import CacheUse, Pipeline
 from proxy.request_ids import request_id
 from proxy.settings import ImageSettings, Settings
@@ -42,11 +44,14 @@ _decoder = msgspec.json.Decoder(WsRequest)
 
 
 class _Connection:
-    def __init__(self, socket: WebSocket, principal: Principal, pipeline: Pipeline, images: ImageSettings) -> None:
+    def __init__(
+        self, socket: WebSocket, principal: Principal, pipeline: Pipeline, images: ImageSettings, files: FileReader
+    ) -> None:
         self.socket = socket
         self.principal = principal
         self.pipeline = pipeline
         self.images = images
+        self.files = files
         self.lock = asyncio.Lock()
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -57,7 +62,7 @@ class _Connection:
     async def serve(self, client_id: str, body: ChatCompletionRequest) -> None:
         try:
             # Answers over a socket always stream.
-            submission = await chat_submission(msgspec.structs.replace(body, stream=True), self.images)
+            submission = await chat_submission(msgspec.structs.replace(body, stream=True), self.images, self.files)
             outcome = await self.pipeline.run(
                 submission, self.principal, request_id=request_id(self.socket.scope), cache=CacheUse()
             )
@@ -82,6 +87,7 @@ async def chat_socket(
     keys: KeyStore,
     auth_failures: FailedAuthLimiter,
     settings: Settings,
+    batch_store: BatchStore,
 ) -> None:
     try:
         principal = authenticate(socket, keys, auth_failures)
@@ -89,7 +95,8 @@ async def chat_socket(
         await socket.close(code=4401, reason=exc.message[:120])
         return
     await socket.accept()
-    connection = _Connection(socket, principal, pipeline, settings.images)
+    files = file_reader(batch_store, principal.project.name)
+    connection = _Connection(socket, principal, pipeline, settings.images, files)
     try:
         while True:
             event = await socket.receive()

@@ -149,7 +149,9 @@ def test_upstream_429_reaches_sdk_within_seconds(server, upstream):
 
 
 def test_error_after_stream_started_is_a_final_sse_event(make_server, upstream):
-    server = make_server({"server": {"request_timeout_s": 2}, "pool": {"spares": 0}})
+    # Nothing kept (warm_max 0): this is the path where the stopped turn's process is closed;
+    # keeping it instead is tests/e2e/test_interrupt.py's subject.
+    server = make_server({"server": {"request_timeout_s": 2}, "pool": {"spares": 0, "warm_max": 0}})
     upstream.on("half-then-hang", Reply(chunks=["partial ", "never"], hang_after=1))
     with httpx.stream(
         "POST",
@@ -169,7 +171,7 @@ def test_error_after_stream_started_is_a_final_sse_event(make_server, upstream):
 
 
 def test_disconnect_mid_stream_kills_the_cli(make_server, upstream):
-    server = make_server({"pool": {"spares": 0}})
+    server = make_server({"pool": {"spares": 0, "warm_max": 0}})  # closed, not kept: see above
     upstream.on("hang-for-disconnect", Reply(chunks=["first ", "second"], hang_after=1))
     with httpx.stream(
         "POST",
@@ -195,7 +197,7 @@ def test_disconnect_mid_stream_kills_the_cli(make_server, upstream):
 def test_a_caller_who_gives_up_on_a_plain_request_stops_its_cli(make_server, upstream):
     """Not streamed: the server notices the disconnect itself (nothing is being written to the
     caller), stops the CLI at once instead of at the request timeout, and records a 499."""
-    server = make_server({"pool": {"spares": 0}, "server": {"request_timeout_s": 60}})
+    server = make_server({"pool": {"spares": 0, "warm_max": 0}, "server": {"request_timeout_s": 60}})
     upstream.on("hang-plain", Reply(hang=True))
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(

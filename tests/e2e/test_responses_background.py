@@ -35,7 +35,9 @@ def test_background_create_then_retrieve_until_done(server, upstream):
 
 
 def test_cancel_stops_the_running_cli(make_server, upstream):
-    server = make_server({"pool": {"spares": 0}, "server": {"request_timeout_s": 60}})
+    # Nothing kept (warm_max 0): the cancelled run's process is closed. Keeping a stopped turn's
+    # process instead is tests/e2e/test_interrupt.py's subject.
+    server = make_server({"pool": {"spares": 0, "warm_max": 0}, "server": {"request_timeout_s": 60}})
     client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
     upstream.on("resp-e2e-hang", Reply(hang=True))
     created = client.responses.create(model="gpt-4o", input="resp-e2e-hang", background=True)

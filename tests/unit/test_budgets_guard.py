@@ -64,6 +64,16 @@ def spend(ledger: UsageLedger, project: str, cost: float, at: float) -> None:
     )
 
 
+def test_nothing_is_reserved_once_every_reservation_is_settled(guard: BudgetBook) -> None:
+    # Amounts whose float sum and difference do not cancel exactly (0.1 + 0.2 - 0.1 - 0.2 != 0).
+    project = Project(name="p", budget_usd=10.0)
+    first, second = guard.reserve(project, 0.1), guard.reserve(project, 0.2)
+    guard.settle(first, 0.0)
+    assert guard.status(project).reserved_usd == pytest.approx(0.2)
+    guard.settle(second, 0.0)
+    assert guard.status(project).reserved_usd == 0.0
+
+
 def test_project_without_budget_always_reserves(guard: BudgetBook) -> None:
     project = Project(name="free")
     for _ in range(50):

@@ -4,20 +4,64 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import zlib
 
 import pytest
 
+import core.documents
+from budgets.admission import PDF_PAGE_TOKENS, counted_prompt_tokens
 from core.documents import pdf_pages
 from core.errors import InvalidRequest
-from core.types import DocumentBlock, DocumentSource
+from core.types import CompletionJob, DocumentBlock, DocumentSource
 from proxy.documents import MAX_DOCUMENT_BYTES, Documents, StoredFile, load_files
-from tests.support.pdf import tiny_pdf
+from tests.support.pdf import compressed_pdf, tiny_pdf
 
 
 def test_the_page_count_comes_from_the_page_tree():
     assert pdf_pages(tiny_pdf("a", "b", "c")) == 3
     assert pdf_pages(b"%PDF-1.7\n<< /Type /Page >> << /Type /Page >>") == 2
     assert pdf_pages(b"%PDF-1.7\nnothing readable") is None
+
+
+def test_the_page_tree_is_read_from_compressed_object_streams():
+    pdf = compressed_pdf("one", "two", "three")
+    assert b"/Page" not in pdf  # nothing about the pages is readable without inflating
+    assert pdf_pages(pdf) == 3
+    inflated = list(core.documents._object_streams(pdf))
+    assert [count for part in inflated for count in core.documents._page_tree_counts(part)] == [3]
+    assert pdf_pages(compressed_pdf(*["p"] * 101)) == 101
+
+
+def test_the_reservation_counts_every_page_of_a_compressed_pdf():
+    data = base64.b64encode(compressed_pdf("a", "b", "c", "d")).decode()
+    document = DocumentBlock(source=DocumentSource("base64", "application/pdf", data))
+    job = CompletionJob(model="sonnet", system="", history=[], prompt=[document])
+    assert counted_prompt_tokens(job) == 4 * PDF_PAGE_TOKENS
+
+
+def test_only_the_page_tree_nodes_own_count_counts():
+    nodes = (
+        b"1 0 obj << /Type /Outlines /Count 40 >> endobj\n"
+        b"2 0 obj << /Count 7 /Kids [3 0 R] /Resources << /Count 99 >> /Hex <ab>>> endobj\n"
+        b"3 0 obj << /Kids [4 0 R] /Parent 2 0 R /Count 5 /Type /Pages /Resources << /Count 98 >> >> endobj\n"
+    )
+    # Object 2 is no page tree node (its /Type is missing); object 3's /Count follows its /Type.
+    assert pdf_pages(b"%PDF-1.7\n" + nodes) == 5
+    root = b"8 0 obj << /Count 12 /Kids [2 0 R] /Resources << /Count 97 >> /Type /Pages >> endobj\n"
+    assert pdf_pages(b"%PDF-1.7\n" + nodes + root) == 12
+
+
+def test_object_streams_are_inflated_within_a_bound(monkeypatch):
+    monkeypatch.setattr(core.documents, "_MAX_INFLATED", 4096)
+    bomb = zlib.compress(b"\0" * 1_000_000)
+    unreadable = b"1 0 obj << /Type /ObjStm /Filter /LZWDecode /Length 5 >>\nstream\nnot z\nendstream endobj\n"
+    pdf = b"%PDF-1.5\n" + unreadable + b"2 0 obj << /Type /ObjStm /Length 9 >>\nstream\n" + bomb + b"\nendstream"
+    assert sum(len(part) for part in core.documents._object_streams(pdf)) == 4096
+    assert pdf_pages(pdf) is None
+    # Past the bound, a later object stream is not read.
+    assert pdf_pages(pdf + compressed_pdf("a", "b")) is None
+    monkeypatch.setattr(core.documents, "_MAX_INFLATED", 16 * 1024 * 1024)
+    assert pdf_pages(pdf + compressed_pdf("a", "b")) == 2
 
 
 def test_data_urls_bare_base64_and_stored_files_become_blocks():

@@ -289,8 +289,9 @@ def run(
         "pool_size": after["size"],
         "cli_pids_seen": sorted(watcher.seen),
         "rss_mb_at_end": {
-            "pooled_cli": sorted(round(rss_mb(pid)) for pid in clis),
-            "pooled_cli_private": sorted(round(rss_mb(pid, "RssAnon")) for pid in clis),
+            # A process that exited since it was listed reads as NaN: left out.
+            "pooled_cli": sorted(round(mb) for mb in (rss_mb(pid) for pid in clis) if mb == mb),
+            "pooled_cli_private": sorted(round(mb) for mb in (rss_mb(pid, "RssAnon") for pid in clis) if mb == mb),
         },
     }
 

@@ -30,8 +30,7 @@ def plan_server(cli_binary: Path, upstream_server: ScriptedUpstream, tmp_path: P
         upstream_url=upstream_server.url,
         config={"claude": {"bare": False}, "pool": {"size": 2, "spares": 1}},
     )
-    del running.env["ANTHROPIC_API_KEY"]
-    running.env["CLAUDE_CODE_OAUTH_TOKEN"] = OAUTH_TOKEN
+    running.use_oauth(OAUTH_TOKEN)
     running.start()
     yield running
     running.stop()

@@ -32,16 +32,10 @@ def oauth_server(cli_binary: Path, upstream_server: ScriptedUpstream, tmp_path: 
         upstream_url=upstream_server.url,
         config={"claude": {"bare": False}, "pool": {"size": 2, "spares": 1}},
     )
-    del running.env["ANTHROPIC_API_KEY"]
-    running.env["CLAUDE_CODE_OAUTH_TOKEN"] = OAUTH_TOKEN
+    running.use_oauth(OAUTH_TOKEN)
     running.start()
     yield running
     running.stop()
-
-
-def _chat(server: RunningServer, text: str) -> httpx.Response:
-    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
-    return httpx.post(server.base_url + "/chat/completions", json=body, headers=server.headers, timeout=30)
 
 
 def _no_token_in(server: RunningServer, *texts: str) -> None:
@@ -59,7 +53,7 @@ def test_the_plans_windows_show_in_admin_accounts_and_metrics(oauth_server, upst
     before = httpx.get(oauth_server.url + "/admin/accounts", headers=ADMIN, timeout=5)
     assert before.status_code == 200 and before.json() == {"object": "list", "data": []}
 
-    answer = _chat(oauth_server, "plan-window-probe")
+    answer = oauth_server.chat("plan-window-probe")
     assert answer.status_code == 200, answer.text
     assert answer.json()["choices"][0]["message"]["content"] == "within the plan"
     # The CLI really ran as a subscriber: the upstream got the OAuth token, no API key.
@@ -114,7 +108,7 @@ def test_a_rejected_window_is_a_429_with_retry_after_until_its_reset(oauth_serve
         "plan-exhausted-probe",
         Reply(status=429, error_type="rate_limit_error", error_message="rate limited", plan_headers=headers),
     )
-    answer = _chat(oauth_server, "plan-exhausted-probe")
+    answer = oauth_server.chat("plan-exhausted-probe")
     assert answer.status_code == 429, answer.text
     error = answer.json()["error"]
     assert error["code"] == "rate_limit_exceeded"
@@ -128,7 +122,7 @@ def test_a_rejected_window_is_a_429_with_retry_after_until_its_reset(oauth_serve
 
     # Until the reset, the next request is refused here: neither a CLI nor the upstream is asked.
     asked = len(upstream.requests)
-    again = _chat(oauth_server, "a different question, same plan")
+    again = oauth_server.chat("a different question, same plan")
     assert again.status_code == 429, again.text
     assert "5-hour limit" in again.json()["error"]["message"]
     assert abs(int(again.headers["retry-after"]) - 5400) <= 30

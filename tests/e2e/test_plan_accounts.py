@@ -47,11 +47,6 @@ def two_accounts(cli_binary: Path, upstream_server: ScriptedUpstream, tmp_path: 
     running.stop()
 
 
-def _chat(server: RunningServer, text: str) -> httpx.Response:
-    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
-    return httpx.post(server.base_url + "/chat/completions", json=body, headers=server.headers, timeout=60)
-
-
 def _accounts(server: RunningServer) -> dict[str, dict[str, Any]]:
     listed = httpx.get(server.url + "/admin/accounts", headers=ADMIN, timeout=5)
     assert listed.status_code == 200, listed.text
@@ -81,15 +76,15 @@ def test_each_account_reports_its_own_windows_and_no_credential_shows(two_accoun
         "alice": ("ok", {}),
         "bob": ("ok", {}),
     }
-    first = _chat(two_accounts, "accounts-probe-one")
+    first = two_accounts.chat("accounts-probe-one", timeout=60)
     assert first.status_code == 200, first.text
     # Nothing known of either: the first configured account serves.
     assert upstream.tokens("accounts-probe-one") == [ALICE]
-    second = _chat(two_accounts, "accounts-probe-two")
+    second = two_accounts.chat("accounts-probe-two", timeout=60)
     assert second.status_code == 200, second.text
     # alice is at 82% of her 5-hour window, bob at an unknown (0): bob is the less used.
     assert upstream.tokens("accounts-probe-two") == [BOB]
-    third = _chat(two_accounts, "accounts-probe-three")
+    third = two_accounts.chat("accounts-probe-three", timeout=60)
     assert third.status_code == 200, third.text
     assert upstream.tokens("accounts-probe-three") == [BOB]  # 10% against 82%
 
@@ -131,21 +126,21 @@ def test_a_refused_account_fails_over_then_all_refused_is_a_429_until_the_first_
 
     # alice is asked first (nothing known yet), her plan refuses: bob answers, and the caller
     # sees only the answer.
-    answer = _chat(two_accounts, "failover-probe")
+    answer = two_accounts.chat("failover-probe", timeout=60)
     assert answer.status_code == 200, answer.text
     assert answer.json()["choices"][0]["message"]["content"] == "Echo: failover-probe"
     assert upstream.tokens("failover-probe") == [ALICE, BOB]
     accounts = _accounts(two_accounts)
     assert accounts["alice"]["status"] == "rejected" and accounts["bob"]["status"] == "ok"
     # alice is not asked again before her reset.
-    assert _chat(two_accounts, "after-failover-probe").status_code == 200
+    assert two_accounts.chat("after-failover-probe", timeout=60).status_code == 200
     assert upstream.tokens("after-failover-probe") == [BOB]
 
     # Now bob's window runs out too, a few seconds before it resets.
     # (Far enough ahead that a slow machine still asks before it, near enough to wait for.)
     bob_reset = int(time.time()) + 12
     upstream.plan_for(BOB, plan_headers(status="rejected", five_hour=_window(1.0, bob_reset, "rejected")))
-    refused = _chat(two_accounts, "all-refused-probe")
+    refused = two_accounts.chat("all-refused-probe", timeout=60)
     assert refused.status_code == 429, refused.text
     error = refused.json()["error"]
     assert error["code"] == "rate_limit_exceeded"
@@ -155,14 +150,14 @@ def test_a_refused_account_fails_over_then_all_refused_is_a_429_until_the_first_
     assert upstream.tokens("all-refused-probe") == [BOB]
     # Until then every account is refused here: no CLI, no upstream call.
     asked = len(upstream.requests)
-    again = _chat(two_accounts, "still-refused-probe")
+    again = two_accounts.chat("still-refused-probe", timeout=60)
     assert again.status_code == 429 and "retry-after" in again.headers
     assert len(upstream.requests) == asked
 
     # bob's window resets: he serves again, alice (reset an hour away) is still left alone.
     upstream.plan_for(BOB, plan_headers(five_hour=_window(0.01, bob_reset + 18000, "allowed")))
     assert two_accounts.wait_until(lambda: _accounts(two_accounts)["bob"]["status"] == "ok", timeout=30)
-    recovered = _chat(two_accounts, "recovered-probe")
+    recovered = two_accounts.chat("recovered-probe", timeout=60)
     assert recovered.status_code == 200, recovered.text
     assert upstream.tokens("recovered-probe") == [BOB]
     _no_credential_in(refused.text, again.text, json.dumps(_accounts(two_accounts)), two_accounts.log_path.read_text())
@@ -172,7 +167,7 @@ def test_an_account_on_paid_overage_leaves_the_rotation(two_accounts, upstream):
     now = int(time.time())
     upstream.plan_for(ALICE, plan_headers(five_hour=_window(0.5, now + 3600, "allowed")))
     upstream.plan_for(BOB, plan_headers(five_hour=_window(0.6, now + 7200, "allowed")))
-    first = _chat(two_accounts, "overage-probe")
+    first = two_accounts.chat("overage-probe", timeout=60)
     assert first.status_code == 200, first.text
     assert upstream.tokens("overage-probe") == [ALICE]
     # While the conversation's process waits on alice, her 5-hour window runs out, and the

@@ -38,16 +38,10 @@ def oauth_server(cli_binary: Path, upstream_server: ScriptedUpstream, tmp_path: 
             "plan": {"batch_max_utilization": 0.8},
         },
     )
-    del running.env["ANTHROPIC_API_KEY"]
-    running.env["CLAUDE_CODE_OAUTH_TOKEN"] = OAUTH_TOKEN
+    running.use_oauth(OAUTH_TOKEN)
     running.start()
     yield running
     running.stop()
-
-
-def _chat(server: RunningServer, text: str) -> httpx.Response:
-    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
-    return httpx.post(server.base_url + "/chat/completions", json=body, headers=server.headers, timeout=30)
 
 
 def _batch(server: RunningServer, content: str) -> tuple[openai.OpenAI, str]:
@@ -84,7 +78,7 @@ def test_a_batch_waits_above_the_threshold_and_finishes_after_the_reset(oauth_se
     # After the reset the plan reports little use again.
     fresh = plan_headers(five_hour=(0.05, reset + 5 * 3600, "allowed"), seven_day=(0.4, reset + 86400, "allowed"))
     upstream.on("held batch line", Reply(text="batch answer", plan_headers=fresh))
-    assert _chat(oauth_server, "plan-nearly-full").status_code == 200
+    assert oauth_server.chat("plan-nearly-full").status_code == 200
 
     client, batch_id = _batch(oauth_server, "held batch line")
     raw = oauth_server.base_url + f"/batches/{batch_id}"
@@ -97,7 +91,7 @@ def test_a_batch_waits_above_the_threshold_and_finishes_after_the_reset(oauth_se
 
     # Interactive requests pass while the batch waits, and its line has not reached the upstream.
     for n in range(2):
-        answer = _chat(oauth_server, f"interactive while held {n}")
+        answer = oauth_server.chat(f"interactive while held {n}")
         assert answer.status_code == 200, answer.text
         assert answer.json()["choices"][0]["message"]["content"] == f"Echo: interactive while held {n}"
     assert time.time() < reset, "the chats took longer than the wait under test"

@@ -21,13 +21,6 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 FIVE_HOURS = 5 * 3600
 
 
-def _chat(server: RunningServer, key: str, text: str) -> httpx.Response:
-    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
-    return httpx.post(
-        server.base_url + "/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30
-    )
-
-
 def _usage(server: RunningServer, key: str) -> dict:
     answer = httpx.get(server.base_url + "/usage", headers={"Authorization": f"Bearer {key}"}, timeout=10)
     assert answer.status_code == 200, answer.text
@@ -42,7 +35,7 @@ def test_each_projects_share_of_the_windows_shows_and_a_cap_refuses(oauth_server
     heavy = oauth_server.create_key("heavy")
     light = oauth_server.create_key("light")
     for text, key in (("share heavy 1", heavy), ("share heavy 2", heavy), ("share light 1", light)):
-        answer = _chat(oauth_server, key, text)
+        answer = oauth_server.chat(key=key, text=text)
         assert answer.status_code == 200, answer.text
 
     usage = _usage(oauth_server, heavy)
@@ -86,7 +79,7 @@ def test_each_projects_share_of_the_windows_shows_and_a_cap_refuses(oauth_server
     )
     assert command.returncode == 0, command.stderr
     assert "plan_share=0.25" in command.stdout
-    refused = _chat(oauth_server, heavy, "share heavy 3")
+    refused = oauth_server.chat(key=heavy, text="share heavy 3")
     assert refused.status_code == 429, refused.text
     error = refused.json()["error"]
     assert error["code"] == "rate_limit_exceeded"
@@ -95,7 +88,7 @@ def test_each_projects_share_of_the_windows_shows_and_a_cap_refuses(oauth_server
     assert upstream.requests_matching("share heavy 3") == []  # refused before the CLI
     assert _usage(oauth_server, heavy)["plan_share"] == 0.25
     # Another project is not held back, and the admin API can lift the cap.
-    assert _chat(oauth_server, light, "share light 2").status_code == 200
+    assert oauth_server.chat(key=light, text="share light 2").status_code == 200
     lifted = httpx.patch(oauth_server.url + "/admin/projects/heavy", json={"plan_share": None}, headers=ADMIN)
     assert lifted.status_code == 200 and lifted.json()["plan_share"] is None
-    assert _chat(oauth_server, heavy, "share heavy 4").status_code == 200
+    assert oauth_server.chat(key=heavy, text="share heavy 4").status_code == 200

@@ -113,6 +113,18 @@ class RunningServer:
             db.close()
         return secret
 
+    def use_oauth(self, token: str) -> None:
+        """Before `start`: the CLI logs in with an OAuth token (a Claude plan's subscription
+        mode, not bare) instead of the API key."""
+        del self.env["ANTHROPIC_API_KEY"]
+        self.env["CLAUDE_CODE_OAUTH_TOKEN"] = token
+
+    def chat(self, text: str, *, key: str | None = None, timeout: float = 30) -> httpx.Response:
+        """One user message to `/v1/chat/completions`, with `key` (the test project's by default)."""
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
+        headers = {"Authorization": f"Bearer {key or self.api_key}"}
+        return httpx.post(self.base_url + "/chat/completions", json=body, headers=headers, timeout=timeout)
+
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}

@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 
-from tests.support.upstream import Reply
+from tests.support.upstream import Reply, comparable_body
 
 pytestmark = pytest.mark.e2e
 
@@ -49,14 +49,6 @@ def _ask(server, messages: list[dict]) -> str:
     return response.json()["choices"][0]["message"]["content"]
 
 
-def _comparable(body: dict) -> dict:
-    """Without what differs between any two processes: the billing line and `metadata`."""
-    body = json.loads(json.dumps(body))
-    body["system"] = [block for block in body.get("system", []) if "billing-header" not in block.get("text", "")]
-    body.pop("metadata", None)
-    return body
-
-
 def test_a_dropped_stream_leaves_its_process_to_the_next_request_exactly(make_server, upstream):
     server = make_server(POOL, name="kept")
     upstream.on("long story", Reply(chunks=["once ", "upon ", "a ", "time ", "there ", "was"], chunk_delay=0.2))
@@ -77,7 +69,7 @@ def test_a_dropped_stream_leaves_its_process_to_the_next_request_exactly(make_se
     fresh = make_server({"pool": {"size": 2, "spares": 0, "warm_max": 0}}, name="fresh")
     _ask(fresh, [SYSTEM, {"role": "user", "content": "short question"}])
     (_, baseline) = upstream.requests_matching("short question")
-    assert _comparable(seen.body) == _comparable(baseline.body)
+    assert comparable_body(seen.body) == comparable_body(baseline.body)
 
 
 def test_regenerating_a_dropped_answer_continues_the_conversation_on_the_same_process(make_server, upstream):

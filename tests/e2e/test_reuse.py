@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.upstream import Recorded, Reply
+from tests.support.upstream import Recorded, Reply, comparable_body
 
 pytestmark = pytest.mark.e2e
 
@@ -49,16 +49,6 @@ def _request(upstream, needle: str) -> Recorded:
     return seen
 
 
-def _comparable(request: Recorded) -> dict:
-    """The request body, but for what differs between any two processes and the model never
-    sees: the CLI's billing line (it hashes the first prompt) and `metadata` (the device id of
-    each server's config directory, the session id of each process)."""
-    body = json.loads(json.dumps(request.body))
-    body["system"] = [block for block in body.get("system", []) if "billing-header" not in block.get("text", "")]
-    body.pop("metadata", None)
-    return body
-
-
 def test_an_emptied_process_answers_the_next_request_exactly_as_a_fresh_one(make_server, upstream):
     server = make_server(POOL, name="reuse")
     fresh = make_server({"pool": {"size": 4, "spares": 1, "warm_max": 0}}, name="fresh")
@@ -76,7 +66,7 @@ def test_an_emptied_process_answers_the_next_request_exactly_as_a_fresh_one(make
     assert "alpha" not in json.dumps(reused.body)  # nothing of the first conversation
     assert _ask(_client(fresh), "plain beta question") == "Echo: plain beta question"
     (_, baseline) = upstream.requests_matching("plain beta question")
-    assert _comparable(reused) == _comparable(baseline)
+    assert comparable_body(reused.body) == comparable_body(baseline.body)
 
 
 @pytest.mark.parametrize(
@@ -101,7 +91,7 @@ def test_for_each_workload_the_upstream_gets_what_a_fresh_process_sends(make_ser
     _ask(_client(fresh), "equivalent second", system="another prompt", **workload)
     baseline = upstream.requests_matching("equivalent second")[len(reused) :]
     assert "equivalent first" not in json.dumps([r.body for r in reused])
-    assert [_comparable(r) for r in reused] == [_comparable(r) for r in baseline]
+    assert [comparable_body(r.body) for r in reused] == [comparable_body(r.body) for r in baseline]
 
 
 def test_a_reused_process_keeps_its_new_conversation_warm(make_server, upstream):
@@ -153,7 +143,7 @@ def test_a_reused_process_switches_to_the_new_system_prompt_exactly(make_server,
     assert "green" not in json.dumps(reused.body)
     _ask(_client(fresh), "switched prompt question", system="context: the sea is red")
     (_, baseline) = upstream.requests_matching("switched prompt question")
-    assert _comparable(reused) == _comparable(baseline)
+    assert comparable_body(reused.body) == comparable_body(baseline.body)
 
     # No system prompt: the CLI cannot switch a prompt to empty, so such requests keep apart.
     client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "no system question"}])

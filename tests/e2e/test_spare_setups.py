@@ -9,7 +9,7 @@ import threading
 import httpx
 import pytest
 
-from tests.support.upstream import Reply
+from tests.support.upstream import Reply, comparable_body
 
 pytestmark = pytest.mark.e2e
 
@@ -37,13 +37,6 @@ def _ask(server, text: str) -> str:
     return response.json()["choices"][0]["message"]["content"]
 
 
-def _comparable(body: dict) -> dict:
-    body = json.loads(json.dumps(body))
-    body["system"] = [block for block in body.get("system", []) if "billing-header" not in block.get("text", "")]
-    body.pop("metadata", None)
-    return body
-
-
 def test_a_spare_made_ready_for_a_recent_set_up_serves_it_exactly(make_server, upstream):
     server = make_server({"pool": {"size": 4, "spares": 2, "spare_setups": 1, "warm_max": 4}}, name="ready")
     assert server.wait_until(lambda: server.health()["pool"]["spares"] == 2)
@@ -66,4 +59,4 @@ def test_a_spare_made_ready_for_a_recent_set_up_serves_it_exactly(make_server, u
     fresh = make_server({"pool": {"size": 2, "spares": 0, "warm_max": 0}}, name="fresh")
     _ask(fresh, "ready second")
     (_, baseline) = upstream.requests_matching("ready second")
-    assert _comparable(seen.body) == _comparable(baseline.body)
+    assert comparable_body(seen.body) == comparable_body(baseline.body)

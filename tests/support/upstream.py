@@ -121,6 +121,16 @@ def match_text(body: dict[str, Any]) -> str:
     return last_user_text(body) + " " + tool_result_text(body)
 
 
+def comparable_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a request body without what differs between any two processes and the model
+    never sees: the CLI's billing line (it hashes the first prompt) and `metadata` (the device id
+    of each server's config directory, the session id of each process)."""
+    copied: dict[str, Any] = json.loads(json.dumps(body))
+    copied["system"] = [block for block in copied.get("system", []) if "billing-header" not in block.get("text", "")]
+    copied.pop("metadata", None)
+    return copied
+
+
 def last_user_text(body: dict[str, Any]) -> str:
     for message in reversed(body.get("messages", [])):
         if message.get("role") == "user":

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, TypeVar
 
 from msgspec import Struct
 
@@ -44,6 +44,8 @@ from proxy.wire.responses import (
     ToolChoiceFunction,
 )
 
+_Part = TypeVar("_Part")
+
 
 class Translated(Struct, kw_only=True):
     """What the route needs: the submission, the items to store, the response template
@@ -70,15 +72,18 @@ def _schema(text: TextParam | None) -> dict[str, Any] | None:
     return text.format.schema
 
 
-def image_urls(items: list[Item]) -> list[tuple[str, str]]:
-    """(url, param) of every image of the request's input, for fetching when allowed."""
-    urls = []
+def _message_parts(items: list[Item], kind: type[_Part]) -> Iterator[tuple[_Part, str]]:
+    """Every content part of type `kind` in the input's messages, with its param path."""
     for i, item in enumerate(items):
         if isinstance(item, MessageItem) and isinstance(item.content, list):
             for j, part in enumerate(item.content):
-                if isinstance(part, InputImage) and part.image_url:
-                    urls.append((part.image_url, f"input[{i}].content[{j}].image_url"))
-    return urls
+                if isinstance(part, kind):
+                    yield part, f"input[{i}].content[{j}]"
+
+
+def image_urls(items: list[Item]) -> list[tuple[str, str]]:
+    """(url, param) of every image of the request's input, for fetching when allowed."""
+    return [(part.image_url, f"{at}.image_url") for part, at in _message_parts(items, InputImage) if part.image_url]
 
 
 async def responses_submission(
@@ -111,13 +116,7 @@ async def responses_submission(
 
 def file_ids(items: list[Item]) -> list[tuple[str, str]]:
     """(file_id, param) of every input_file given by id."""
-    wanted = []
-    for i, item in enumerate(items):
-        if isinstance(item, MessageItem) and isinstance(item.content, list):
-            for j, part in enumerate(item.content):
-                if isinstance(part, InputFile) and part.file_id:
-                    wanted.append((part.file_id, f"input[{i}].content[{j}].file_id"))
-    return wanted
+    return [(part.file_id, f"{at}.file_id") for part, at in _message_parts(items, InputFile) if part.file_id]
 
 
 def to_submission(

@@ -69,10 +69,12 @@ def make_server(
     """Starts a server with extra config for one test; all are stopped afterwards."""
     started: list[RunningServer] = []
 
-    def make(config: dict[str, Any] | None = None, name: str = "srv") -> RunningServer:
+    def make(config: dict[str, Any] | None = None, name: str = "srv", oauth_token: str | None = None) -> RunningServer:
         running = RunningServer(
             tmp_path / f"{name}{len(started)}", cli=cli_binary, upstream_url=upstream_server.url, config=config
         )
+        if oauth_token is not None:
+            running.use_oauth(oauth_token)  # a Claude plan's subscription mode
         started.append(running)
         return running.start()
 

@@ -4,8 +4,7 @@ windows arrive), a real OpenAI client sending traffic, and headless Chromium rea
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import openai
 import pytest
@@ -15,7 +14,7 @@ from selenium.webdriver.common.keys import Keys
 
 from tests.support.browser import console_errors, headless_chromium
 from tests.support.server import ADMIN_KEY, RunningServer
-from tests.support.upstream import Reply, ScriptedUpstream, plan_headers
+from tests.support.upstream import Reply, plan_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -23,17 +22,10 @@ OAUTH_TOKEN = "oauth-token-for-the-dashboard-e2e"
 
 
 @pytest.fixture()
-def plan_server(cli_binary: Path, upstream_server: ScriptedUpstream, tmp_path: Path) -> Iterator[RunningServer]:
-    running = RunningServer(
-        tmp_path / "dashboard",
-        cli=cli_binary,
-        upstream_url=upstream_server.url,
-        config={"claude": {"bare": False}, "pool": {"size": 2, "spares": 1}},
+def plan_server(make_server: Callable[..., RunningServer]) -> RunningServer:
+    return make_server(
+        {"claude": {"bare": False}, "pool": {"size": 2, "spares": 1}}, name="dashboard", oauth_token=OAUTH_TOKEN
     )
-    running.use_oauth(OAUTH_TOKEN)
-    running.start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture()

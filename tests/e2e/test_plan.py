@@ -8,14 +8,13 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from tests.support.server import ADMIN_KEY, REPO, RunningServer
-from tests.support.upstream import Reply, ScriptedUpstream, plan_headers
+from tests.support.upstream import Reply, plan_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -24,18 +23,11 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 @pytest.fixture()
-def oauth_server(cli_binary: Path, upstream_server: ScriptedUpstream, tmp_path: Path) -> Iterator[RunningServer]:
+def oauth_server(make_server: Callable[..., RunningServer]) -> RunningServer:
     """A server whose CLI logs in with an OAuth token (no API key, not bare), as on a Claude plan."""
-    running = RunningServer(
-        tmp_path / "oauth",
-        cli=cli_binary,
-        upstream_url=upstream_server.url,
-        config={"claude": {"bare": False}, "pool": {"size": 2, "spares": 1}},
+    return make_server(
+        {"claude": {"bare": False}, "pool": {"size": 2, "spares": 1}}, name="oauth", oauth_token=OAUTH_TOKEN
     )
-    running.use_oauth(OAUTH_TOKEN)
-    running.start()
-    yield running
-    running.stop()
 
 
 def _no_token_in(server: RunningServer, *texts: str) -> None:

@@ -7,8 +7,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import openai
@@ -16,7 +15,7 @@ import pytest
 
 from tests.support import openapi
 from tests.support.server import RunningServer
-from tests.support.upstream import Reply, ScriptedUpstream, plan_headers
+from tests.support.upstream import Reply, plan_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -25,23 +24,18 @@ RESET_IN_S = 8  # the first answer, the upload and the checks below fit well wit
 
 
 @pytest.fixture()
-def oauth_server(cli_binary: Path, upstream_server: ScriptedUpstream, tmp_path: Path) -> Iterator[RunningServer]:
+def oauth_server(make_server: Callable[..., RunningServer]) -> RunningServer:
     """A server whose CLI logs in with an OAuth token (no API key, not bare), as on a Claude plan."""
-    running = RunningServer(
-        tmp_path / "oauth",
-        cli=cli_binary,
-        upstream_url=upstream_server.url,
-        config={
+    return make_server(
+        {
             "claude": {"bare": False},
             "pool": {"size": 2, "spares": 0},
             "batches": {"poll_s": 0.2},
             "plan": {"batch_max_utilization": 0.8},
         },
+        name="oauth",
+        oauth_token=OAUTH_TOKEN,
     )
-    running.use_oauth(OAUTH_TOKEN)
-    running.start()
-    yield running
-    running.stop()
 
 
 def _batch(server: RunningServer, content: str) -> tuple[openai.OpenAI, str]:

@@ -55,18 +55,25 @@ class KeptProcesses(Generic[P]):
         return len(self.warm)
 
     async def take(
-        self, warm_key: str | None, history: list[Turn] | None, profile: str | None, account: str
+        self,
+        warm_key: str | None,
+        history: list[Turn] | None,
+        profile: str | None,
+        account: str,
+        *,
+        tools: str | None = None,
     ) -> tuple[P, str] | None:
         """A kept process of `account` for this request, and how it was found (a name of
         `core.types.PROCESS_PATHS`): the warm one holding its conversation, one whose
-        conversation passed through it (cut back), or an idle one of its profile (emptied)."""
+        conversation passed through it (cut back), or an idle one of its profile that can offer
+        the tool set `tools` (emptied)."""
         proc = self._take_warm(warm_key, account)
         if proc is not None:
             return proc, "warm"
         if history:
             proc = await self._rewound_to(warm_key, account)
             return None if proc is None else (proc, "rewound")
-        return await self._reuse(profile, account)
+        return await self._reuse(profile, account, tools)
 
     def park(self, proc: P, key: str | None, *, turn_ended: bool = False) -> None:
         """Keep `proc` after this request: for the request that continues its conversation
@@ -131,12 +138,12 @@ class KeptProcesses(Generic[P]):
         self.rewind_hits += 1
         return proc
 
-    async def _reuse(self, profile: str | None, account: str) -> tuple[P, str] | None:
+    async def _reuse(self, profile: str | None, account: str, tools: str | None) -> tuple[P, str] | None:
         """The idle process of `account` and `profile` parked longest, its conversation emptied:
         `primed` when it was a spare made ready for the profile, else `reused`."""
         if profile is None:
             return None
-        found = self.warm.take_first(lambda proc: True if self._reusable(proc, profile, account) else None)
+        found = self.warm.take_first(lambda proc: True if self._reusable(proc, profile, account, tools) else None)
         if found is None:
             return None
         proc, _ = found
@@ -152,11 +159,12 @@ class KeptProcesses(Generic[P]):
         self.reuse_hits += 1
         return proc, "reused"
 
-    def _reusable(self, proc: P, profile: str, account: str) -> bool:
-        """A kept process of `account` can hold one more conversation of `profile`."""
+    def _reusable(self, proc: P, profile: str, account: str, tools: str | None) -> bool:
+        """A kept process of `account` can hold one more conversation of `profile` and `tools`."""
         return (
             proc.turn_ended
             and proc.profile == profile
+            and proc.serves_tools(tools)
             and self._processes.account(proc) == account
             and proc.conversations + 1 < self.reuse_max
         )

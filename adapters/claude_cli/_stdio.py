@@ -102,6 +102,19 @@ class CliStdio:
                 answers[position] = line
         return [answer for answer in answers if answer is not None]
 
+    async def until_listed(self, bridge: ToolBridge) -> None:
+        """Answer the CLI's MCP set-up with `bridge` until it has asked for the tool list: a
+        server added with `mcp_set_servers` connects after the request is answered, and the
+        next turn must not start before its tools are there. Other lines are dropped."""
+        while not bridge.listed:
+            line = await self.read()
+            if line is None:
+                raise CliFailed(await self.exit_message("the Claude CLI exited during set-up"))
+            if isinstance(line, ControlRequestLine):
+                answer = bridge.answer(line)
+                if answer is not None:
+                    await self.send(answer)
+
     def _exit_message(self, what: str) -> str:
         code = self._proc.returncode
         tail = " | ".join(line for line in self._stderr_tail if line)[-500:]

@@ -165,6 +165,7 @@ class ClaudeCliBackend:
             warm_key=key,
             resume_turn=resume_turn,
             profile=profile,
+            tools=tools_key(job),
             account=account,
             project=job.owner,
             prime=None if profile is None else _primer(job, profile),
@@ -187,6 +188,7 @@ class ClaudeCliBackend:
             try:
                 async for event in answer.events():
                     if isinstance(event, Started):
+                        proc.offered.reached_upstream()
                         event = msgspec.structs.replace(event, process=path)
                     elif isinstance(event, Completed):
                         if answer.cut_at_limit:
@@ -207,8 +209,8 @@ class ClaudeCliBackend:
 
 def _primer(job: CompletionJob, profile: str) -> Callable[[CliProcess], Awaitable[None]]:
     """How a spare is made ready for this job's set-up: what `_prepare` would send it, without
-    the caller's conversation."""
-    setup = msgspec.structs.replace(job, history=[], prompt=[])
+    the caller's conversation, and without tools, so that it can take any tool set."""
+    setup = msgspec.structs.replace(job, history=[], prompt=[], tools=[])
 
     async def prime(proc: CliProcess) -> None:
         await _prepare(proc, setup, ToolBridge(setup.tools), profile)
@@ -267,20 +269,20 @@ def conversation_key(job: CompletionJob, turns: list[Turn], *, suspended: bool =
 def reuse_profile(job: CompletionJob) -> str | None:
     """Identifies what `initialize` fixes in a process for good: a process emptied by a rewind
     can serve any request with the same profile. The system prompt is not part of it (`set_model`
-    switches it), except whether it is empty, which a switch cannot make it. None for jobs
-    without a project."""
+    switches it; `tool_choice` is an instruction in it), except whether it is empty, which a
+    switch cannot make it. Nor are the tools: which tool sets a process can switch to is its
+    own (`OfferedTools`). None for jobs without a project."""
     if job.owner is None:
         return None
-    parts: list[Any] = [
-        job.owner,
-        job.model,
-        job.system == "",
-        job.tools,
-        job.tool_choice,
-        job.parallel_tool_calls,
-        job.json_schema,
-    ]
+    parts: list[Any] = [job.owner, job.model, job.system == "", job.json_schema]
     return hashlib.sha256(_key_encoder.encode(parts)).hexdigest()
+
+
+def tools_key(job: CompletionJob) -> str | None:
+    """Identifies the job's tool set (None: no tools)."""
+    if not job.tools:
+        return None
+    return hashlib.sha256(_key_encoder.encode(job.tools)).hexdigest()
 
 
 _key_encoder = msgspec.json.Encoder()
@@ -312,6 +314,8 @@ async def _prepare(proc: CliProcess, job: CompletionJob, bridge: ToolBridge, pro
     """System prompt, tools, model and output limit go over stdin as control requests, never
     argv. A warm or reused process was initialized before, with the same settings."""
     requests: list[dict[str, Any]] = []
+    tools = tools_key(job)
+    change_tools = proc.offered.change_for(tools) if proc.initialized else None
     if not proc.initialized:
         initialize: dict[str, Any] = {"subtype": "initialize", "systemPrompt": job.system}
         if job.json_schema is not None:
@@ -319,6 +323,9 @@ async def _prepare(proc: CliProcess, job: CompletionJob, bridge: ToolBridge, pro
         if bridge.offers_tools:
             initialize["sdkMcpServers"] = [SERVER]
         requests.append(initialize)
+    elif change_tools is not None:
+        # A reused process taking tools, or giving them up (see `OfferedTools`).
+        requests.append(change_tools)
     switch_system = proc.initialized and job.system != proc.system
     if job.model != proc.model or switch_system:
         set_model: dict[str, Any] = {"subtype": "set_model", "model": job.model}
@@ -345,6 +352,9 @@ async def _prepare(proc: CliProcess, job: CompletionJob, bridge: ToolBridge, pro
     requests += budget
     if requests:
         await proc.control(requests, bridge)
+        if change_tools is not None and tools is not None:
+            await proc.until_listed(bridge)
+    proc.offered.set_up(tools)
     proc.configure(bridge, model=job.model, system=job.system, output_limit=limit, profile=profile, thinking_mode=mode)
 
 

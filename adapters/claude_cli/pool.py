@@ -157,13 +157,15 @@ class CliPool(Generic[P]):
         warm_key: str | None = None,
         resume_turn: TurnSetup | None = None,
         profile: str | None = None,
+        tools: str | None = None,
         project: str | None = None,
         prime: Callable[[P], Awaitable[None]] | None = None,
         account: str = DEFAULT_ACCOUNT,
     ) -> AsyncIterator[P]:
         """A process of `account` for one request: the warm process holding this conversation
         if there is one, or one whose conversation passed through it, cut back; without history,
-        an emptied idle process of `profile` or a spare; else a new process. When the block
+        an emptied idle process of `profile` that can offer the tool set `tools` (a key; None:
+        none), or a spare; else a new process. When the block
         exits it is killed, unless the request parked it (`park`) or handed it over
         (`hand_over`)."""
         await self._acquire_slot(priority)
@@ -172,14 +174,14 @@ class CliPool(Generic[P]):
         proc: P | None = None
         try:
             await self._kept.sweep()
-            found = await self._kept.take(warm_key, history, profile, account)
+            found = await self._kept.take(warm_key, history, profile, account, tools=tools)
             recovering = self._recovering.serving(warm_key, new_conversation=not history, profile=profile)
             if found is None and recovering:
                 # A process of this conversation or profile is being brought back (a few ms):
                 # waiting for it costs less than a spare's set-up or a new process. The wait
                 # leaves the tasks running if this request is cancelled meanwhile.
                 await asyncio.wait(recovering)
-                found = await self._kept.take(warm_key, history, profile, account)
+                found = await self._kept.take(warm_key, history, profile, account, tools=tools)
             if found is None:
                 found = await self._spare_or_new(model, history, resume_turn, account)
             proc, path = found

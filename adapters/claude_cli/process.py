@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.claude_cli._launch import launch
+from adapters.claude_cli._offered import OfferedTools
 from adapters.claude_cli._os import status_mb
 from adapters.claude_cli._stdio import CliStdio
 from adapters.claude_cli.command import (
@@ -78,6 +79,7 @@ class CliProcess:
         # (what a rewind to it leaves), and its uuid.
         self._user_messages: list[tuple[str | None, str]] = []
         self._profile: str | None = None
+        self._offered = OfferedTools()
         self._conversations = 0
         self._system: str | None = None
         # The output limit it started with (None: the CLI's default) is what a job without a
@@ -125,6 +127,16 @@ class CliProcess:
     def profile(self) -> str | None:
         """The set-up sent with `initialize`; None: not reusable for new conversations."""
         return self._profile
+
+    @property
+    def offered(self) -> OfferedTools:
+        """Which of the caller's tools its CLI offers, and which it can switch to."""
+        return self._offered
+
+    def serves_tools(self, tools: str | None) -> bool:
+        """Whether a request offering the tool set `tools` (a key; None: none) gets exactly
+        those tools from it."""
+        return self._offered.can_serve(tools)
 
     @property
     def conversations(self) -> int:
@@ -322,6 +334,10 @@ class CliProcess:
         """Send control requests and wait for every answer. The CLI's own requests meanwhile
         (MCP set-up) go to `bridge`; other lines seen meanwhile are dropped."""
         return await self._stdio.control(requests, bridge)
+
+    async def until_listed(self, bridge: ToolBridge) -> None:
+        """Wait for the CLI to list `bridge`'s tools (after adding the tool server)."""
+        await self._stdio.until_listed(bridge)
 
     async def exit_message(self, what: str) -> str:
         """Waits briefly for the exit code and stderr so the message says what happened."""

@@ -63,6 +63,7 @@ class ToolBridge:
         self.tools = tools
         self.results: dict[str, list[TextBlock]] = {}
         self.held: list[ControlRequestLine] = []
+        self.listed = False  # the CLI asked for the tool list (it has connected to the server)
 
     @property
     def offers_tools(self) -> bool:
@@ -120,6 +121,7 @@ class ToolBridge:
         if method.startswith("notifications/"):
             return _mcp(line.request_id, message_id)
         if method == "tools/list":
+            self.listed = True
             tools = [
                 {"name": tool.name, "description": _listed(tool.description), "inputSchema": tool.parameters}
                 for tool in self.tools

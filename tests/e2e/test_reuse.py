@@ -260,3 +260,53 @@ def test_a_process_over_the_memory_limit_is_not_kept(make_server, upstream):
     _ask(client, "too big to keep, again")
     pool = _pool(server)
     assert (pool["reuse_hits"], pool["warm"]) == (0, 0)
+
+
+SEARCH = {
+    "type": "function",
+    "function": {
+        "name": "search",
+        "description": "Search the web",
+        "parameters": {"type": "object", "properties": {"terms": {"type": "string"}}, "required": ["terms"]},
+    },
+}
+
+
+def test_a_kept_process_changes_tool_sets_through_none_exactly_as_fresh_ones(make_server, upstream):
+    """Tools once sent stay offered while the tool server is registered (`OfferedTools`): a
+    process goes from one tool set to another only through a request without tools, which
+    removes the server; one without tools takes any set. Every upstream body is what a fresh
+    process sends, and nothing of an earlier tool set is offered again. One process in all, so
+    every reuse is of the same process."""
+    server = make_server({"pool": {"size": 1, "spares": 0, "warm_max": 1, "reuse_max": 100}}, name="reuse")
+    fresh = make_server({"pool": {"size": 4, "spares": 1, "warm_max": 0}}, name="fresh")
+    steps = [
+        ("switch lookup first", {"tools": [LOOKUP]}),
+        ("switch search directly", {"tools": [SEARCH]}),  # cannot take the lookup process
+        ("switch plain", {}),
+        ("switch lookup after plain", {"tools": [LOOKUP]}),
+        ("switch lookup again", {"tools": [LOOKUP]}),
+    ]
+
+    def ask(client: openai.OpenAI, text: str, extra: dict) -> str:
+        messages = [{"role": "system", "content": "tool system"}, {"role": "user", "content": text}]
+        response = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=messages, **extra)
+        assert response.parse().choices[0].message.content == f"Echo: {text}"
+        return response.headers["x-claude-proxy-process"]
+
+    client = _client(server)
+    paths = [ask(client, text, extra) for text, extra in steps]
+    assert paths == ["new", "new", "reused", "reused", "reused"]
+    offered = {text: [t["name"] for t in _request(upstream, text).body.get("tools", [])] for text, _ in steps}
+    assert offered == {
+        "switch lookup first": ["mcp__proxy__lookup"],
+        "switch search directly": ["mcp__proxy__search"],
+        "switch plain": [],
+        "switch lookup after plain": ["mcp__proxy__lookup"],
+        "switch lookup again": ["mcp__proxy__lookup"],
+    }
+    for text, extra in steps[2:]:
+        reused = _request(upstream, text)
+        ask(_client(fresh), text, extra)
+        (_, baseline) = upstream.requests_matching(text)
+        assert comparable_body(reused.body) == comparable_body(baseline.body)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from adapters.claude_cli._offered import OfferedTools
 from adapters.claude_cli.backend import ClaudeCliBackend
 from adapters.claude_cli.command import DEFAULT_THINKING
 from adapters.claude_cli.events import parse_line
@@ -53,6 +54,7 @@ class ScriptedCli(FakeProcess):
         self.base_thinking_env: dict[str, str | None] = {}
         self._turn_usage: TokenUsage | None = None
         self._cost_total = 0.0
+        self.offered = OfferedTools()
 
     async def lines(self) -> Any:
         while self.script:

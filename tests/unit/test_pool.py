@@ -40,6 +40,7 @@ class FakeProcess:
         self.fail_rewind = False
         self.closed = False
         self.account = "default"  # the account it was started for
+        self.tools: str | None = None  # the tool set it may still offer
 
     def private_mb(self) -> float | None:
         return self.memory_mb
@@ -49,6 +50,9 @@ class FakeProcess:
 
     def rewind_point(self, key: str) -> int | None:
         return self.rewind_points.get(key)
+
+    def serves_tools(self, tools: str | None) -> bool:
+        return tools is None or self.tools in (None, tools)
 
     async def rewind(self, index: int = 0) -> None:
         self.rewinds.append(index)

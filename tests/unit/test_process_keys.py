@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from adapters.claude_cli.backend import conversation_key, reuse_profile
+from adapters.claude_cli.backend import conversation_key, reuse_profile, tools_key
 from core.types import CompletionJob, TextBlock, ToolSpec, Turn
 
 BASE = CompletionJob(model="haiku", system="be brief", history=[], prompt=[TextBlock("hi")], owner="p1")
@@ -17,14 +17,35 @@ BASE = CompletionJob(model="haiku", system="be brief", history=[], prompt=[TextB
         {"owner": "p2"},
         {"model": "sonnet"},
         {"system": ""},
-        {"tools": [ToolSpec(name="lookup", description="", parameters={"type": "object"})]},
-        {"tool_choice": "none"},
-        {"parallel_tool_calls": False},
         {"json_schema": {"type": "object"}},
     ],
 )
 def test_anything_initialize_fixes_changes_the_reuse_profile(change):
     assert reuse_profile(msgspec.structs.replace(BASE, **change)) != reuse_profile(BASE)
+
+
+LOOKUP = ToolSpec(name="lookup", description="", parameters={"type": "object"})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"tools": [LOOKUP]}, {"tool_choice": "none"}, {"parallel_tool_calls": False}],
+)
+def test_tools_and_how_they_are_chosen_leave_the_reuse_profile_alone(change):
+    # Tools switch on a kept process (`OfferedTools`); tool_choice is an instruction in the
+    # system prompt, which `set_model` switches.
+    assert reuse_profile(msgspec.structs.replace(BASE, **change)) == reuse_profile(BASE)
+
+
+def test_the_tools_key_tells_tool_sets_apart_and_none_from_some():
+    other = ToolSpec(name="other", description="", parameters={"type": "object"})
+    assert tools_key(BASE) is None
+    assert tools_key(msgspec.structs.replace(BASE, tools=[LOOKUP])) == tools_key(
+        msgspec.structs.replace(BASE, tools=[LOOKUP])
+    )
+    assert tools_key(msgspec.structs.replace(BASE, tools=[LOOKUP])) != tools_key(
+        msgspec.structs.replace(BASE, tools=[other])
+    )
 
 
 def test_the_conversation_output_limit_and_a_non_empty_system_prompt_do_not_change_the_reuse_profile():

@@ -37,6 +37,7 @@ import httpx
 from bench.measure import percentiles, rss_mb
 from bench.record import PROCESS_HEADER, Recorder, path_p50s
 from bench.sides import Cold, batch_run, flattened
+from bench.upstream_process import UpstreamProcess
 from bench.watch import Watcher, orphans
 from tests.support import server as server_module
 from tests.support.cli import ensure_cli
@@ -58,7 +59,10 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 # times, so a request that needs a new process evicts a conversation between its turns
 # (measured, docs/performance.md: per 100 requests, size 8 served 13 warm and started 84 processes,
 # size 12 45 and 41).
-SERVER_POOL = {"size": 12, "spares": 2, "warm_max": 12, "spare_model": "haiku", "max_queue": 64}
+# And room for the projects: a new conversation reuses an idle process of its own project only
+# (processes are never shared between projects), so each of the 20 needs one or two kept
+# (measured, docs/performance.md: 12 processes started 39 per 100 requests, 40 13 and 64 6).
+SERVER_POOL = {"size": 64, "spares": 2, "warm_max": 64, "spare_model": "haiku", "max_queue": 64}
 
 
 def _tool(name: str) -> dict[str, Any]:
@@ -83,7 +87,7 @@ def script_upstream(upstream: ScriptedUpstream) -> None:
 class Scripts:
     """The same random scripts for both sides: (kind, project, tool set, number)."""
 
-    def __init__(self, count: int, seed: int, zipf: float = 0.0) -> None:
+    def __init__(self, count: int, seed: int, zipf: float = 0.0, first: int = 0) -> None:
         rng = random.Random(seed)
         kinds = list(KINDS)
         # zipf > 0: project i is chosen with weight (i + 1) ** -zipf, so a few set-ups recur
@@ -96,7 +100,7 @@ class Scripts:
                 rng.randrange(3),
                 n,
             )
-            for n in range(count)
+            for n in range(first, first + count)
         ]
         self.streams = [rng.random() < STREAM_SHARE for _ in range(count * 8)]
 
@@ -231,12 +235,26 @@ def _timed(concurrency: int, items: list[Any], one: Callable[[Any], None], recor
 
 
 def run(
-    server: RunningServer, cold: Cold, upstream: ScriptedUpstream, *, scripts: int, cold_scripts: int, zipf: float = 0.0
+    server: RunningServer,
+    cold: Cold,
+    upstream: ScriptedUpstream | UpstreamProcess,
+    *,
+    scripts: int,
+    cold_scripts: int,
+    zipf: float = 0.0,
+    warmup: int = 0,
 ) -> dict:
-    """The mixed workload on both sides; returns the report section."""
-    script_upstream(upstream)
+    """The mixed workload on both sides; returns the report section. `warmup` scripts of other
+    conversations run first, unmeasured, as a server in use has run others before."""
+    if isinstance(upstream, ScriptedUpstream):
+        script_upstream(upstream)  # an `UpstreamProcess` has the rules already
     plan = Scripts(scripts, seed=20, zipf=zipf)
     keys = [server.create_key(f"mixed-{i}") for i in range(PROJECTS)]
+    if warmup:
+        earlier = Scripts(warmup, seed=7, zipf=zipf, first=scripts)  # numbers of their own
+        warming = ProxyCaller(server, earlier, keys, Recorder())
+        _timed(CONCURRENCY, earlier.items, warming.run, Recorder())
+        warming.close()
     before = server.health()["pool"]
     watcher = Watcher(server, size=before["size"])
     proxy_record = Recorder()
@@ -260,7 +278,7 @@ def run(
         CONCURRENCY, Scripts(cold_scripts, seed=20, zipf=zipf).items, ColdCaller(cold, cold_record).run, cold_record
     )
     return {
-        "scripts": {"proxy": scripts, "cold": cold_scripts, "zipf": zipf},
+        "scripts": {"proxy": scripts, "cold": cold_scripts, "zipf": zipf, "warmup": warmup},
         "throughput_rps": {
             "proxy": proxy_side["rps"],
             "cold": cold_side["rps"],
@@ -277,6 +295,9 @@ def run(
         },
         # Each request's own path (its `x-claude-proxy-process` header), batch lines left out.
         "latency_by_path_s": proxy_record.paths(),
+        # The same without the request after a stopped stream: its answer is paced by the
+        # scripted upstream (12 deltas 30 ms apart), so it takes 0.33 s on any path.
+        "latency_by_path_s_without_paced": proxy_record.paths_without({"after_stop"}),
         "latency_by_workload_and_path_s": proxy_record.kinds_by_path(),
         "paths_per_100_requests": {name: 100 * counts[name] / requests for name in PATHS},
         "started_per_100_requests": 100 * counts["started_total"] / requests,
@@ -355,6 +376,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scripts", type=int, default=160)
     parser.add_argument("--cold-scripts", type=int, default=24)
+    parser.add_argument(
+        "--upstream-process",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the upstream in its own process",
+    )
+    parser.add_argument("--warmup", type=int, default=80, help="unmeasured scripts run first on the proxy")
     parser.add_argument("--pool", default="{}", help="JSON merged into the server's pool settings")
     parser.add_argument("--tree", help="run the server from this checkout (a before/after comparison)")
     parser.add_argument("--zipf", type=float, default=0.0, help="skew of the projects (0: every one alike)")
@@ -374,7 +402,9 @@ def main() -> int:
     if args.tree:
         server_module.REPO = Path(args.tree).resolve()
     binary = ensure_cli()
-    upstream = ScriptedUpstream().start()
+    upstream: ScriptedUpstream | UpstreamProcess = (
+        UpstreamProcess() if args.upstream_process and not args.stop_rounds else ScriptedUpstream().start()
+    )
     workdir = Path(tempfile.mkdtemp(prefix="claude-proxy-mixed-"))
     server = RunningServer(
         workdir / "server",
@@ -387,7 +417,7 @@ def main() -> int:
         },
     ).start()
     try:
-        if args.stop_rounds:
+        if args.stop_rounds and isinstance(upstream, ScriptedUpstream):
             script_upstream(upstream)
             print(json.dumps(stop_then_ask(server, args.stop_rounds), indent=2))  # noqa: T201
             return 0
@@ -398,6 +428,7 @@ def main() -> int:
             scripts=args.scripts,
             cold_scripts=args.cold_scripts,
             zipf=args.zipf,
+            warmup=args.warmup,
         )
     finally:
         server.stop()

@@ -39,6 +39,14 @@ class Recorder:
             for path, samples in sorted(self.by_path.items())
         }
 
+    def paths_without(self, kinds: set[str]) -> dict[str, Any]:
+        """Per path, p50/p90/p99 of the requests of the workloads not in `kinds`."""
+        by_path: dict[str, list[float]] = defaultdict(list)
+        for (kind, path), samples in self.by_kind_path.items():
+            if kind not in kinds:
+                by_path[path] += samples
+        return {path: percentiles(samples) for path, samples in sorted(by_path.items())}
+
     def kinds_by_path(self) -> dict[str, dict[str, Any]]:
         """Per workload, per path: how many requests, and their p50/p99."""
         out: dict[str, dict[str, Any]] = defaultdict(dict)

@@ -143,7 +143,11 @@ class KeptProcesses(Generic[P]):
         `primed` when it was a spare made ready for the profile, else `reused`."""
         if profile is None:
             return None
-        found = self.warm.take_first(lambda proc: True if self._reusable(proc, profile, account, tools) else None)
+        # Of the processes that fit, first those that fit best (see `OfferedTools.rank`).
+        found = self.warm.take_first(
+            lambda proc: 0 if self._reusable(proc, profile, account, tools, best=True) else None
+        )
+        found = found or self.warm.take_first(lambda proc: 1 if self._reusable(proc, profile, account, tools) else None)
         if found is None:
             return None
         proc, _ = found
@@ -159,12 +163,15 @@ class KeptProcesses(Generic[P]):
         self.reuse_hits += 1
         return proc, "reused"
 
-    def _reusable(self, proc: P, profile: str, account: str, tools: str | None) -> bool:
-        """A kept process of `account` can hold one more conversation of `profile` and `tools`."""
+    def _reusable(self, proc: P, profile: str, account: str, tools: str | None, *, best: bool = False) -> bool:
+        """A kept process of `account` can hold one more conversation of `profile` and `tools`
+        (with `best`, and fits those tools best)."""
+        rank = proc.tools_rank(tools)
         return (
             proc.turn_ended
             and proc.profile == profile
-            and proc.serves_tools(tools)
+            and rank is not None
+            and (rank == 0 or not best)
             and self._processes.account(proc) == account
             and proc.conversations + 1 < self.reuse_max
         )

@@ -37,6 +37,14 @@ class OfferedTools:
         """Whether a request offering `tools` gets exactly them (nothing left over)."""
         return tools is None or self.sticky is None or self.sticky == tools
 
+    def rank(self, tools: str | None) -> int | None:
+        """How well it fits a request offering `tools`: None, not at all; 0, best (it keeps
+        the other processes' choices open); 1, it fits. The same tools fit a process offering
+        them best, and no tools one offering some, which they free for any set."""
+        if not self.can_serve(tools):
+            return None
+        return 0 if (self.sticky == tools if tools is not None else self.sticky is not None) else 1
+
     def change_for(self, tools: str | None) -> dict[str, Any] | None:
         """The control request that makes the CLI offer `tools`, or None when it does already."""
         if tools is None and self.registered:

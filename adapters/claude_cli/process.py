@@ -133,10 +133,10 @@ class CliProcess:
         """Which of the caller's tools its CLI offers, and which it can switch to."""
         return self._offered
 
-    def serves_tools(self, tools: str | None) -> bool:
-        """Whether a request offering the tool set `tools` (a key; None: none) gets exactly
-        those tools from it."""
-        return self._offered.can_serve(tools)
+    def tools_rank(self, tools: str | None) -> int | None:
+        """How well it fits a request offering the tool set `tools` (a key; None: none):
+        None, it cannot offer exactly those; lower is better (`OfferedTools.rank`)."""
+        return self._offered.rank(tools)
 
     @property
     def conversations(self) -> int:

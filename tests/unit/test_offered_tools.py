@@ -36,3 +36,11 @@ def test_a_request_upstream_with_the_server_keeps_its_tools():
     offered.set_up("a")
     offered.reached_upstream()
     assert not offered.can_serve("b")
+
+
+def test_the_same_tools_fit_best_and_no_tools_fit_a_process_offering_some_best():
+    clean, offering = OfferedTools(), OfferedTools()
+    offering.set_up("a")
+    assert (offering.rank("a"), clean.rank("a")) == (0, 1)
+    assert (offering.rank(None), clean.rank(None)) == (0, 1)
+    assert offering.rank("b") is None

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from adapters.claude_cli._offered import OfferedTools
 from adapters.claude_cli.pool import CliPool
 from adapters.claude_cli.settings import PoolSettings
 from core.errors import CliFailed, RateLimited, ShuttingDown
@@ -51,8 +52,11 @@ class FakeProcess:
     def rewind_point(self, key: str) -> int | None:
         return self.rewind_points.get(key)
 
-    def serves_tools(self, tools: str | None) -> bool:
-        return tools is None or self.tools in (None, tools)
+    def tools_rank(self, tools: str | None) -> int | None:
+        offered = OfferedTools()
+        if self.tools is not None:
+            offered.set_up(self.tools)
+        return offered.rank(tools)
 
     async def rewind(self, index: int = 0) -> None:
         self.rewinds.append(index)
@@ -417,6 +421,28 @@ def test_an_idle_process_serves_only_new_conversations_of_its_profile(tmp_path):
         assert (idle.rewinds, idle.conversations, pool.stats()["reuse_hits"]) == ([0], 1, 1)
 
     run(test, tmp_path, size=4)
+
+
+def test_a_new_conversation_takes_the_idle_process_its_tools_fit_best(tmp_path):
+    async def test(pool, factory, clock):
+        async with (
+            pool.lease(model="sonnet", profile="p") as offering,
+            pool.lease(model="sonnet", profile="p") as clean,
+        ):
+            for proc in (offering, clean):
+                proc.profile = "p"
+                pool.park(proc, None, turn_ended=True)
+        offering.tools = "a"  # kept after `clean`, which left its lease first: the oldest
+        # The same tools: the process offering them, though not the oldest.
+        assert await found(pool, profile="p", tools="a", park="x") == (offering, "reused")
+        # Other tools: only the clean process can offer exactly them.
+        assert await found(pool, profile="p", tools="b", park="y") == (clean, "reused")
+        clean.tools = "b"
+        # No tools: any process fits; the oldest of those offering tools is freed first.
+        assert (await found(pool, profile="p"))[0] is offering
+        assert (await found(pool, profile="p", tools="c"))[0] not in (offering, clean)
+
+    run(test, tmp_path, size=4, spares=0)
 
 
 def test_reuse_max_bounds_the_conversations_one_process_holds(tmp_path):

@@ -57,6 +57,19 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return float("nan") if value is None else value
 
 
+def pss_mb(pid: int) -> float:
+    """Proportional memory: private pages plus each shared page divided among the processes
+    mapping it (the binary's pages, shared by every CLI, count a share each)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def interleaved(rounds: int, a: Callable[[int], float], b: Callable[[int], float]) -> tuple[list[float], list[float]]:
     first, second = [], []
     for i in range(rounds):

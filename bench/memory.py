@@ -29,12 +29,14 @@ CHECKPOINTS = (1, 2, 5, 10, 20, 50, 100, 200, 300, 400, 500, 1000)
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--conversations", type=int, default=500)
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="set in the CLI's environment")
     args = parser.parse_args()
     binary = ensure_cli()
     upstream = ScriptedUpstream().start()
     workdir = Path(tempfile.mkdtemp(prefix="claude-proxy-memory-"))
     (workdir / "cwd").mkdir()
     env = {**Cold(binary, upstream.url, workdir).env, "CLAUDE_CONFIG_DIR": str(workdir / "config")}
+    env.update(item.split("=", 1) for item in args.env)
     spec = LaunchSpec(binary=str(binary), bare=True, max_retries=0, env={})
     proc = subprocess.Popen(
         build_argv(spec, model="haiku"),

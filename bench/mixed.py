@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import tempfile
 import threading
 import time
@@ -34,7 +33,9 @@ from typing import Any
 
 import httpx
 
-from bench.measure import percentiles, rss_mb
+from bench.measure import percentiles, pss_mb, rss_mb
+from bench.mixed_plots import PATHS, p50s, plot, plot_shares
+from bench.mixed_scripts import CALL, LONG, PROJECTS, TOOLSETS, Scripts, script_upstream
 from bench.record import PROCESS_HEADER, Recorder, path_p50s
 from bench.sides import Cold, batch_run, flattened
 from bench.upstream_process import UpstreamProcess
@@ -42,18 +43,12 @@ from bench.watch import Watcher, orphans
 from tests.support import server as server_module
 from tests.support.cli import ensure_cli
 from tests.support.server import RunningServer
-from tests.support.upstream import Reply, ScriptedUpstream
+from tests.support.upstream import ScriptedUpstream
 
-PROJECTS = 20
 CONCURRENCY = 8
 BATCH_LINES = 24
-STREAM_SHARE = 0.5
-KINDS = {"one_shot": 0.25, "conversation": 0.25, "regenerate": 0.15, "tool_loop": 0.2, "stopped": 0.15}
-# Counters of /health's pool section: which path served each request.
-PATHS = ("warm_hits", "rewind_hits", "reuse_hits", "spare_hits", "new_hits")
+# Counters of /health's pool section: which path served each request (`PATHS`), and others.
 COUNTS = (*PATHS, "primed_hits", "started_total", "recovered", "recover_failed", "memory_closed")
-LONG = "[long answer]"
-CALL = "[call the tool]"
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # Room for every request at once (8 callers and 4 batch lines): a smaller pool is full at all
 # times, so a request that needs a new process evicts a conversation between its turns
@@ -63,46 +58,6 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 # (processes are never shared between projects), so each of the 20 needs one or two kept
 # (measured, docs/performance.md: 12 processes started 39 per 100 requests, 40 13 and 64 6).
 SERVER_POOL = {"size": 64, "spares": 2, "warm_max": 64, "spare_model": "haiku", "max_queue": 64}
-
-
-def _tool(name: str) -> dict[str, Any]:
-    parameters = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
-    return {"type": "function", "function": {"name": name, "description": f"{name} a fact", "parameters": parameters}}
-
-
-TOOLSETS: list[list[dict[str, Any]] | None] = [None, [_tool("lookup")], [_tool("search"), _tool("fetch")]]
-
-
-def script_upstream(upstream: ScriptedUpstream) -> None:
-    """Long answers stream slowly enough to be stopped; `CALL` gets a call to the set's first tool."""
-    upstream.on(LONG, Reply(chunks=[f"word{i} " for i in range(12)], chunk_delay=0.03))
-    for tools in TOOLSETS:
-        if tools:
-            name = tools[0]["function"]["name"]
-            upstream.on(
-                f"{CALL} {name}", Reply(chunks=[], tool_use={"name": f"mcp__proxy__{name}", "input": {"q": "x"}})
-            )
-
-
-class Scripts:
-    """The same random scripts for both sides: (kind, project, tool set, number)."""
-
-    def __init__(self, count: int, seed: int, zipf: float = 0.0, first: int = 0) -> None:
-        rng = random.Random(seed)
-        kinds = list(KINDS)
-        # zipf > 0: project i is chosen with weight (i + 1) ** -zipf, so a few set-ups recur
-        # (as real traffic's do); 0, every project alike.
-        projects = [(i + 1) ** -zipf for i in range(PROJECTS)]
-        self.items = [
-            (
-                rng.choices(kinds, weights=list(KINDS.values()))[0],
-                rng.choices(range(PROJECTS), weights=projects)[0],
-                rng.randrange(3),
-                n,
-            )
-            for n in range(first, first + count)
-        ]
-        self.streams = [rng.random() < STREAM_SHARE for _ in range(count * 8)]
 
 
 class ProxyCaller:
@@ -243,6 +198,7 @@ def run(
     cold_scripts: int,
     zipf: float = 0.0,
     warmup: int = 0,
+    concurrency: int = CONCURRENCY,
 ) -> dict:
     """The mixed workload on both sides; returns the report section. `warmup` scripts of other
     conversations run first, unmeasured, as a server in use has run others before."""
@@ -253,7 +209,7 @@ def run(
     if warmup:
         earlier = Scripts(warmup, seed=7, zipf=zipf, first=scripts)  # numbers of their own
         warming = ProxyCaller(server, earlier, keys, Recorder())
-        _timed(CONCURRENCY, earlier.items, warming.run, Recorder())
+        _timed(concurrency, earlier.items, warming.run, Recorder())
         warming.close()
     before = server.health()["pool"]
     watcher = Watcher(server, size=before["size"])
@@ -263,7 +219,7 @@ def run(
     batch_thread = threading.Thread(target=lambda: batch.update(seconds=batch_run(server, BATCH_LINES)))
     batch_thread.start()
     try:
-        proxy_side = _timed(CONCURRENCY, plan.items, caller.run, proxy_record)
+        proxy_side = _timed(concurrency, plan.items, caller.run, proxy_record)
     finally:
         batch_thread.join()
         caller.close()
@@ -275,10 +231,11 @@ def run(
     clis = server.cli_pids()
     cold_record = Recorder()
     cold_side = _timed(
-        CONCURRENCY, Scripts(cold_scripts, seed=20, zipf=zipf).items, ColdCaller(cold, cold_record).run, cold_record
+        concurrency, Scripts(cold_scripts, seed=20, zipf=zipf).items, ColdCaller(cold, cold_record).run, cold_record
     )
     return {
         "scripts": {"proxy": scripts, "cold": cold_scripts, "zipf": zipf, "warmup": warmup},
+        "concurrency": concurrency,
         "throughput_rps": {
             "proxy": proxy_side["rps"],
             "cold": cold_side["rps"],
@@ -313,6 +270,7 @@ def run(
             # A process that exited since it was listed reads as NaN: left out.
             "pooled_cli": sorted(round(mb) for mb in (rss_mb(pid) for pid in clis) if mb == mb),
             "pooled_cli_private": sorted(round(mb) for mb in (rss_mb(pid, "RssAnon") for pid in clis) if mb == mb),
+            "pooled_cli_proportional": sorted(round(mb) for mb in (pss_mb(pid) for pid in clis) if mb == mb),
         },
     }
 
@@ -342,36 +300,6 @@ def stop_then_ask(server: RunningServer, rounds: int) -> dict[str, Any]:
     return {how: percentiles(samples) for how, samples in after.items()}
 
 
-def plot(series: dict[str, dict[str, float]], path: Path) -> bool:
-    """A bar per side for each workload's p50 (`series`: side -> workload -> seconds), written to
-    `path` when matplotlib is installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    kinds = sorted({kind for values in series.values() for kind in values})
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    width = 0.8 / len(series)
-    for n, (side, values) in enumerate(series.items()):
-        xs = [i + n * width for i in range(len(kinds))]
-        ax.bar(xs, [values.get(kind, 0.0) for kind in kinds], width, label=side)
-    ax.set_yscale("log")
-    ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(kinds))])
-    ax.set_xticklabels([kind.replace("_", " ") for kind in kinds], rotation=25, ha="right", fontsize=8)
-    ax.set_ylabel("p50 latency (s)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return True
-
-
-def p50s(report: dict[str, Any], side: str) -> dict[str, float]:
-    return {kind: v[side]["p50"] for kind, v in report["latency_s"].items() if v.get(side)}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scripts", type=int, default=160)
@@ -382,6 +310,8 @@ def main() -> int:
         default=True,
         help="the upstream in its own process",
     )
+    parser.add_argument("--claude-env", action="append", default=[], metavar="NAME=VALUE", help="claude.env")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="callers on each side")
     parser.add_argument("--warmup", type=int, default=80, help="unmeasured scripts run first on the proxy")
     parser.add_argument("--pool", default="{}", help="JSON merged into the server's pool settings")
     parser.add_argument("--tree", help="run the server from this checkout (a before/after comparison)")
@@ -390,11 +320,17 @@ def main() -> int:
     parser.add_argument("--stop-rounds", type=int, default=0, help="only the stop-then-ask side-by-side")
     parser.add_argument("--plot", nargs=2, metavar=("AFTER", "BEFORE"), help="plot two reports, run nothing")
     parser.add_argument("--plot-paths", nargs="+", metavar="LABEL=REPORT", help="p50 per path of reports")
+    parser.add_argument("--plot-shares", nargs="+", metavar="LABEL=REPORT", help="paths and throughput of reports")
+    parser.add_argument("--plot-out", default="perf-mixed-paths.png", help="file name in docs/ for a plot")
     args = parser.parse_args()
+    if args.plot_shares:
+        labelled = (item.split("=", 1) for item in args.plot_shares)
+        reports = {label: json.loads(Path(name).read_text()) for label, name in labelled}
+        return 0 if plot_shares(reports, DOCS / args.plot_out) else 1
     if args.plot_paths:
         labelled = (item.split("=", 1) for item in args.plot_paths)
         series = {label: path_p50s(json.loads(Path(name).read_text())) for label, name in labelled}
-        return 0 if plot(series, DOCS / "perf-mixed-paths.png") else 1
+        return 0 if plot(series, DOCS / args.plot_out) else 1
     if args.plot:
         after, before = (json.loads(Path(name).read_text()) for name in args.plot)
         series = {"proxy": p50s(after, "proxy"), "proxy before": p50s(before, "proxy"), "cold": p50s(after, "cold")}
@@ -413,6 +349,7 @@ def main() -> int:
         config={
             "pool": {**SERVER_POOL, **json.loads(args.pool)},
             "batches": {"concurrency": 4, "poll_s": 0.05},
+            "claude": {"env": dict(item.split("=", 1) for item in args.claude_env)},
             "server": {"log_level": "warning"},
         },
     ).start()
@@ -429,6 +366,7 @@ def main() -> int:
             cold_scripts=args.cold_scripts,
             zipf=args.zipf,
             warmup=args.warmup,
+            concurrency=args.concurrency,
         )
     finally:
         server.stop()
@@ -436,6 +374,7 @@ def main() -> int:
     report["orphans_after_stop"] = orphans(report.pop("cli_pids_seen"))
     report["tree"] = args.tree or "this checkout"
     report["pool_settings"] = {**SERVER_POOL, **json.loads(args.pool)}
+    report["claude_env"] = args.claude_env
     out = Path(__file__).resolve().parent / "results" / args.out
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

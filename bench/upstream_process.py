@@ -35,7 +35,7 @@ class UpstreamProcess:
 
 
 def main() -> int:
-    from bench.mixed import script_upstream
+    from bench.mixed_scripts import script_upstream
 
     upstream = ScriptedUpstream().start()
     script_upstream(upstream)

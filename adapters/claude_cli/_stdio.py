@@ -23,6 +23,10 @@ from core.errors import CliFailed
 _STDERR_KEEP = 40
 
 
+# Measured on 2.1.328: the CLI lists an added server's tools within milliseconds.
+_LISTING_TIMEOUT_S = 10.0
+
+
 class CliStdio:
     """Writes to the child's stdin, reads its stdout, and keeps the last lines of its stderr so
     that an error can say why the CLI went away. `alive` says whether it may still be written to."""
@@ -106,14 +110,18 @@ class CliStdio:
         """Answer the CLI's MCP set-up with `bridge` until it has asked for the tool list: a
         server added with `mcp_set_servers` connects after the request is answered, and the
         next turn must not start before its tools are there. Other lines are dropped."""
-        while not bridge.listed:
-            line = await self.read()
-            if line is None:
-                raise CliFailed(await self.exit_message("the Claude CLI exited during set-up"))
-            if isinstance(line, ControlRequestLine):
-                answer = bridge.answer(line)
-                if answer is not None:
-                    await self.send(answer)
+        try:
+            async with asyncio.timeout(_LISTING_TIMEOUT_S):
+                while not bridge.listed:
+                    line = await self.read()
+                    if line is None:
+                        raise CliFailed(await self.exit_message("the Claude CLI exited during set-up"))
+                    if isinstance(line, ControlRequestLine):
+                        answer = bridge.answer(line)
+                        if answer is not None:
+                            await self.send(answer)
+        except TimeoutError as exc:
+            raise CliFailed("the Claude CLI did not list the tools of the server it was given") from exc
 
     def _exit_message(self, what: str) -> str:
         code = self._proc.returncode

@@ -209,7 +209,11 @@ def run(
     if warmup:
         earlier = Scripts(warmup, seed=7, zipf=zipf, first=scripts)  # numbers of their own
         warming = ProxyCaller(server, earlier, keys, Recorder())
+        # A batch too: the measured one's project then has processes, as on a server in use.
+        warm_batch = threading.Thread(target=batch_run, args=(server, BATCH_LINES // 2, "warm-up batch line"))
+        warm_batch.start()
         _timed(concurrency, earlier.items, warming.run, Recorder())
+        warm_batch.join()
         warming.close()
     before = server.health()["pool"]
     watcher = Watcher(server, size=before["size"])
@@ -311,6 +315,7 @@ def main() -> int:
         help="the upstream in its own process",
     )
     parser.add_argument("--claude-env", action="append", default=[], metavar="NAME=VALUE", help="claude.env")
+    parser.add_argument("--batch-concurrency", type=int, default=4, help="batches.concurrency of the server")
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="callers on each side")
     parser.add_argument("--warmup", type=int, default=80, help="unmeasured scripts run first on the proxy")
     parser.add_argument("--pool", default="{}", help="JSON merged into the server's pool settings")
@@ -348,7 +353,7 @@ def main() -> int:
         upstream_url=upstream.url,
         config={
             "pool": {**SERVER_POOL, **json.loads(args.pool)},
-            "batches": {"concurrency": 4, "poll_s": 0.05},
+            "batches": {"concurrency": args.batch_concurrency, "poll_s": 0.05},
             "claude": {"env": dict(item.split("=", 1) for item in args.claude_env)},
             "server": {"log_level": "warning"},
         },

@@ -194,15 +194,16 @@ def agent_loop(proxy: Proxy, i: int) -> tuple[float, float]:
     return end - start, end - middle
 
 
-def batch_run(server: RunningServer, lines: int) -> float:
-    """Seconds from upload to a completed batch of `lines` chat requests."""
+def batch_run(server: RunningServer, lines: int, prefix: str = "batch line") -> float:
+    """Seconds from upload to a completed batch of `lines` chat requests (`prefix` and a number
+    each)."""
     body = "".join(
         json.dumps(
             {
                 "custom_id": f"b{i}",
                 "method": "POST",
                 "url": "/v1/chat/completions",
-                "body": {"model": "haiku", "messages": [{"role": "user", "content": f"batch line {i}"}]},
+                "body": {"model": "haiku", "messages": [{"role": "user", "content": f"{prefix} {i}"}]},
             }
         )
         + "\n"

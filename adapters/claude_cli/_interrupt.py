@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from adapters.claude_cli.events import ControlRequestLine, ControlResponseLine, ResultLine
+from adapters.claude_cli.events import ControlResponseLine, ResultLine
 from adapters.claude_cli.process import CliProcess
 from adapters.claude_cli.tool_bridge import ToolBridge
 from core.errors import CliFailed
@@ -43,15 +43,9 @@ async def _interrupt(proc: CliProcess, bridge: ToolBridge) -> None:
     await proc.send({"type": "control_request", "request_id": request_id, "request": {"subtype": "interrupt"}})
     answered = ended = False
     while not (answered and ended):
-        line = await proc.read()
-        if line is None:
-            raise CliFailed(await proc.exit_message("the Claude CLI exited while interrupted"))
-        if isinstance(line, ControlRequestLine):
-            # MCP traffic of the interrupted turn: answered as the turn would have been.
-            answer = bridge.answer(line)
-            if answer is not None:
-                await proc.send(answer)
-        elif isinstance(line, ControlResponseLine) and line.response.request_id == request_id:
+        # MCP traffic of the interrupted turn is answered as the turn would have been.
+        line = await proc.read_answering(bridge, during="an interrupt")
+        if isinstance(line, ControlResponseLine) and line.response.request_id == request_id:
             if line.response.subtype != "success":
                 raise CliFailed(f"the Claude CLI refused `interrupt`: {line.response.error}")
             answered = True

@@ -77,6 +77,19 @@ class CliStdio:
         except ProtocolError as exc:
             raise CliFailed(f"the Claude CLI broke its output protocol: {exc}") from exc
 
+    async def read_answering(self, bridge: ToolBridge | None, *, during: str) -> CliLine | UnknownLine | None:
+        """The next stdout line; the CLI's own requests (MCP traffic, permissions) go to `bridge`
+        and read as None. CliFailed, naming what it was `during`, at end of output."""
+        line = await self.read()
+        if line is None:
+            raise CliFailed(await self.exit_message(f"the Claude CLI exited during {during}"))
+        if isinstance(line, ControlRequestLine) and bridge is not None:
+            answer = bridge.answer(line)
+            if answer is not None:
+                await self.send(answer)
+            return None
+        return line
+
     async def control(
         self, requests: list[dict[str, Any]], bridge: ToolBridge | None = None
     ) -> list[ControlResponseLine]:
@@ -90,14 +103,7 @@ class CliStdio:
             await self.send({"type": "control_request", "request_id": request_id, "request": request})
         answers: list[ControlResponseLine | None] = [None] * len(requests)
         while pending:
-            line = await self.read()
-            if line is None:
-                raise CliFailed(await self.exit_message("the Claude CLI exited during set-up"))
-            if isinstance(line, ControlRequestLine) and bridge is not None:
-                answer = bridge.answer(line)
-                if answer is not None:
-                    await self.send(answer)
-                continue
+            line = await self.read_answering(bridge, during="set-up")
             if isinstance(line, ControlResponseLine) and line.response.request_id in pending:
                 position = pending.pop(line.response.request_id)
                 if line.response.subtype != "success":
@@ -113,13 +119,7 @@ class CliStdio:
         try:
             async with asyncio.timeout(_LISTING_TIMEOUT_S):
                 while not bridge.listed:
-                    line = await self.read()
-                    if line is None:
-                        raise CliFailed(await self.exit_message("the Claude CLI exited during set-up"))
-                    if isinstance(line, ControlRequestLine):
-                        answer = bridge.answer(line)
-                        if answer is not None:
-                            await self.send(answer)
+                    await self.read_answering(bridge, during="set-up")
         except TimeoutError as exc:
             raise CliFailed("the Claude CLI did not list the tools of the server it was given") from exc
 

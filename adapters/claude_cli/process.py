@@ -324,6 +324,10 @@ class CliProcess:
         """The next stdout line, or None at end of output."""
         return await self._stdio.read()
 
+    async def read_answering(self, bridge: ToolBridge | None, *, during: str) -> CliLine | UnknownLine | None:
+        """The next stdout line; the CLI's own requests go to `bridge` and read as None."""
+        return await self._stdio.read_answering(bridge, during=during)
+
     async def lines(self) -> AsyncIterator[CliLine | UnknownLine]:
         while (line := await self.read()) is not None:
             yield line

@@ -262,14 +262,7 @@ def test_a_process_over_the_memory_limit_is_not_kept(make_server, upstream):
     assert (pool["reuse_hits"], pool["warm"]) == (0, 0)
 
 
-SEARCH = {
-    "type": "function",
-    "function": {
-        "name": "search",
-        "description": "Search the web",
-        "parameters": {"type": "object", "properties": {"terms": {"type": "string"}}, "required": ["terms"]},
-    },
-}
+SEARCH = {"type": "function", "function": {**LOOKUP["function"], "name": "search", "description": "Search the web"}}
 
 
 def test_a_kept_process_changes_tool_sets_through_none_exactly_as_fresh_ones(make_server, upstream):

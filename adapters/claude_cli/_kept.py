@@ -139,18 +139,14 @@ class KeptProcesses(Generic[P]):
         return proc
 
     async def _reuse(self, profile: str | None, account: str, tools: str | None) -> tuple[P, str] | None:
-        """The idle process of `account` and `profile` parked longest, its conversation emptied:
-        `primed` when it was a spare made ready for the profile, else `reused`."""
+        """The idle process of `account` and `profile` whose tools fit best, parked longest, its
+        conversation emptied: `primed` when it was a spare made ready for the profile, else
+        `reused`."""
         if profile is None:
             return None
-        # Of the processes that fit, first those that fit best (see `OfferedTools.rank`).
-        found = self.warm.take_first(
-            lambda proc: 0 if self._reusable(proc, profile, account, tools, best=True) else None
-        )
-        found = found or self.warm.take_first(lambda proc: 1 if self._reusable(proc, profile, account, tools) else None)
-        if found is None:
+        proc = self.warm.take_best(lambda proc: self._reuse_rank(proc, profile, account, tools))
+        if proc is None:
             return None
-        proc, _ = found
         primed = proc in self.primed
         self.primed.discard(proc)
         if not await self._rewind(proc, 0):
@@ -163,18 +159,16 @@ class KeptProcesses(Generic[P]):
         self.reuse_hits += 1
         return proc, "reused"
 
-    def _reusable(self, proc: P, profile: str, account: str, tools: str | None, *, best: bool = False) -> bool:
-        """A kept process of `account` can hold one more conversation of `profile` and `tools`
-        (with `best`, and fits those tools best)."""
-        rank = proc.tools_rank(tools)
-        return (
+    def _reuse_rank(self, proc: P, profile: str, account: str, tools: str | None) -> int | None:
+        """How well a kept process of `account` fits one more conversation of `profile` and
+        `tools` (lower fits better, see `OfferedTools.rank`); None when it cannot hold it."""
+        reusable = (
             proc.turn_ended
             and proc.profile == profile
-            and rank is not None
-            and (rank == 0 or not best)
             and self._processes.account(proc) == account
             and proc.conversations + 1 < self.reuse_max
         )
+        return proc.tools_rank(tools) if reusable else None
 
     async def _rewind(self, proc: P, index: int) -> bool:
         """Rewind a process just taken from the kept ones; one that fails is closed."""

@@ -43,6 +43,20 @@ class WarmSet(Generic[P]):
                 return proc, found
         return None
 
+    def take_best(self, rank: Callable[[P], int | None]) -> P | None:
+        """Of the processes `rank` ranks (not None), the one ranked lowest, parked longest."""
+        best: tuple[int, str, P] | None = None
+        for key, (proc, _) in self._kept.items():
+            ranked = rank(proc)
+            if ranked is not None and (best is None or ranked < best[0]):
+                best = (ranked, key, proc)
+                if ranked == 0:
+                    break
+        if best is None:
+            return None
+        del self._kept[best[1]]
+        return best[2]
+
     def put(self, key: str, proc: P, now: float) -> P | None:
         """Keep `proc` as the most recent; returns the process it replaced under `key`."""
         previous = self._kept.pop(key, None)

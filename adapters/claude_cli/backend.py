@@ -158,6 +158,7 @@ class ClaudeCliBackend:
         if continuing and not all(isinstance(block, ToolResultBlock) for block in job.prompt):
             key = None  # results plus a new message: a waiting call can take only the results
         profile = None if continuing else reuse_profile(job)
+        tools = tools_key(job)
         async with pool.lease(
             model=job.model,
             history=history,
@@ -165,7 +166,7 @@ class ClaudeCliBackend:
             warm_key=key,
             resume_turn=resume_turn,
             profile=profile,
-            tools=tools_key(job),
+            tools=tools,
             account=account,
             project=job.owner,
             prime=None if profile is None else _primer(job, profile),
@@ -178,7 +179,7 @@ class ClaudeCliBackend:
                     await proc.send(reply)
             else:
                 bridge = ToolBridge(job.tools)
-                await _prepare(proc, job, bridge, profile)
+                await _prepare(proc, job, bridge, profile, tools)
                 if continuing:
                     proc.mark_inexact()
                 else:
@@ -188,7 +189,7 @@ class ClaudeCliBackend:
             try:
                 async for event in answer.events():
                     if isinstance(event, Started):
-                        proc.offered.reached_upstream()
+                        proc.note_upstream_request()
                         event = msgspec.structs.replace(event, process=path)
                     elif isinstance(event, Completed):
                         if answer.cut_at_limit:
@@ -213,7 +214,7 @@ def _primer(job: CompletionJob, profile: str) -> Callable[[CliProcess], Awaitabl
     setup = msgspec.structs.replace(job, history=[], prompt=[], tools=[])
 
     async def prime(proc: CliProcess) -> None:
-        await _prepare(proc, setup, ToolBridge(setup.tools), profile)
+        await _prepare(proc, setup, ToolBridge(setup.tools), profile, None)
 
     return prime
 
@@ -310,12 +311,14 @@ def _tool_results(blocks: list[Block]) -> dict[str, list[TextBlock]]:
     return {block.tool_use_id: block.content for block in blocks if isinstance(block, ToolResultBlock)}
 
 
-async def _prepare(proc: CliProcess, job: CompletionJob, bridge: ToolBridge, profile: str | None) -> None:
+async def _prepare(
+    proc: CliProcess, job: CompletionJob, bridge: ToolBridge, profile: str | None, tools: str | None
+) -> None:
     """System prompt, tools, model and output limit go over stdin as control requests, never
-    argv. A warm or reused process was initialized before, with the same settings."""
+    argv. A warm or reused process was initialized before, with the same settings. `tools` is
+    the job's `tools_key`."""
     requests: list[dict[str, Any]] = []
-    tools = tools_key(job)
-    change_tools = proc.offered.change_for(tools) if proc.initialized else None
+    change_tools = proc.tools_change(tools) if proc.initialized else None
     if not proc.initialized:
         initialize: dict[str, Any] = {"subtype": "initialize", "systemPrompt": job.system}
         if job.json_schema is not None:
@@ -354,8 +357,9 @@ async def _prepare(proc: CliProcess, job: CompletionJob, bridge: ToolBridge, pro
         await proc.control(requests, bridge)
         if change_tools is not None and tools is not None:
             await proc.until_listed(bridge)
-    proc.offered.set_up(tools)
-    proc.configure(bridge, model=job.model, system=job.system, output_limit=limit, profile=profile, thinking_mode=mode)
+    proc.configure(
+        bridge, model=job.model, system=job.system, output_limit=limit, profile=profile, tools=tools, thinking_mode=mode
+    )
 
 
 def _stdin_content(blocks: list[Block]) -> list[dict[str, Any]]:

@@ -128,10 +128,14 @@ class CliProcess:
         """The set-up sent with `initialize`; None: not reusable for new conversations."""
         return self._profile
 
-    @property
-    def offered(self) -> OfferedTools:
-        """Which of the caller's tools its CLI offers, and which it can switch to."""
-        return self._offered
+    def tools_change(self, tools: str | None) -> dict[str, Any] | None:
+        """The control request that makes its CLI offer the tool set `tools`, or None when it
+        does already (`OfferedTools.change_for`)."""
+        return self._offered.change_for(tools)
+
+    def note_upstream_request(self) -> None:
+        """A request of its current set-up went upstream (`OfferedTools.reached_upstream`)."""
+        self._offered.reached_upstream()
 
     def tools_rank(self, tools: str | None) -> int | None:
         """How well it fits a request offering the tool set `tools` (a key; None: none):
@@ -176,14 +180,17 @@ class CliProcess:
         system: str,
         output_limit: str | None,
         profile: str | None,
+        tools: str | None = None,
         thinking_mode: ThinkingMode = DEFAULT_THINKING,
     ) -> None:
-        """Record a job's set-up once the CLI accepted it. `profile` counts only the first time:
-        `initialize` cannot be sent again."""
+        """Record a job's set-up once the CLI accepted it: `tools` is the tool set it offers
+        (`OfferedTools.set_up`). `profile` counts only the first time: `initialize` cannot be
+        sent again."""
         if not self._initialized:
             self._profile = profile if self._session_file is None else None
         self._initialized = True
         self._bridge = bridge
+        self._offered.set_up(tools)
         self._model = model
         self._system = system
         self._output_limit = output_limit

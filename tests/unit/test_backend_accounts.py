@@ -74,6 +74,12 @@ class ScriptedCli(FakeProcess):
     ) -> None:
         self.initialized, self.bridge, self.model, self.system = True, bridge, model, system
 
+    def tools_change(self, tools: str | None) -> dict[str, Any] | None:
+        return self.offered.change_for(tools)
+
+    def note_upstream_request(self) -> None:
+        self.offered.reached_upstream()
+
     def mark_inexact(self) -> None:
         self.exact = False
 
